@@ -1,0 +1,401 @@
+"""The streamfold IR: the contract between compiler, hardware and simulation.
+
+A compiled network is a :class:`Pipeline`: an ordered list of stream units, each a plain
+dataclass holding everything needed to elaborate its hardware (``streamfold.hw``), compute its
+integer reference (``streamfold.sim.reference``) and estimate its cost (``streamfold.compiler.cost``).
+
+Stream conventions
+------------------
+* A unit consumes one input stream and produces one output stream.
+* A frame is one tensor of ``StreamSpec.shape``, streamed in C order of that shape (channel-last:
+  ``(H, W, C)`` for images, ``(..., features)`` for vectors).
+* A beat carries ``StreamSpec.fold`` consecutive elements; element 0 sits in the least significant
+  ``dtype.bits`` bits of the beat.
+* Elements are integers in two's complement (signed) or plain binary (unsigned). A bipolar element
+  (values -1/+1) is one bit: 1 means +1, 0 means -1.
+
+Integer semantics (defined here, once)
+--------------------------------------
+MatrixVectorUnit, for each input vector ``x`` (length MW) and output channel ``c``:
+
+* ``acc[c] = sum_i W[c, i] * x[i]`` with values decoded (bipolar -> -1/+1), except in *binary*
+  mode (weights and inputs both bipolar), where ``acc[c] = popcount(xnor(W_bits[c], x_bits))``,
+  the number of matching signs, in ``[0, MW]``.
+* With thresholds ``T[c, 0..n-1]`` (ascending): ``count = sum_k (acc[c] >= T[c, k])``; the
+  output value is ``out_bias + count``; for a bipolar output the output bit is ``count`` (n == 1).
+* Without thresholds the output is ``acc`` itself.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+IR_VERSION = 1
+
+
+# ----------------------------------------------------------------------------- datatypes
+@dataclass(frozen=True)
+class DataType:
+    """An integer element type: ``bits`` wide, signed or not, or bipolar (-1/+1 in one bit).
+
+    ``narrow`` drops the most negative signed value (or the largest unsigned value) from the range,
+    as QONNX's ``Quant(narrow=1)`` does; the element width stays ``bits``.
+    """
+
+    bits: int
+    signed: bool
+    bipolar: bool = False
+    narrow: bool = False
+
+    def __post_init__(self):
+        if self.bits < 1:
+            raise ValueError(f"datatype needs at least 1 bit, got {self.bits}")
+        if self.bipolar and (self.bits != 1 or self.signed or self.narrow):
+            raise ValueError("a bipolar datatype is 1 bit, unsigned code, not narrow")
+
+    # constructors
+    @staticmethod
+    def bipolar_type() -> "DataType":
+        return DataType(1, False, bipolar=True)
+
+    @staticmethod
+    def int_type(bits: int, narrow: bool = False) -> "DataType":
+        return DataType(bits, True, narrow=narrow)
+
+    @staticmethod
+    def uint_type(bits: int, narrow: bool = False) -> "DataType":
+        return DataType(bits, False, narrow=narrow)
+
+    @staticmethod
+    def for_range(lo: int, hi: int) -> "DataType":
+        """The narrowest plain integer type that holds every value in ``[lo, hi]``."""
+        lo, hi = int(lo), int(hi)
+        if lo >= 0:
+            return DataType(max(1, int(hi).bit_length()), False)
+        bits = max((-lo - 1).bit_length(), hi.bit_length()) + 1
+        return DataType(bits, True)
+
+    @staticmethod
+    def parse(name: str) -> "DataType":
+        n = name.upper()
+        if n == "BIPOLAR":
+            return DataType.bipolar_type()
+        narrow = n.endswith("N")
+        if narrow:
+            n = n[:-1]
+        if n.startswith("UINT"):
+            return DataType(int(n[4:]), False, narrow=narrow)
+        if n.startswith("INT"):
+            return DataType(int(n[3:]), True, narrow=narrow)
+        raise ValueError(f"unknown datatype name {name!r}")
+
+    # properties
+    @property
+    def name(self) -> str:
+        if self.bipolar:
+            return "BIPOLAR"
+        return f"{'INT' if self.signed else 'UINT'}{self.bits}{'N' if self.narrow else ''}"
+
+    @property
+    def min(self) -> int:
+        if self.bipolar:
+            return -1
+        if self.signed:
+            return -(1 << (self.bits - 1)) + (1 if self.narrow else 0)
+        return 0
+
+    @property
+    def max(self) -> int:
+        if self.bipolar:
+            return 1
+        if self.signed:
+            return (1 << (self.bits - 1)) - 1
+        return (1 << self.bits) - 1 - (1 if self.narrow else 0)
+
+    def contains(self, values) -> bool:
+        v = np.asarray(values)
+        if self.bipolar:
+            return bool(np.all((v == 1) | (v == -1)))
+        return bool(np.all((v >= self.min) & (v <= self.max)))
+
+    # element codes <-> values
+    def encode(self, values) -> np.ndarray:
+        """Values -> unsigned element codes (as int64 numpy array)."""
+        v = np.asarray(values, dtype=np.int64)
+        if self.bipolar:
+            return (v > 0).astype(np.int64)
+        return v & ((1 << self.bits) - 1)
+
+    def decode(self, codes) -> np.ndarray:
+        """Unsigned element codes -> values (int64 numpy array)."""
+        c = np.asarray(codes, dtype=np.int64) & ((1 << self.bits) - 1)
+        if self.bipolar:
+            return 2 * c - 1
+        if self.signed:
+            return np.where(c >= (1 << (self.bits - 1)), c - (1 << self.bits), c)
+        return c
+
+    def __str__(self) -> str:
+        return self.name
+
+
+BIPOLAR = DataType.bipolar_type()
+
+
+# ----------------------------------------------------------------------------- streams
+@dataclass(frozen=True)
+class StreamSpec:
+    """What flows on a stream: frames of ``shape``, ``fold`` elements of ``dtype`` per beat."""
+
+    shape: tuple
+    dtype: DataType
+    fold: int
+
+    @property
+    def elems_per_frame(self) -> int:
+        return int(math.prod(self.shape))
+
+    @property
+    def beats_per_frame(self) -> int:
+        return self.elems_per_frame // self.fold
+
+    @property
+    def beat_bits(self) -> int:
+        return self.fold * self.dtype.bits
+
+
+# ----------------------------------------------------------------------------- units
+class Unit:
+    """Base of every unit kind. Subclasses are dataclasses with a ``name`` and ``kind``."""
+
+    kind: ClassVar[str] = "unit"
+    name: str
+
+    @property
+    def in_stream(self) -> StreamSpec:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def out_stream(self) -> StreamSpec:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def folding(self) -> dict:
+        """The unit's folding knobs (what fold.json holds for it)."""
+        return {}
+
+    def with_folding(self, **knobs) -> "Unit":
+        return dataclasses.replace(self, **knobs)
+
+
+@dataclass
+class MatrixVectorUnit(Unit):
+    """Matrix-vector product with optional multi-threshold activation (FINN's MVAU).
+
+    ``weights`` is ``(MH, MW)``: one row per output channel. The unit processes
+    ``prod(rows_shape)`` input vectors per frame. ``pe`` output channels and ``simd`` input
+    elements are computed per cycle; one vector takes ``(MH/pe) * (MW/simd)`` cycles.
+    """
+
+    kind: ClassVar[str] = "mvau"
+    name: str
+    weights: np.ndarray
+    weight_dtype: DataType
+    in_dtype: DataType
+    out_dtype: DataType
+    thresholds: np.ndarray | None = None
+    out_bias: int = 0
+    rows_shape: tuple = ()
+    pe: int = 1
+    simd: int = 1
+    ram_style: str = "auto"
+    source: str = ""
+
+    @property
+    def mh(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def mw(self) -> int:
+        return int(self.weights.shape[1])
+
+    @property
+    def rows(self) -> int:
+        return int(math.prod(self.rows_shape))
+
+    @property
+    def binary(self) -> bool:
+        """XNOR-popcount mode: both weights and inputs are bipolar."""
+        return self.weight_dtype.bipolar and self.in_dtype.bipolar
+
+    @property
+    def neuron_fold(self) -> int:
+        return self.mh // self.pe
+
+    @property
+    def synapse_fold(self) -> int:
+        return self.mw // self.simd
+
+    @property
+    def acc_range(self) -> tuple[int, int]:
+        """Exact (min, max) of the accumulator over all valid inputs."""
+        if self.binary:
+            return 0, self.mw
+        w = self.weights.astype(np.int64)
+        lo_x, hi_x = self.in_dtype.min, self.in_dtype.max
+        prod_a, prod_b = w * lo_x, w * hi_x
+        lo = np.minimum(prod_a, prod_b).sum(axis=1)
+        hi = np.maximum(prod_a, prod_b).sum(axis=1)
+        return int(lo.min()), int(hi.max())
+
+    @property
+    def acc_dtype(self) -> DataType:
+        lo, hi = self.acc_range
+        if self.thresholds is not None and self.thresholds.size:
+            lo = min(lo, int(self.thresholds.min()))
+            hi = max(hi, int(self.thresholds.max()))
+        return DataType.for_range(min(lo, 0), hi)
+
+    @property
+    def n_thresholds(self) -> int:
+        return 0 if self.thresholds is None else int(self.thresholds.shape[1])
+
+    @property
+    def in_stream(self) -> StreamSpec:
+        return StreamSpec(tuple(self.rows_shape) + (self.mw,), self.in_dtype, self.simd)
+
+    @property
+    def out_stream(self) -> StreamSpec:
+        return StreamSpec(tuple(self.rows_shape) + (self.mh,), self.out_dtype, self.pe)
+
+    def folding(self) -> dict:
+        return {"pe": self.pe, "simd": self.simd}
+
+    def check_folding(self) -> None:
+        if self.pe < 1 or self.mh % self.pe:
+            raise FoldError(f"layer {self.name}: PE={self.pe} does not divide its {self.mh} output "
+                            f"channels; pick one of {divisors(self.mh)}")
+        if self.simd < 1 or self.mw % self.simd:
+            raise FoldError(f"layer {self.name}: SIMD={self.simd} does not divide its {self.mw} input "
+                            f"elements; pick one of {divisors(self.mw)}")
+
+
+UNIT_KINDS: dict[str, type] = {"mvau": MatrixVectorUnit}
+
+
+def register_unit(cls):
+    """Class decorator: make a unit kind known to (de)serialisation."""
+    UNIT_KINDS[cls.kind] = cls
+    return cls
+
+
+class FoldError(ValueError):
+    """A folding that the unit cannot implement."""
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+# ----------------------------------------------------------------------------- pipeline
+@dataclass
+class Pipeline:
+    """The units in stream order, and the FIFO depth in front of each unit and after the last.
+
+    ``fifo_depths[i]`` is the depth (in beats) of the FIFO that feeds unit ``i``;
+    ``fifo_depths[-1]`` is the output FIFO. Zero means a direct connection.
+    """
+
+    units: list
+    fifo_depths: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if not self.fifo_depths:
+            self.fifo_depths = [2] * (len(self.units) + 1)
+
+    @property
+    def in_stream(self) -> StreamSpec:
+        return self.units[0].in_stream
+
+    @property
+    def out_stream(self) -> StreamSpec:
+        return self.units[-1].out_stream
+
+    def unit(self, name: str):
+        for u in self.units:
+            if u.name == name:
+                return u
+        raise KeyError(name)
+
+    def check(self) -> None:
+        """Every unit folds legally and neighbouring streams agree on shape and datatype."""
+        for u in self.units:
+            if hasattr(u, "check_folding"):
+                u.check_folding()
+        for a, b in zip(self.units, self.units[1:]):
+            oa, ib = a.out_stream, b.in_stream
+            if oa.elems_per_frame != ib.elems_per_frame or oa.dtype != ib.dtype:
+                raise ValueError(f"stream mismatch between {a.name} ({oa.shape} {oa.dtype}) and "
+                                 f"{b.name} ({ib.shape} {ib.dtype})")
+
+    # serialisation: structure to JSON, arrays to an npz
+    def to_files(self) -> tuple[dict, dict]:
+        arrays: dict[str, np.ndarray] = {}
+        units = []
+        for u in self.units:
+            d: dict[str, Any] = {"kind": u.kind}
+            for f in dataclasses.fields(u):
+                v = getattr(u, f.name)
+                if isinstance(v, np.ndarray):
+                    key = f"{u.name}.{f.name}"
+                    arrays[key] = v
+                    d[f.name] = {"array": key}
+                elif isinstance(v, DataType):
+                    d[f.name] = {"dtype": v.name}
+                elif isinstance(v, tuple):
+                    d[f.name] = {"tuple": list(v)}
+                else:
+                    d[f.name] = v
+            units.append(d)
+        return {"ir_version": IR_VERSION, "units": units, "fifo_depths": list(self.fifo_depths)}, arrays
+
+    @staticmethod
+    def from_files(doc: dict, arrays) -> "Pipeline":
+        units = []
+        for d in doc["units"]:
+            cls = UNIT_KINDS[d["kind"]]
+            kw = {}
+            for f in dataclasses.fields(cls):
+                if f.name not in d:
+                    continue
+                v = d[f.name]
+                if isinstance(v, dict) and "array" in v:
+                    v = np.asarray(arrays[v["array"]])
+                elif isinstance(v, dict) and "dtype" in v:
+                    v = DataType.parse(v["dtype"])
+                elif isinstance(v, dict) and "tuple" in v:
+                    v = tuple(v["tuple"])
+                kw[f.name] = v
+            units.append(cls(**kw))
+        return Pipeline(units, list(doc.get("fifo_depths", [])))
+
+
+def dumps(obj) -> str:
+    """Deterministic JSON used for every file a build writes."""
+    return json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, DataType):
+        return o.name
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
