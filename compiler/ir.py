@@ -35,6 +35,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .errors import StreamfoldError
+
 IR_VERSION = 1
 
 
@@ -293,7 +295,7 @@ def register_unit(cls):
     return cls
 
 
-class FoldError(ValueError):
+class FoldError(StreamfoldError):
     """A folding that the unit cannot implement."""
 
 

@@ -1,0 +1,16 @@
+"""Amaranth hardware of streamfold: one component per IR unit kind, FIFOs, width converters,
+the top-level :class:`Accelerator` and Verilog emission.
+
+Only :mod:`streamfold.compiler.ir` is imported from the compiler (never its ONNX front end).
+"""
+from .registry import HW_UNITS, build_unit, hw_class, register_hw
+from .mvau import MatrixVectorUnitHW
+from .fifo import StreamFIFO
+from .dwc import StreamDWC
+from .top import Accelerator, byte_width
+from .verilog import emit_verilog
+
+__all__ = [
+    "HW_UNITS", "build_unit", "hw_class", "register_hw",
+    "MatrixVectorUnitHW", "StreamFIFO", "StreamDWC", "Accelerator", "byte_width", "emit_verilog",
+]

@@ -1,0 +1,112 @@
+"""Folding: how many output channels (PE) and input elements (SIMD) each unit computes per clock.
+
+``fold.json`` maps layer names to their knobs, e.g. ``{"fc0": {"pe": 4, "simd": 8}}``; it is what
+``streamfold compile`` writes and what ``--fold`` reads back.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from .cost import unit_cycles
+from .errors import FoldFileError
+from .ir import FoldError, Pipeline, divisors
+
+
+def knobs_of(unit) -> dict:
+    """The unit's fold knobs and, for each, the values it accepts."""
+    if unit.kind == "mvau":
+        return {"pe": divisors(unit.mh), "simd": divisors(unit.mw)}
+    allowed = getattr(unit, "fold_choices", None)
+    return allowed() if callable(allowed) else {}
+
+
+def fold_to_json(pipeline: Pipeline) -> dict:
+    return {u.name: u.folding() for u in pipeline.units if u.folding()}
+
+
+def apply_fold(pipeline: Pipeline, fold: dict, source: str = "fold") -> Pipeline:
+    """Return a copy of ``pipeline`` with the knobs in ``fold`` applied and checked."""
+    names = {u.name for u in pipeline.units}
+    unknown = [k for k in fold if k not in names]
+    if unknown:
+        raise FoldFileError(f"{source}: unknown layer {unknown[0]!r}; the model's layers are "
+                            f"{', '.join(u.name for u in pipeline.units)}")
+    units = []
+    for u in pipeline.units:
+        knobs = fold.get(u.name, {})
+        if not isinstance(knobs, dict):
+            raise FoldFileError(f"{source}: layer {u.name!r} needs an object like {u.folding()}")
+        allowed = knobs_of(u)
+        for k, v in knobs.items():
+            if k == "ram_style":
+                continue
+            if k not in allowed:
+                raise FoldFileError(f"{source}: layer {u.name!r} has no knob {k!r}; it has "
+                                    f"{', '.join(allowed) or 'none'}")
+            if not isinstance(v, int) or isinstance(v, bool) or v not in allowed[k]:
+                raise FoldFileError(f"{source}: layer {u.name!r}: {k.upper()}={v!r} does not divide the "
+                                    f"layer; pick one of {allowed[k]}")
+        u = dataclasses.replace(u, **knobs)
+        try:
+            if hasattr(u, "check_folding"):
+                u.check_folding()
+        except FoldError as e:
+            raise FoldFileError(f"{source}: {e}") from None
+        units.append(u)
+    return Pipeline(units, list(pipeline.fifo_depths))
+
+
+def read_fold_file(path: str | Path) -> dict:
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise FoldFileError(f"{p}: no such fold file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FoldFileError(f"{p}: not valid JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise FoldFileError(f"{p}: expected an object mapping layer names to {{\"pe\": .., \"simd\": ..}}")
+    return doc
+
+
+def balanced_fold(pipeline: Pipeline, target_cycles: int) -> Pipeline:
+    """Cheapest fold of every unit that needs at most ``target_cycles`` per frame (where possible).
+
+    Cheapest = fewest parallel lanes (PE*SIMD); SIMD is preferred over PE at equal cost, since
+    it widens the weight memory rather than replicating thresholds.
+    """
+    units = []
+    for u in pipeline.units:
+        allowed = knobs_of(u)
+        if not allowed:
+            units.append(u)
+            continue
+        best = None
+        for combo in _combos(allowed):
+            cand = dataclasses.replace(u, **combo)
+            lanes = 1
+            for v in combo.values():
+                lanes *= v
+            key = (unit_cycles(cand) > target_cycles, lanes if unit_cycles(cand) <= target_cycles
+                   else unit_cycles(cand), -combo.get("simd", 1))
+            if best is None or key < best[0]:
+                best = (key, cand)
+        units.append(best[1])
+    return Pipeline(units, list(pipeline.fifo_depths))
+
+
+def _combos(allowed: dict):
+    keys = list(allowed)
+    out = [{}]
+    for k in keys:
+        out = [dict(c, **{k: v}) for c in out for v in allowed[k]]
+    return out
+
+
+def default_fold(pipeline: Pipeline, lanes: int = 64) -> Pipeline:
+    """A balanced default: the heaviest unit gets about ``lanes`` parallel multiply-accumulates."""
+    unfolded = [unit_cycles(u) for u in pipeline.units]
+    target = max(1, -(-max(unfolded) // lanes))
+    return balanced_fold(pipeline, target)

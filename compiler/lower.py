@@ -1,0 +1,426 @@
+"""Lower a cleaned QONNX graph to a pipeline of integer stream units.
+
+The walk follows the model's single data path from its input to its output and keeps one of
+three states for the tensor it is on:
+
+* ``_Float``: float values before the first quantizer. Ops here become host-side input steps.
+* ``_Quantized``: integer levels times one per-tensor scale. This is what streams in hardware.
+* ``_Accumulating``: the integer accumulator of a matrix product, with the model's per-channel
+  float ops (scales, bias, batch-norm, ...) collected since. The next quantizer turns all of it
+  into integer thresholds (:mod:`streamfold.compiler.thresholds`); the model's output turns it
+  into a raw-accumulator unit plus host-side output steps.
+
+Every scale, bias and batch-norm between two matrix products therefore ends up in integers:
+weights as integer levels, activations as per-channel thresholds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from onnx import helper, numpy_helper
+
+from .errors import CompileError
+from .ir import BIPOLAR, DataType, MatrixVectorUnit, Pipeline
+from .model import CompiledModel, HostInput, HostOutput
+from .ops import EVALUABLE, OpCall, bipolar_int, evaluate, quant_int
+from .thresholds import thresholds_for
+
+#: ops that only move data around (no arithmetic)
+SHAPE_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"}
+#: per-channel float ops that fold into thresholds or host steps
+CHANNEL_OPS = {"Mul", "Add", "Sub", "Div", "BatchNormalization", "Relu", "Clip", "Max", "Min",
+               "Neg", "Identity", "Dropout"}
+QUANTIZERS = {"Quant", "BipolarQuant"}
+MATRIX_OPS = {"MatMul", "Gemm"}
+#: every op the compiler accepts somewhere on the data path (extended by later unit kinds)
+SUPPORTED_OPS = sorted(SHAPE_OPS | CHANNEL_OPS | QUANTIZERS | MATRIX_OPS | {"Transpose"})
+
+
+@dataclass
+class _Float:
+    ops: list = field(default_factory=list)
+
+
+@dataclass
+class _Quantized:
+    dtype: DataType
+    scale: float
+    shape: tuple            # the model's shape of this tensor (batch first)
+    tail: list = field(default_factory=list)  # float ops after the last quantizer (host side)
+    nchw_flatten: tuple | None = None  # (C, H, W) when an NCHW tensor was flattened to (N, C*H*W)
+
+
+@dataclass
+class _Accumulating:
+    name: str
+    source: str
+    weights: np.ndarray          # (MH, MW) integer levels
+    weight_dtype: DataType
+    in_dtype: DataType
+    rows_shape: tuple
+    pre_scale: np.ndarray        # (MH,) float: model value of the matrix product = acc * pre_scale
+    shape: tuple                 # the model's shape of the product (batch first)
+    chain: list = field(default_factory=list)
+
+
+def _attrs(node) -> dict:
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
+
+
+class Lowering:
+    """One lowering of one cleaned model (a qonnx ModelWrapper)."""
+
+    def __init__(self, model, source: str = "model"):
+        self.model = model
+        self.source = source
+        g = model.graph
+        self.consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+        self.producer = {o: n for n in g.node for o in n.output}
+        self.consumers: dict[str, list] = {}
+        for n in g.node:
+            for i in n.input:
+                self.consumers.setdefault(i, []).append(n)
+        self.const_nodes = set()
+        self._fold_constants()
+        self.units: list = []
+        self.counters: dict[str, int] = {}
+        inits = set(self.consts)
+        self.input = next(i for i in g.input if i.name not in inits)
+        self.output = g.output[0]
+
+    # -- constants ------------------------------------------------------------------------------
+    def _fold_constants(self) -> None:
+        for n in self.model.graph.node:
+            ins = [i for i in n.input if i]
+            if n.op_type == "Constant":
+                self.consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+                self.const_nodes.add(n.name)
+            elif ins and all(i in self.consts for i in ins):
+                args = [self.consts[i] if i else None for i in n.input]
+                self.consts[n.output[0]] = evaluate(n.op_type, args, _attrs(n), n.name)
+                self.const_nodes.add(n.name)
+
+    def _const(self, node, name: str, what: str) -> np.ndarray:
+        if name not in self.consts:
+            raise CompileError(f"node {node.name!r} ({node.op_type}): its {what} ({name!r}) is not a "
+                               "constant; only one dynamic input per node is supported")
+        return self.consts[name]
+
+    def _shape(self, tensor: str) -> tuple:
+        s = self.model.get_tensor_shape(tensor)
+        if s is None:
+            raise CompileError(f"tensor {tensor!r} has no inferred shape; export with a fixed input shape")
+        return tuple(int(d) for d in s)
+
+    def _name(self, prefix: str) -> str:
+        k = self.counters.get(prefix, 0)
+        self.counters[prefix] = k + 1
+        return f"{prefix}{k}"
+
+    # -- weights --------------------------------------------------------------------------------
+    def quantized_weight(self, node, tensor: str) -> tuple[np.ndarray, np.ndarray, DataType]:
+        """Follow ``tensor`` back to a quantized initializer.
+
+        Returns integer levels and the per-element scale (both in the orientation ``tensor`` has)
+        and the levels' datatype.
+        """
+        perm_chain = []
+        t = tensor
+        while True:
+            p = self.producer.get(t)
+            if p is None:
+                raise CompileError(
+                    f"node {node.name!r} ({node.op_type}): weights {tensor!r} are float, not quantized; "
+                    "quantize them (Brevitas QuantLinear/QuantConv2d export a Quant node)")
+            if p.op_type == "Transpose":
+                perm_chain.append(_attrs(p).get("perm"))
+                t = p.input[0]
+                continue
+            if p.op_type in ("Identity", "Reshape") and p.op_type == "Identity":
+                t = p.input[0]
+                continue
+            if p.op_type not in QUANTIZERS:
+                raise CompileError(f"node {node.name!r} ({node.op_type}): weights come from node "
+                                   f"{p.name!r} ({p.op_type}); expected a Quant or BipolarQuant of "
+                                   "an initializer")
+            break
+        w = self._const(p, p.input[0], "weight initializer")
+        a = _attrs(p)
+        if p.op_type == "BipolarQuant":
+            levels = bipolar_int(w)
+            scale = np.broadcast_to(np.asarray(self.consts[p.input[1]], dtype=np.float64), w.shape)
+            dtype = BIPOLAR
+        else:
+            scale_c, zp, bits = (self._const(p, p.input[i], n) for i, n in
+                                 ((1, "scale"), (2, "zero point"), (3, "bit width")))
+            if np.any(np.asarray(zp) != 0):
+                raise CompileError(f"node {p.name!r} (Quant): weight zero point must be 0")
+            bits = int(np.asarray(bits).reshape(-1)[0])
+            signed, narrow = int(a.get("signed", 1)), int(a.get("narrow", 0))
+            if bits == 1 and signed:
+                levels = bipolar_int(w)
+                dtype = BIPOLAR
+            else:
+                levels = quant_int(w, scale_c, zp, bits, signed, narrow, a.get("rounding_mode", "ROUND"))
+                dtype = DataType(bits, bool(signed), narrow=bool(narrow and signed))
+            scale = np.broadcast_to(np.asarray(scale_c, dtype=np.float64), w.shape)
+        for perm in reversed(perm_chain):
+            levels = np.transpose(levels, perm)
+            scale = np.transpose(scale, perm)
+        return levels.astype(np.int64), np.asarray(scale), dtype
+
+    # -- the walk -------------------------------------------------------------------------------
+    def run(self) -> CompiledModel:
+        t = self.input.name
+        state = _Float()
+        self.host_in: HostInput | None = None
+        self.in_shape = self._shape(t)
+        while True:
+            users = [n for n in self.consumers.get(t, []) if n.name not in self.const_nodes]
+            if t == self.output.name:
+                if users:
+                    raise CompileError(f"the output tensor {t!r} also feeds node {users[0].name!r}; "
+                                       "branching graphs are not supported yet")
+                return self._finish(state)
+            if not users:
+                raise CompileError(f"tensor {t!r} leads nowhere (no consumer, not the output)")
+            if len(users) > 1:
+                raise CompileError(
+                    f"tensor {t!r} feeds {len(users)} nodes ({', '.join(repr(u.name) for u in users)}); "
+                    "branching graphs (residual or skip connections) are not supported yet")
+            node = users[0]
+            dyn = [i for i in node.input if i and i not in self.consts]
+            if dyn != [t]:
+                raise CompileError(f"node {node.name!r} ({node.op_type}) has {len(dyn)} dynamic inputs; "
+                                   "only one data path per node is supported")
+            state = self.step(node, state, t)
+            t = node.output[0]
+
+    def step(self, node, state, t: str):
+        op = node.op_type
+        kind = type(state).__name__.strip("_").lower()
+        handler = getattr(self, f"on_{kind}_{op}", None)
+        if handler is None:
+            handler = getattr(self, f"on_{kind}", None)
+        return handler(node, state, t)
+
+    def _call(self, node, t: str) -> OpCall:
+        return OpCall(node.op_type, [None if i == t else self.consts.get(i) for i in node.input],
+                      _attrs(node), node.name)
+
+    def unsupported(self, node, where: str):
+        raise CompileError(f"node {node.name!r}: op {node.op_type} is not supported {where}; "
+                           f"supported ops: {', '.join(self.supported_ops())}")
+
+    def supported_ops(self) -> list[str]:
+        return SUPPORTED_OPS
+
+    # float input part -> host steps
+    def on_float(self, node, state: _Float, t: str):
+        op = node.op_type
+        if op in QUANTIZERS:
+            return self._input_quantizer(node, state, t)
+        if op in MATRIX_OPS or op in ("Conv",):
+            raise CompileError(
+                f"node {node.name!r} ({op}) takes float activations: the model has no quantizer "
+                "before it. streamfold compiles quantized models (QONNX Quant/BipolarQuant nodes); "
+                "quantize the input, e.g. with a Brevitas QuantIdentity")
+        if op in EVALUABLE:
+            state.ops.append(self._call(node, t))
+            return state
+        self.unsupported(node, "before the input quantizer")
+
+    def _input_quantizer(self, node, state: _Float, t: str):
+        call = self._call(node, t)
+        dtype, scale = self._quantizer_type(node)
+        self.host_in = HostInput(state.ops, call, "flat")
+        shape = self._shape(node.output[0])
+        if len(shape) == 4:
+            self.host_in.layout = "nchw"
+        elif len(shape) != 2:
+            raise CompileError(f"node {node.name!r}: quantized input of rank {len(shape)}; "
+                               "expected (N, features) or (N, C, H, W)")
+        return _Quantized(dtype, scale, shape)
+
+    def _quantizer_type(self, node) -> tuple[DataType, float]:
+        """Datatype and per-tensor scale of an activation quantizer."""
+        a = _attrs(node)
+        scale = np.asarray(self._const(node, node.input[1], "scale"), dtype=np.float64)
+        if scale.size != 1:
+            raise CompileError(f"node {node.name!r} ({node.op_type}): per-channel activation scales "
+                               "are not supported; use a per-tensor activation quantizer")
+        if node.op_type == "BipolarQuant":
+            return BIPOLAR, float(scale.reshape(-1)[0])
+        zp = self._const(node, node.input[2], "zero point")
+        if np.any(np.asarray(zp) != 0):
+            raise CompileError(f"node {node.name!r} (Quant): activation zero point must be 0")
+        bits = int(np.asarray(self._const(node, node.input[3], "bit width")).reshape(-1)[0])
+        if bits > 16:
+            raise CompileError(f"node {node.name!r} (Quant): {bits}-bit activations exceed the "
+                               "16-bit limit of the hardware; quantize to 16 bits or fewer")
+        signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
+        if bits == 1 and signed:
+            return BIPOLAR, float(scale.reshape(-1)[0])
+        if narrow and not signed:
+            raise CompileError(f"node {node.name!r} (Quant): unsigned narrow-range activations are "
+                               "not supported")
+        return DataType(bits, signed, narrow=narrow), float(scale.reshape(-1)[0])
+
+    # quantized tensors
+    def on_quantized(self, node, state: _Quantized, t: str):
+        op = node.op_type
+        if state.tail:
+            if op in CHANNEL_OPS or op in SHAPE_OPS:
+                state.tail.append(self._call(node, t))
+                return state
+            self.unsupported(node, "after the float output steps")
+        if op in SHAPE_OPS:
+            out = self._shape(node.output[0])
+            if len(state.shape) == 4 and len(out) == 2:
+                state.nchw_flatten = tuple(state.shape[1:])
+            state.shape = out
+            return state
+        if op in QUANTIZERS:
+            return self._requantize(node, state)
+        if op in CHANNEL_OPS:
+            state.tail.append(self._call(node, t))
+            return state
+        if op in MATRIX_OPS:
+            return self._matrix(node, state, t)
+        self.unsupported(node, "on quantized activations")
+
+    def _requantize(self, node, state: _Quantized):
+        dtype, scale = self._quantizer_type(node)
+        levels = np.arange(state.dtype.min, state.dtype.max + 1)
+        if state.dtype.bipolar:
+            levels = np.array([-1, 1])
+        x = levels * state.scale
+        call = OpCall(node.op_type, [None] + [self.consts.get(i) for i in node.input[1:]], _attrs(node))
+        y = call(x.astype(np.float64))
+        if np.allclose(y, x, rtol=0, atol=1e-12 * max(1.0, abs(state.scale))) and dtype.contains(levels):
+            return state  # the quantizer is an identity on these levels (e.g. after max-pool)
+        raise CompileError(f"node {node.name!r} ({node.op_type}): requantizing a quantized tensor "
+                           "without a matrix product in between is not supported yet")
+
+    def _matrix(self, node, state: _Quantized, t: str):
+        a = _attrs(node)
+        if len(state.shape) != 2:
+            raise CompileError(f"node {node.name!r} ({node.op_type}): input of rank {len(state.shape)}; "
+                               "flatten it to (N, features) first")
+        if node.op_type == "MatMul":
+            if node.input[0] != t:
+                raise CompileError(f"node {node.name!r} (MatMul): the activation must be the first input")
+            levels, scale, wdt = self.quantized_weight(node, node.input[1])  # (MW, MH)
+            alpha, bias = 1.0, None
+        else:
+            if a.get("transA", 0) or node.input[0] != t:
+                raise CompileError(f"node {node.name!r} (Gemm): transposed or second-input activations "
+                                   "are not supported")
+            levels, scale, wdt = self.quantized_weight(node, node.input[1])
+            if a.get("transB", 0):
+                levels, scale = levels.T, scale.T
+            alpha = float(a.get("alpha", 1.0))
+            bias = None
+            if len(node.input) > 2 and node.input[2]:
+                bias = np.asarray(self._const(node, node.input[2], "bias"), dtype=np.float64) * \
+                    float(a.get("beta", 1.0))
+        mw, mh = levels.shape
+        if mw != state.shape[1]:
+            raise CompileError(f"node {node.name!r}: weight has {mw} rows, input has {state.shape[1]} features")
+        if not np.allclose(scale, scale[:1, :], rtol=1e-6, atol=0):
+            raise CompileError(f"node {node.name!r}: weight scale varies along the input dimension; only "
+                               "per-tensor or per-output-channel weight scales fold into thresholds")
+        if state.nchw_flatten is not None:
+            c, h, w = state.nchw_flatten
+            # stream order is (h, w, c); the model flattened (c, h, w): reorder the weight rows
+            order = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
+            levels = levels[order]
+        pre = scale[0, :] * state.scale * alpha
+        acc = _Accumulating(self._name("fc"), node.name, levels.T.copy(), wdt, state.dtype, (),
+                            pre.astype(np.float64), self._shape(node.output[0]))
+        if bias is not None:
+            acc.chain.append(OpCall("Add", [None, bias.reshape(1, -1)], {}, node.name + ".bias"))
+        return acc
+
+    # accumulators
+    def on_accumulating(self, node, state: _Accumulating, t: str):
+        op = node.op_type
+        if op in QUANTIZERS:
+            dtype, scale = self._quantizer_type(node)
+            unit = self._mvau(state, self._call(node, t), dtype)
+            self.units.append(unit)
+            return _Quantized(dtype, scale, self._shape(node.output[0]))
+        if op in SHAPE_OPS:
+            if self._shape(node.output[0]) != state.shape:
+                raise CompileError(f"node {node.name!r} ({op}) reshapes an accumulator; not supported")
+            return state
+        if op in CHANNEL_OPS:
+            call = self._call(node, t)
+            self._check_per_channel(node, call, state)
+            state.chain.append(call)
+            return state
+        self.unsupported(node, "between a matrix product and its activation quantizer")
+
+    def _check_per_channel(self, node, call: OpCall, state: _Accumulating) -> None:
+        mh = state.weights.shape[0]
+        for a in call.inputs:
+            if a is None:
+                continue
+            arr = np.asarray(a)
+            if arr.size not in (1, mh) or (arr.ndim >= 1 and arr.size == mh and
+                                           arr.shape[-1] != mh and arr.ndim > 1 and arr.shape[1] != mh):
+                raise CompileError(f"node {node.name!r} ({node.op_type}): constant of shape {arr.shape} is "
+                                   f"not per-channel for {mh} channels")
+
+    def _mvau(self, st: _Accumulating, quantizer: OpCall | None, out_dtype: DataType):
+        unit = MatrixVectorUnit(name=st.name, weights=st.weights, weight_dtype=st.weight_dtype,
+                                in_dtype=st.in_dtype, out_dtype=out_dtype, rows_shape=st.rows_shape,
+                                source=st.source)
+        probe = (lambda n: (n, -1)) if len(st.shape) == 2 else (lambda n: (n, -1, 1, 1))
+        thr, out_bias, sign = thresholds_for(unit, st.pre_scale, st.chain, quantizer, probe)
+        unit.weights = unit.weights * sign[:, None]
+        unit.thresholds = thr
+        unit.out_bias = out_bias
+        return unit
+
+    # the end
+    def _finish(self, state) -> CompiledModel:
+        if self.host_in is None or not self.units and not isinstance(state, _Accumulating):
+            raise CompileError(f"{self.source}: no quantized matrix product found between input and "
+                               "output; nothing to put in hardware")
+        out_shape = self._shape(self.output.name)
+        if isinstance(state, _Accumulating):
+            unit = MatrixVectorUnit(name=state.name, weights=state.weights, weight_dtype=state.weight_dtype,
+                                    in_dtype=state.in_dtype, out_dtype=BIPOLAR, rows_shape=state.rows_shape,
+                                    source=state.source)
+            unit.out_dtype = unit.acc_dtype
+            self.units.append(unit)
+            mw = unit.mw
+            if unit.binary:  # popcount -> +-1 dot product
+                mul, add = 2 * st_scale(state), -mw * st_scale(state)
+            else:
+                mul, add = st_scale(state), np.zeros_like(state.pre_scale)
+            host_out = HostOutput(mul, add, state.chain, "flat" if len(state.shape) == 2 else "nchw")
+        elif isinstance(state, _Quantized):
+            c = state.shape[1] if len(state.shape) >= 2 else 1
+            host_out = HostOutput(np.full(c, state.scale, dtype=np.float32), np.zeros(c), state.tail,
+                                  "nchw" if len(state.shape) == 4 else "flat", exact=True)
+        else:
+            raise CompileError(f"{self.source}: the output is reached before any quantized layer")
+        pipeline = Pipeline(self.units)
+        return CompiledModel(pipeline, self.host_in, host_out, self.input.name, self.in_shape,
+                             self.output.name, out_shape, self.source)
+
+
+def st_scale(state: _Accumulating) -> np.ndarray:
+    return np.asarray(state.pre_scale, dtype=np.float64)
+
+
+def lower(model, source: str = "model") -> CompiledModel:
+    """Lower a cleaned ModelWrapper to a :class:`CompiledModel` (unfolded: PE = SIMD = 1)."""
+    return Lowering(model, source).run()

@@ -1,0 +1,159 @@
+"""A compiled model: the unit pipeline plus the float steps the host applies at both ends."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BuildError
+from .ir import IR_VERSION, Pipeline, dumps
+from .ops import OpCall, bipolar_int, quant_int, run_chain
+
+
+@dataclass
+class HostInput:
+    """Float input -> integer stream values: the model's ops up to its first quantizer.
+
+    ``ops`` are evaluated in float32, as qonnx's executor does; ``quantizer`` is that first
+    Quant/BipolarQuant, whose integer levels enter the hardware; ``layout`` says how the quantized
+    tensor is laid out on the stream ("flat": (N, F) as is; "nchw": transposed to (N, H, W, C)).
+    """
+
+    ops: list
+    quantizer: OpCall
+    layout: str = "flat"
+
+    def to_stream(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        x = run_chain(self.ops, x)
+        q = self.quantizer
+        if q.op_type == "BipolarQuant":
+            levels = bipolar_int(x)
+        else:
+            scale, zp, bits = q.inputs[1:4]
+            levels = quant_int(x, scale, zp, bits, q.attrs.get("signed", 1), q.attrs.get("narrow", 0),
+                               q.attrs.get("rounding_mode", "ROUND"))
+        if self.layout == "nchw":
+            levels = levels.transpose(0, 2, 3, 1)
+        return levels.reshape(levels.shape[0], -1) if self.layout == "flat" else levels
+
+
+@dataclass
+class HostOutput:
+    """Integer stream values -> the model's float output.
+
+    ``x = values * mul + add`` per channel (the last unit's accumulator or activation levels, back
+    in the model's float space), then the model's remaining per-channel ops ``ops``, evaluated in
+    float64 and rounded once to float32.
+    """
+
+    mul: np.ndarray
+    add: np.ndarray
+    ops: list = field(default_factory=list)
+    layout: str = "flat"
+    exact: bool = False  # True when the model ends in a quantizer: outputs equal qonnx's exactly
+
+    def from_stream(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y, dtype=np.float64)
+        if self.layout == "nchw":
+            y = y.transpose(0, 3, 1, 2)
+            shape = (1, -1, 1, 1)
+        else:
+            shape = (1, -1)
+        if self.exact:
+            x = (y.astype(np.float32) * np.asarray(self.mul, dtype=np.float32).reshape(shape))
+            return run_chain(self.ops, x).astype(np.float32)
+        x = y * np.asarray(self.mul, dtype=np.float64).reshape(shape) + \
+            np.asarray(self.add, dtype=np.float64).reshape(shape)
+        return run_chain(self.ops, x).astype(np.float32)
+
+
+@dataclass
+class CompiledModel:
+    pipeline: Pipeline
+    host_in: HostInput
+    host_out: HostOutput
+    input_name: str
+    input_shape: tuple
+    output_name: str
+    output_shape: tuple
+    source: str = ""
+
+    # -- running the reference ---------------------------------------------------------------
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        x = self.check_input(x)
+        v = self.host_in.to_stream(x)
+        return v.reshape((v.shape[0],) + tuple(self.pipeline.in_stream.shape))
+
+    def dequantize_output(self, y: np.ndarray) -> np.ndarray:
+        out = self.host_out.from_stream(y)
+        return out.reshape((out.shape[0],) + tuple(self.output_shape[1:]))
+
+    def reference(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Float inputs -> (integer stream outputs, float model outputs) by the NumPy reference."""
+        from streamfold.sim.reference import run_pipeline
+
+        y = run_pipeline(self.pipeline, self.quantize_input(x))
+        return y, self.dequantize_output(y)
+
+    def check_input(self, x: np.ndarray) -> np.ndarray:
+        from .errors import StreamfoldError
+
+        x = np.asarray(x)
+        want = tuple(self.input_shape[1:])
+        if x.dtype.kind not in "fiu":
+            raise StreamfoldError(f"input array has dtype {x.dtype}; expected float32 values")
+        if tuple(x.shape[1:]) != want:
+            if tuple(x.shape) == want:
+                x = x[None]
+            else:
+                raise StreamfoldError(f"input array has shape {tuple(x.shape)}; expected "
+                                      f"(frames, {', '.join(map(str, want))}) for model input "
+                                      f"{self.input_name!r}")
+        return x.astype(np.float32)
+
+    # -- files --------------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        folder = Path(folder)
+        doc, arrays = self.pipeline.to_files()
+        doc["host_in"] = {
+            "ops": [op.to_json(f"host_in.op{i}", arrays) for i, op in enumerate(self.host_in.ops)],
+            "quantizer": self.host_in.quantizer.to_json("host_in.quantizer", arrays),
+            "layout": self.host_in.layout,
+        }
+        arrays["host_out.mul"] = np.asarray(self.host_out.mul)
+        arrays["host_out.add"] = np.asarray(self.host_out.add)
+        doc["host_out"] = {
+            "mul": "host_out.mul", "add": "host_out.add",
+            "ops": [op.to_json(f"host_out.op{i}", arrays) for i, op in enumerate(self.host_out.ops)],
+            "layout": self.host_out.layout, "exact": self.host_out.exact,
+        }
+        doc["io"] = {"input_name": self.input_name, "input_shape": list(self.input_shape),
+                     "output_name": self.output_name, "output_shape": list(self.output_shape),
+                     "source": self.source}
+        (folder / "ir.json").write_text(dumps(doc))
+        with open(folder / "ir_arrays.npz", "wb") as f:
+            np.savez_compressed(f, **{k: arrays[k] for k in sorted(arrays)})
+
+    @staticmethod
+    def load(folder: Path) -> "CompiledModel":
+        folder = Path(folder)
+        if not (folder / "ir.json").exists() or not (folder / "ir_arrays.npz").exists():
+            raise BuildError(f"{folder}: not a streamfold build folder (no ir.json / ir_arrays.npz); "
+                             "create one with `streamfold compile MODEL -o BUILD`")
+        doc = json.loads((folder / "ir.json").read_text())
+        if doc.get("ir_version") != IR_VERSION:
+            raise BuildError(f"{folder}: built by a streamfold with IR version {doc.get('ir_version')}, "
+                             f"this one reads version {IR_VERSION}; compile the model again")
+        arrays = dict(np.load(folder / "ir_arrays.npz"))
+        pipeline = Pipeline.from_files(doc, arrays)
+        hi, ho, io = doc["host_in"], doc["host_out"], doc["io"]
+        host_in = HostInput([OpCall.from_json(d, arrays) for d in hi["ops"]],
+                            OpCall.from_json(hi["quantizer"], arrays), hi["layout"])
+        host_out = HostOutput(arrays[ho["mul"]], arrays[ho["add"]],
+                              [OpCall.from_json(d, arrays) for d in ho["ops"]], ho["layout"],
+                              ho.get("exact", False))
+        return CompiledModel(pipeline, host_in, host_out, io["input_name"], tuple(io["input_shape"]),
+                             io["output_name"], tuple(io["output_shape"]), io.get("source", ""))

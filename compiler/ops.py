@@ -1,0 +1,180 @@
+"""NumPy semantics of the ONNX/QONNX operators streamfold evaluates itself.
+
+Used for three things, always with these same definitions: folding constant subgraphs, probing
+the per-channel chains that become thresholds, and the host-side float steps at both ends of a
+model. Quantizers use qonnx's own functions, so rounding is exactly qonnx's (``ROUND`` is
+round-half-to-even).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from qonnx.custom_op.general.bipolar_quant import binary_quant
+from qonnx.custom_op.general.intquant import int_quant
+
+from .errors import CompileError
+
+
+@dataclass
+class OpCall:
+    """One operator applied to a single dynamic tensor.
+
+    ``inputs`` holds the node's inputs in order, with ``None`` at the slot of the dynamic tensor
+    and constant arrays elsewhere.
+    """
+
+    op_type: str
+    inputs: list
+    attrs: dict = field(default_factory=dict)
+    node: str = ""
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        args = [x if a is None else a for a in self.inputs]
+        return evaluate(self.op_type, args, self.attrs, self.node)
+
+    def to_json(self, key: str, arrays: dict) -> dict:
+        ins = []
+        for i, a in enumerate(self.inputs):
+            if a is None:
+                ins.append(None)
+            else:
+                k = f"{key}.in{i}"
+                arrays[k] = np.asarray(a)
+                ins.append(k)
+        return {"op_type": self.op_type, "inputs": ins, "attrs": self.attrs, "node": self.node}
+
+    @staticmethod
+    def from_json(d: dict, arrays) -> "OpCall":
+        ins = [None if k is None else np.asarray(arrays[k]) for k in d["inputs"]]
+        return OpCall(d["op_type"], ins, dict(d.get("attrs", {})), d.get("node", ""))
+
+
+def run_chain(ops: list, x: np.ndarray) -> np.ndarray:
+    for op in ops:
+        x = op(x)
+    return x
+
+
+def quant_int(x, scale, zeropt, bitwidth, signed, narrow, rounding_mode="ROUND") -> np.ndarray:
+    """The integer levels qonnx's Quant produces for ``x`` (before rescaling)."""
+    bitwidth = np.asarray(bitwidth, dtype=np.float32)
+    out = int_quant(x, scale, zeropt, bitwidth, signed, narrow, rounding_mode)
+    return np.round(np.asarray(out, dtype=np.float64) / np.asarray(scale, dtype=np.float64)
+                    + np.asarray(zeropt, dtype=np.float64)).astype(np.int64) - np.int64(0)
+
+
+def bipolar_int(x) -> np.ndarray:
+    """The -1/+1 levels qonnx's BipolarQuant produces for ``x`` (before rescaling)."""
+    return np.where(np.asarray(x) >= 0.0, 1, -1).astype(np.int64)
+
+
+def _bn(x, scale, bias, mean, var, attrs):
+    eps = attrs.get("epsilon", 1e-5)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    r = lambda a: np.asarray(a).reshape(shape)  # noqa: E731
+    return (x - r(mean)) / np.sqrt(r(var) + np.asarray(eps, dtype=x.dtype)) * r(scale) + r(bias)
+
+
+def _reshape(x, shape, attrs):
+    shape = [int(s) for s in np.asarray(shape).reshape(-1)]
+    if not attrs.get("allowzero", 0):
+        shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]
+    # the model was exported with batch 1: keep whatever batch the caller streams
+    if shape and shape[0] == 1 and x.shape[0] != 1:
+        shape[0] = x.shape[0]
+    return x.reshape(shape)
+
+
+def _flatten(x, attrs):
+    axis = attrs.get("axis", 1)
+    return x.reshape(int(np.prod(x.shape[:axis])), -1)
+
+
+def _gemm_const(a, b, c, attrs):
+    if attrs.get("transA", 0):
+        a = a.T
+    if attrs.get("transB", 0):
+        b = b.T
+    y = attrs.get("alpha", 1.0) * (a @ b)
+    if c is not None:
+        y = y + attrs.get("beta", 1.0) * c
+    return y
+
+
+_ELEMENTWISE = {
+    "Mul": lambda a, b: a * b,
+    "Add": lambda a, b: a + b,
+    "Sub": lambda a, b: a - b,
+    "Div": lambda a, b: a / b,
+    "Pow": lambda a, b: np.power(a, b),
+    "Max": np.maximum,
+    "Min": np.minimum,
+}
+
+_UNARY = {
+    "Relu": lambda x: np.maximum(x, 0),
+    "Sqrt": np.sqrt,
+    "Neg": np.negative,
+    "Identity": lambda x: x,
+    "Dropout": lambda x: x,
+    "Reciprocal": lambda x: 1 / x,
+}
+
+#: operators streamfold can evaluate (constants, chains, host steps)
+EVALUABLE = sorted(set(_ELEMENTWISE) | set(_UNARY) | {
+    "BatchNormalization", "Quant", "BipolarQuant", "Reshape", "Flatten", "Transpose", "Squeeze",
+    "Unsqueeze", "Clip", "Cast", "MatMul", "Gemm", "Constant"})
+
+
+def _same_float(args):
+    """Keep the computation in the dynamic operand's float type (float32 as onnxruntime does)."""
+    dts = [a.dtype for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+    dt = np.float64 if np.float64 in dts else (dts[0] if dts else np.float64)
+    return [np.asarray(a, dtype=dt) if isinstance(a, np.ndarray) and a.dtype.kind in "fiu" else a
+            for a in args]
+
+
+def evaluate(op_type: str, args: list, attrs: dict, node: str = "") -> np.ndarray:
+    """Evaluate one operator on NumPy arrays."""
+    if op_type in _ELEMENTWISE:
+        a, b = _same_float([np.asarray(args[0]), np.asarray(args[1])])
+        return _ELEMENTWISE[op_type](a, b)
+    if op_type in _UNARY:
+        return _UNARY[op_type](np.asarray(args[0]))
+    if op_type == "BatchNormalization":
+        x = np.asarray(args[0])
+        rest = [np.asarray(a, dtype=x.dtype) for a in args[1:5]]
+        return _bn(x, *rest, attrs)
+    if op_type == "Quant":
+        x, scale, zp, bits = (np.asarray(a) for a in args[:4])
+        return int_quant(x, scale, zp, bits, attrs.get("signed", 1), attrs.get("narrow", 0),
+                         attrs.get("rounding_mode", "ROUND"))
+    if op_type == "BipolarQuant":
+        return binary_quant(np.asarray(args[0]), np.asarray(args[1]))
+    if op_type == "Reshape":
+        return _reshape(np.asarray(args[0]), args[1], attrs)
+    if op_type == "Flatten":
+        return _flatten(np.asarray(args[0]), attrs)
+    if op_type == "Transpose":
+        x = np.asarray(args[0])
+        return np.transpose(x, attrs.get("perm") or None)
+    if op_type == "Squeeze":
+        axes = attrs.get("axes") if len(args) < 2 else [int(a) for a in np.asarray(args[1]).ravel()]
+        return np.squeeze(np.asarray(args[0]), axis=tuple(axes) if axes else None)
+    if op_type == "Unsqueeze":
+        axes = attrs.get("axes") if len(args) < 2 else [int(a) for a in np.asarray(args[1]).ravel()]
+        return np.expand_dims(np.asarray(args[0]), tuple(axes))
+    if op_type == "Clip":
+        x = np.asarray(args[0])
+        lo = args[1] if len(args) > 1 and args[1] is not None else attrs.get("min", -np.inf)
+        hi = args[2] if len(args) > 2 and args[2] is not None else attrs.get("max", np.inf)
+        return np.clip(x, lo, hi)
+    if op_type == "Cast":
+        return np.asarray(args[0])
+    if op_type == "MatMul":
+        return np.asarray(args[0]) @ np.asarray(args[1])
+    if op_type == "Gemm":
+        return _gemm_const(np.asarray(args[0]), np.asarray(args[1]),
+                           None if len(args) < 3 or args[2] is None else np.asarray(args[2]), attrs)
+    raise CompileError(f"node {node!r}: op {op_type} cannot be evaluated; supported: {', '.join(EVALUABLE)}")

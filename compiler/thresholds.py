@@ -1,0 +1,120 @@
+"""Turn "accumulator -> per-channel float ops -> quantizer" into integer thresholds.
+
+For each output channel ``c`` the model computes ``level = Q(f_c(acc * pre_scale[c]))``, where
+``f_c`` is the chain of per-channel ops (bias, batch-norm, scales, ReLU, ...) and ``Q`` the
+activation quantizer. For a per-channel affine ``f_c`` this is a monotone step function of the
+integer accumulator, so it is exactly ``min_level + #(acc >= T[c, k])`` for the right integer
+thresholds ``T``. We find them by bisection on the model's own ops (evaluated in float64, with
+qonnx's rounding), instead of re-deriving formulas for every op: whatever mix of Mul/Add/Sub/Div/
+BatchNormalization/Relu the exporter produced, the thresholds reproduce it.
+
+A channel whose function decreases with the accumulator gets its weight row negated first. In
+binary (XNOR-popcount) mode the search runs over the popcount ``p`` with ``acc = 2 p - MW``.
+The result is verified on samples around every threshold; a chain that is not monotone is an error.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import CompileError
+from .ops import OpCall, bipolar_int, quant_int, run_chain
+
+
+def _levels_fn(q: OpCall):
+    if q.op_type == "BipolarQuant":
+        return bipolar_int, np.array([-1, 1])
+    scale, zp, bits = q.inputs[1:4]
+    a = q.attrs
+    signed, narrow = int(a.get("signed", 1)), int(a.get("narrow", 0))
+    bits = int(np.asarray(bits).reshape(-1)[0])
+    if bits == 1 and signed:
+        return bipolar_int, np.array([-1, 1])
+    lo = -(1 << (bits - 1)) + (1 if narrow else 0) if signed else 0
+    hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1 - (1 if narrow else 0)
+
+    def levels(x):
+        return quant_int(x, scale, zp, bits, signed, narrow, a.get("rounding_mode", "ROUND"))
+    return levels, np.arange(lo, hi + 1)
+
+
+def thresholds_for(unit, pre_scale: np.ndarray, chain: list, quantizer: OpCall, probe):
+    """Return ``(thresholds (MH, T) int64, out_bias, sign (MH,))`` for ``unit``.
+
+    ``probe(n)`` gives the shape to evaluate the chain on ``n`` samples of every channel in the
+    model's layout (``(n, MH)`` or ``(n, MH, 1, 1)``).
+    """
+    mh, mw = unit.mh, unit.mw
+    quantize, levels = _levels_fn(quantizer)
+    binary = unit.binary
+    if binary:
+        lo = np.zeros(mh, dtype=np.int64)
+        hi = np.full(mh, mw, dtype=np.int64)
+    else:
+        w = unit.weights.astype(np.int64)
+        xa, xb = w * unit.in_dtype.min, w * unit.in_dtype.max
+        lo, hi = np.minimum(xa, xb).sum(1), np.maximum(xa, xb).sum(1)
+    pre = np.asarray(pre_scale, dtype=np.float64).reshape(-1)
+
+    def model_value(domain: np.ndarray, sign: np.ndarray) -> np.ndarray:
+        """domain (n, MH) accumulator (or popcount) -> float value before the quantizer."""
+        acc = 2 * domain - mw if binary else domain
+        x = (acc * sign[None, :]).astype(np.float64) * pre[None, :]
+        n = x.shape[0]
+        return np.asarray(run_chain(chain, x.reshape(probe(n)))).reshape(n, mh)
+
+    def level(domain, sign):
+        return np.asarray(quantize(model_value(domain, sign))).reshape(domain.shape)
+
+    ones = np.ones(mh, dtype=np.int64)
+    if binary:
+        # negating a bipolar row maps popcount p to MW - p: search in the row's own domain
+        v = model_value(np.stack([lo, hi]), ones)
+        sign = np.where(v[1] < v[0], -1, 1)
+    else:
+        v = model_value(np.stack([lo, hi]), ones)
+        sign = np.where(v[1] < v[0], -1, 1)
+        lo, hi = np.where(sign > 0, lo, -hi), np.where(sign > 0, hi, -lo)
+
+    def level_signed(domain):
+        if binary:
+            # with the row negated, popcount p corresponds to MW - p matches of the original row
+            d = np.where(sign[None, :] > 0, domain, mw - domain)
+            return level(d, ones)
+        return level(domain, sign)
+
+    targets = levels[1:]
+    t = len(targets)
+    lo_k = np.repeat(lo[None, :], t, 0)
+    hi_k = np.repeat(hi[None, :], t, 0) + 1
+    want = targets[:, None]
+    while np.any(lo_k < hi_k):
+        mid = (lo_k + hi_k) // 2
+        ok = level_signed(np.minimum(mid, hi[None, :])) >= want
+        ok = ok | (mid > hi[None, :])
+        active = lo_k < hi_k
+        hi_k = np.where(active & ok, mid, hi_k)
+        lo_k = np.where(active & ~ok, mid + 1, lo_k)
+    thr = lo_k.T.copy()  # (MH, T)
+    thr = np.sort(thr, axis=1)
+    _verify(level_signed, thr, lo, hi, levels, unit.name, quantizer.node)
+    return thr.astype(np.int64), int(levels[0]), sign.astype(np.int64)
+
+
+def _verify(level_signed, thr, lo, hi, levels, name, node, samples: int = 64) -> None:
+    mh = thr.shape[0]
+    rng = np.random.default_rng(0)
+    pts = [lo, hi]
+    for k in range(thr.shape[1]):
+        for d in (-1, 0):
+            pts.append(np.clip(thr[:, k] + d, lo, hi))
+    pts.extend(rng.integers(lo, hi + 1, size=(samples, mh)))
+    dom = np.stack(pts)
+    got = level_signed(dom)
+    count = (dom[:, :, None] >= thr[None, :, :]).sum(-1)
+    expect = levels[count]
+    bad = np.argwhere(got != expect)
+    if bad.size:
+        i, c = bad[0]
+        raise CompileError(
+            f"layer {name}: the ops between its matrix product and quantizer {node!r} are not monotone "
+            f"in the accumulator (channel {c}); they cannot become thresholds")

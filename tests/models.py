@@ -1,0 +1,311 @@
+"""Test and example networks: Brevitas models exported to QONNX, plus an independent reference.
+
+Everything here needs the ``models`` extra (torch, brevitas, onnxoptimizer); the compiler itself
+never imports this module.
+
+* :func:`bnn_pynq` -- the BNN-PYNQ zoo (TFC/SFC/LFC/CNV at 1w1a/1w2a/2w2a) with deterministic random
+  weights and randomised, *calibrated* batch-norm statistics, so thresholds fall inside the
+  accumulator range and no hidden quantizer is stuck on one level.
+* :func:`mlp_4bit` -- a small 4-bit MLP (64-32-16-10) with float-scaled (calibrated) activation
+  quantizers, per-channel weight scales on two layers and float biases.
+* :func:`random_inputs` -- float32 inputs in the range a model expects.
+* :func:`qonnx_reference` -- run an exported file with ``qonnx.core.onnx_exec.execute_onnx``.
+
+Both export styles are supported: ``dynamo=True`` (torch's dynamo exporter: ``Gemm``; it also
+leaves a side file ``<path>.data`` that the saved .onnx does NOT reference, see below) and
+``dynamo=False`` (legacy TorchScript exporter: ``Transpose`` + ``MatMul``, one file).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+# Frame shape (without batch) each model kind takes; values in [0, 1] for all of them.
+_BNN_PYNQ_FRAME = {"tfc": (1, 28, 28), "sfc": (1, 28, 28), "lfc": (1, 28, 28), "cnv": (3, 32, 32)}
+MLP_4BIT_FRAME = (64,)
+
+#: Filled by :func:`bnn_pynq` / :func:`mlp_4bit`: {str(path): info dict} (export seconds, levels).
+EXPORT_LOG: dict[str, dict] = {}
+
+
+# ----------------------------------------------------------------------------- inputs
+def frame_shape(model_name_or_shape) -> tuple[int, ...]:
+    """Per-frame input shape (no batch dimension) of a model name, or the shape itself."""
+    if isinstance(model_name_or_shape, str):
+        name = model_name_or_shape.lower()
+        if name.startswith("mlp"):
+            return MLP_4BIT_FRAME
+        if name.startswith("digits"):
+            return (1, 8, 8)
+        try:
+            return _BNN_PYNQ_FRAME[name[:3]]
+        except KeyError:
+            raise ValueError(f"unknown model name {model_name_or_shape!r}") from None
+    return tuple(int(d) for d in model_name_or_shape)
+
+
+def random_inputs(model_name_or_shape, n: int, seed: int = 0, levels: int | None = 255) -> np.ndarray:
+    """``n`` float32 frames, shape ``(n, *frame)``, uniform in [0, 1].
+
+    With ``levels`` (default 255) the values are ``k / levels`` like 8-bit image pixels, which keeps
+    every input quantizer of the zoo away from rounding ties (2x-1 never lands on a .5 boundary);
+    ``levels=None`` gives continuous values.
+    """
+    rng = np.random.default_rng(seed)
+    shape = (n, *frame_shape(model_name_or_shape))
+    if levels is None:
+        return rng.random(shape, dtype=np.float32)
+    return (rng.integers(0, levels + 1, size=shape) / levels).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- model helpers
+def _quiet():
+    """Silence the exporters' progress prints and warnings."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    return stack
+
+
+def _act_quant_modules(model):
+    """The activation quantizers (QuantIdentity / QuantReLU / QuantHardTanh ...) in module order."""
+    from brevitas.nn.quant_layer import QuantNonLinearActLayer
+
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, QuantNonLinearActLayer)]
+
+
+def _norm_modules(model):
+    import torch
+
+    out = []
+    for n, m in model.named_modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) or type(m).__name__ == "TensorNorm":
+            out.append((n, m))
+    return out
+
+
+def _calibrate_norms(model, x, gen, neg_gamma_frac=0.2):
+    """Give every BatchNorm / TensorNorm random statistics *relative to its actual input*.
+
+    Layer by layer (each after the earlier ones are set) the input statistics on ``x`` are measured
+    and the BN is set to mean = mu + N(0, 0.5) sigma, var = sigma^2 U(0.5, 4), gamma = +-U(0.5, 1.5)
+    (a fraction ``neg_gamma_frac`` negative, which flips threshold direction), beta = N(0, 0.3).
+    The BN output is then roughly unit-spread, so the +-1 / {-1,0,1} / 4-bit quantizers that follow
+    use all their levels and the equivalent thresholds lie inside the accumulator range.
+    """
+    import torch
+
+    for name, bn in _norm_modules(model):
+        captured = {}
+        h = bn.register_forward_pre_hook(lambda m, inp: captured.__setitem__("x", inp[0].detach()))
+        with torch.no_grad():
+            model(x)
+        h.remove()
+        a = captured["x"]
+        if type(bn).__name__ == "TensorNorm":  # one scalar statistic for the whole tensor
+            mu, sd = a.mean().reshape(1), a.std().reshape(1)
+        else:
+            dims = [0] + list(range(2, a.dim()))
+            mu, sd = a.mean(dims), a.std(dims)
+        sd = torch.where(sd > 0, sd, torch.ones_like(sd))  # a constant input: any spread will do
+        c = mu.numel()
+        rand = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
+        randn = lambda *s: torch.randn(*s, generator=gen)  # noqa: E731
+        with torch.no_grad():
+            bn.running_mean.copy_(mu + 0.5 * sd * randn(c))
+            bn.running_var.copy_(sd**2 * (0.5 + 3.5 * rand(c)))
+            sign = torch.where(rand(c) < neg_gamma_frac, -1.0, 1.0)
+            bn.weight.copy_(sign * (0.5 + rand(c)))
+            bn.bias.copy_(0.3 * randn(c))
+
+
+def quant_levels(model, x) -> list[dict]:
+    """For each activation quantizer: how many distinct values it outputs on ``x``, and how many of
+    its channels are stuck on a single value (dim 1 is the channel dim)."""
+    import torch
+
+    out = []
+    hooks = []
+    for name, m in _act_quant_modules(model):
+        def hook(mod, inp, res, name=name):
+            t = res.value if hasattr(res, "value") else res
+            t = t.detach()
+            flat = t.transpose(0, 1).reshape(t.shape[1], -1)
+            stuck = int(sum(int(torch.unique(row).numel() == 1) for row in flat))
+            out.append({"name": name, "levels": int(torch.unique(t).numel()),
+                        "channels": int(t.shape[1]), "stuck_channels": stuck})
+        hooks.append(m.register_forward_hook(hook))
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return out
+
+
+def _check_levels(summary, what):
+    bad = [s["name"] for s in summary if s["levels"] < 2]
+    if bad:
+        raise RuntimeError(f"{what}: degenerate activation quantizers (one level): {bad}")
+
+
+def export(model, x, path, dynamo: bool) -> float:
+    """``brevitas.export.export_qonnx`` with the exporters' chatter silenced; returns seconds."""
+    import torch
+    from brevitas.export import export_qonnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with _quiet(), torch.no_grad():
+        export_qonnx(model, input_t=torch.as_tensor(x[:1]), export_path=str(path), dynamo=dynamo)
+    return time.perf_counter() - t0
+
+
+# ----------------------------------------------------------------------------- bnn_pynq zoo
+def build_bnn_pynq(name: str, seed: int = 0, calib_frames: int = 64):
+    """The torch model (eval mode) with seeded random weights and calibrated random norms."""
+    import torch
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model, _ = model_with_cfg(name, pretrained=False)
+    model.eval()
+    gen = torch.Generator().manual_seed(seed + 1_000_003)
+    x = torch.from_numpy(random_inputs(name, calib_frames, seed=seed + 1))
+    _calibrate_norms(model, x, gen)
+    return model
+
+
+def bnn_pynq(name: str, path, dynamo: bool = False, seed: int = 0) -> Path:
+    """Build the BNN-PYNQ model ``name`` (e.g. "tfc_1w1a", "cnv_2w2a") with random weights and
+    statistics, check its activations are not degenerate, export it to QONNX at ``path``.
+
+    Returns ``path``; the export time and the per-quantizer level summary are in ``EXPORT_LOG``.
+    """
+    path = Path(path)
+    model = build_bnn_pynq(name, seed)
+    x = random_inputs(name, 32, seed=seed + 2)
+    import torch
+
+    summary = quant_levels(model, torch.from_numpy(x))
+    _check_levels(summary, name)
+    secs = export(model, x, path, dynamo)
+    EXPORT_LOG[str(path)] = {"model": name, "dynamo": dynamo, "seconds": secs, "levels": summary}
+    return path
+
+
+# ----------------------------------------------------------------------------- 4-bit MLP
+def build_mlp_4bit(seed: int = 0, calib_frames: int = 256):
+    """64-32-16-10 MLP: 4-bit unsigned input quantizer; QuantLinear(w4, per-channel scale, bias)
+    -> BatchNorm1d -> QuantReLU(4); QuantLinear(w4, per-tensor, no bias) -> QuantReLU(4);
+    QuantLinear(w4, per-channel, bias) with a float output. Activation scales are float and
+    calibrated on random inputs (brevitas ``calibration_mode``)."""
+    import torch
+    from brevitas.graph.calibrate import calibration_mode
+    from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
+    from brevitas.quant import Int8WeightPerChannelFloat, Int8WeightPerTensorFloat, Uint8ActPerTensorFloat
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = torch.nn.Sequential(
+            QuantIdentity(act_quant=Uint8ActPerTensorFloat, bit_width=4),
+            QuantLinear(64, 32, bias=True, weight_quant=Int8WeightPerChannelFloat, weight_bit_width=4),
+            torch.nn.BatchNorm1d(32),
+            QuantReLU(bit_width=4),
+            QuantLinear(32, 16, bias=False, weight_quant=Int8WeightPerTensorFloat, weight_bit_width=4),
+            QuantReLU(bit_width=4),
+            QuantLinear(16, 10, bias=True, weight_quant=Int8WeightPerChannelFloat, weight_bit_width=4),
+        )
+        with torch.no_grad():  # rows summing to ~0: fewer always-negative (dead) ReLU channels
+            w = model[4].weight
+            w -= w.mean(dim=1, keepdim=True)
+    model.eval()
+    gen = torch.Generator().manual_seed(seed + 1_000_003)
+    x = torch.from_numpy(random_inputs("mlp_4bit", calib_frames, seed=seed + 1))
+    _calibrate_norms(model, x, gen)
+    with torch.no_grad(), calibration_mode(model):
+        model(x)
+    model.eval()
+    return model
+
+
+def mlp_4bit(path, dynamo: bool = False, seed: int = 0) -> Path:
+    """Build :func:`build_mlp_4bit`, check its activations, export to QONNX at ``path``."""
+    import torch
+
+    path = Path(path)
+    model = build_mlp_4bit(seed)
+    x = random_inputs("mlp_4bit", 32, seed=seed + 2)
+    summary = quant_levels(model, torch.from_numpy(x))
+    _check_levels(summary, "mlp_4bit")
+    secs = export(model, x, path, dynamo)
+    EXPORT_LOG[str(path)] = {"model": "mlp_4bit", "dynamo": dynamo, "seconds": secs, "levels": summary}
+    return path
+
+
+def build(name: str, seed: int = 0):
+    """Torch model for a name accepted by :func:`export_model`."""
+    return build_mlp_4bit(seed) if name == "mlp_4bit" else build_bnn_pynq(name, seed)
+
+
+def export_model(name: str, path, dynamo: bool = False, seed: int = 0) -> Path:
+    """``mlp_4bit`` or any bnn_pynq name."""
+    if name == "mlp_4bit":
+        return mlp_4bit(path, dynamo=dynamo, seed=seed)
+    return bnn_pynq(name, path, dynamo=dynamo, seed=seed)
+
+
+def torch_outputs(model, x) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return model(torch.as_tensor(x)).numpy()
+
+
+# ----------------------------------------------------------------------------- reference
+def load_qonnx(path, cleanup: bool = True):
+    """A ``qonnx`` ModelWrapper of ``path``; with ``cleanup`` after ``cleanup_model`` (shape
+    inference, constant folding with Quant/BipolarQuant kept, readable names)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    model = ModelWrapper(str(path))
+    if cleanup:
+        from qonnx.util.cleanup import cleanup_model
+
+        return cleanup_model(model)
+    return model.transform(InferShapes())  # execute_onnx needs every tensor shape
+
+
+def graph_input_name(model) -> str:
+    """The data input: the first graph input that is not an initializer (raw exports also list
+    every weight as a graph input)."""
+    inits = {i.name for i in model.graph.initializer}
+    return next(i.name for i in model.graph.input if i.name not in inits)
+
+
+def qonnx_reference(path, x, cleanup: bool = True) -> np.ndarray:
+    """Run ``execute_onnx`` frame by frame (the exports have batch size 1) on ``x`` (N, *frame) and
+    return the float32 outputs stacked, shape (N, *out)."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    model = path if hasattr(path, "graph") else load_qonnx(path, cleanup)
+    iname = graph_input_name(model)
+    oname = model.graph.output[0].name
+    x = np.asarray(x, dtype=np.float32)
+    outs = [execute_onnx(model, {iname: x[i:i + 1]})[oname][0] for i in range(len(x))]
+    return np.stack(outs).astype(np.float32)
+
+
+def op_types(path) -> list[str]:
+    import onnx
+
+    return [n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node]
