@@ -11,15 +11,12 @@ from pathlib import Path
 
 from .cost import unit_cycles
 from .errors import FoldFileError
-from .ir import FoldError, Pipeline, divisors
+from .ir import FoldError, Pipeline
 
 
 def knobs_of(unit) -> dict:
     """The unit's fold knobs and, for each, the values it accepts."""
-    if unit.kind == "mvau":
-        return {"pe": divisors(unit.mh), "simd": divisors(unit.mw)}
-    allowed = getattr(unit, "fold_choices", None)
-    return allowed() if callable(allowed) else {}
+    return unit.fold_choices()
 
 
 def fold_to_json(pipeline: Pipeline) -> dict:

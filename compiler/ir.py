@@ -190,6 +190,10 @@ class Unit:
         """The unit's folding knobs (what fold.json holds for it)."""
         return {}
 
+    def fold_choices(self) -> dict:
+        """For each folding knob, the values the unit accepts."""
+        return {}
+
     def with_folding(self, **knobs) -> "Unit":
         return dataclasses.replace(self, **knobs)
 
@@ -277,6 +281,9 @@ class MatrixVectorUnit(Unit):
     def folding(self) -> dict:
         return {"pe": self.pe, "simd": self.simd}
 
+    def fold_choices(self) -> dict:
+        return {"pe": divisors(self.mh), "simd": divisors(self.mw)}
+
     def check_folding(self) -> None:
         if self.pe < 1 or self.mh % self.pe:
             raise FoldError(f"layer {self.name}: PE={self.pe} does not divide its {self.mh} output "
@@ -287,6 +294,232 @@ class MatrixVectorUnit(Unit):
 
 
 UNIT_KINDS: dict[str, type] = {"mvau": MatrixVectorUnit}
+
+
+def _conv_out(size: int, k: int, s: int, pad_a: int, pad_b: int) -> int:
+    return (size + pad_a + pad_b - k) // s + 1
+
+
+@dataclass
+class SlidingWindowUnit(Unit):
+    """Sliding-window generator (FINN's ConvolutionInputGenerator) with line buffers.
+
+    Input: frames of ``in_shape = (H, W, C)``, ``simd`` channels per beat. Output, for every
+    output pixel ``(oy, ox)`` in row-major order, its ``kh x kw`` window. ``pads`` is
+    ``(top, left, bottom, right)``; padded positions carry ``pad_value`` (a value of ``dtype``).
+
+    Window element order: ``(ky, kx, c)`` (the matrix-vector unit's column order), or, when
+    ``depthwise``, ``(c // simd, ky, kx, c % simd)`` so a vector-vector unit with ``pe == simd``
+    sees all kernel positions of one channel group together.
+    """
+
+    kind: ClassVar[str] = "swg"
+    name: str
+    in_shape: tuple
+    dtype: DataType
+    kernel: tuple = (3, 3)
+    stride: tuple = (1, 1)
+    pads: tuple = (0, 0, 0, 0)
+    pad_value: int = 0
+    simd: int = 1
+    depthwise: bool = False
+    source: str = ""
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        h, w, _ = self.in_shape
+        (kh, kw), (sh, sw), (pt, pl, pb, pr) = self.kernel, self.stride, self.pads
+        return _conv_out(h, kh, sh, pt, pb), _conv_out(w, kw, sw, pl, pr)
+
+    @property
+    def in_stream(self) -> StreamSpec:
+        return StreamSpec(tuple(self.in_shape), self.dtype, self.simd)
+
+    @property
+    def out_stream(self) -> StreamSpec:
+        oh, ow = self.out_hw
+        kh, kw = self.kernel
+        c = self.in_shape[2]
+        if self.depthwise:
+            return StreamSpec((oh, ow, c // self.simd, kh * kw, self.simd), self.dtype, self.simd)
+        return StreamSpec((oh, ow, kh * kw * c), self.dtype, self.simd)
+
+    def folding(self) -> dict:
+        return {"simd": self.simd}
+
+    def fold_choices(self) -> dict:
+        return {"simd": divisors(self.in_shape[2])}
+
+    def check_folding(self) -> None:
+        c = self.in_shape[2]
+        if self.simd < 1 or c % self.simd:
+            raise FoldError(f"layer {self.name}: SIMD={self.simd} does not divide its {c} channels; "
+                            f"pick one of {divisors(c)}")
+
+
+@dataclass
+class VectorVectorUnit(Unit):
+    """Depthwise convolution: per channel, a dot product over its own ``kh*kw`` window.
+
+    Input is a depthwise-ordered sliding-window stream (see :class:`SlidingWindowUnit`) with
+    ``pe`` channels per beat; ``weights`` is ``(C, K)`` with ``K = kh*kw``; thresholds and
+    output as in :class:`MatrixVectorUnit`. One beat (``pe`` channels, one kernel position) per
+    clock: ``(C/pe) * K`` cycles per output pixel.
+    """
+
+    kind: ClassVar[str] = "vvau"
+    name: str
+    weights: np.ndarray
+    weight_dtype: DataType
+    in_dtype: DataType
+    out_dtype: DataType
+    thresholds: np.ndarray | None = None
+    out_bias: int = 0
+    rows_shape: tuple = ()
+    pe: int = 1
+    ram_style: str = "auto"
+    source: str = ""
+
+    @property
+    def channels(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def k(self) -> int:
+        return int(self.weights.shape[1])
+
+    @property
+    def rows(self) -> int:
+        return int(math.prod(self.rows_shape))
+
+    @property
+    def binary(self) -> bool:
+        return self.weight_dtype.bipolar and self.in_dtype.bipolar
+
+    @property
+    def acc_range(self) -> tuple[int, int]:
+        if self.binary:
+            return 0, self.k
+        w = self.weights.astype(np.int64)
+        a, b = w * self.in_dtype.min, w * self.in_dtype.max
+        return int(np.minimum(a, b).sum(1).min()), int(np.maximum(a, b).sum(1).max())
+
+    @property
+    def acc_dtype(self) -> DataType:
+        lo, hi = self.acc_range
+        if self.thresholds is not None and self.thresholds.size:
+            lo, hi = min(lo, int(self.thresholds.min())), max(hi, int(self.thresholds.max()))
+        return DataType.for_range(min(lo, 0), hi)
+
+    @property
+    def n_thresholds(self) -> int:
+        return 0 if self.thresholds is None else int(self.thresholds.shape[1])
+
+    @property
+    def in_stream(self) -> StreamSpec:
+        return StreamSpec(tuple(self.rows_shape) + (self.channels // self.pe, self.k, self.pe),
+                          self.in_dtype, self.pe)
+
+    @property
+    def out_stream(self) -> StreamSpec:
+        return StreamSpec(tuple(self.rows_shape) + (self.channels,), self.out_dtype, self.pe)
+
+    def folding(self) -> dict:
+        return {"pe": self.pe}
+
+    def fold_choices(self) -> dict:
+        return {"pe": divisors(self.channels)}
+
+    def check_folding(self) -> None:
+        if self.pe < 1 or self.channels % self.pe:
+            raise FoldError(f"layer {self.name}: PE={self.pe} does not divide its {self.channels} "
+                            f"channels; pick one of {divisors(self.channels)}")
+
+
+@dataclass
+class MaxPoolUnit(Unit):
+    """Streaming max-pool over ``kernel`` windows with ``stride`` (no padding), ``pe`` channels
+    per beat. On bipolar data the max is an OR of the element bits."""
+
+    kind: ClassVar[str] = "maxpool"
+    name: str
+    in_shape: tuple
+    dtype: DataType
+    kernel: tuple = (2, 2)
+    stride: tuple = (2, 2)
+    pe: int = 1
+    source: str = ""
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        h, w, _ = self.in_shape
+        return _conv_out(h, self.kernel[0], self.stride[0], 0, 0), \
+            _conv_out(w, self.kernel[1], self.stride[1], 0, 0)
+
+    @property
+    def in_stream(self) -> StreamSpec:
+        return StreamSpec(tuple(self.in_shape), self.dtype, self.pe)
+
+    @property
+    def out_stream(self) -> StreamSpec:
+        return StreamSpec(self.out_hw + (self.in_shape[2],), self.dtype, self.pe)
+
+    def folding(self) -> dict:
+        return {"pe": self.pe}
+
+    def fold_choices(self) -> dict:
+        return {"pe": divisors(self.in_shape[2])}
+
+    def check_folding(self) -> None:
+        c = self.in_shape[2]
+        if self.pe < 1 or c % self.pe:
+            raise FoldError(f"layer {self.name}: PE={self.pe} does not divide its {c} channels; "
+                            f"pick one of {divisors(c)}")
+
+
+@dataclass
+class GlobalSumPoolUnit(Unit):
+    """Sum of every pixel per channel: ``(H, W, C) -> (C,)``, ``pe`` channels per beat.
+
+    The integer sum is exact; a global *average* divides by ``H*W`` downstream (the compiler
+    folds that factor into the next scale or applies the model's Trunc there).
+    """
+
+    kind: ClassVar[str] = "gsumpool"
+    name: str
+    in_shape: tuple
+    dtype: DataType
+    pe: int = 1
+    source: str = ""
+
+    @property
+    def out_dtype(self) -> DataType:
+        h, w, _ = self.in_shape
+        return DataType.for_range(min(0, self.dtype.min * h * w), self.dtype.max * h * w)
+
+    @property
+    def in_stream(self) -> StreamSpec:
+        return StreamSpec(tuple(self.in_shape), self.dtype, self.pe)
+
+    @property
+    def out_stream(self) -> StreamSpec:
+        return StreamSpec((self.in_shape[2],), self.out_dtype, self.pe)
+
+    def folding(self) -> dict:
+        return {"pe": self.pe}
+
+    def fold_choices(self) -> dict:
+        return {"pe": divisors(self.in_shape[2])}
+
+    def check_folding(self) -> None:
+        c = self.in_shape[2]
+        if self.pe < 1 or c % self.pe:
+            raise FoldError(f"layer {self.name}: PE={self.pe} does not divide its {c} channels; "
+                            f"pick one of {divisors(c)}")
+
+
+UNIT_KINDS.update({"swg": SlidingWindowUnit, "vvau": VectorVectorUnit, "maxpool": MaxPoolUnit,
+                   "gsumpool": GlobalSumPoolUnit})
 
 
 def register_unit(cls):

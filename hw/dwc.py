@@ -85,7 +85,8 @@ class StreamDWC(wiring.Component):
             else:
                 with m.Switch(rem):
                     for pos in range(positions):
-                        with m.Case(pos):
+                        # the last position doubles as the default (no other value occurs)
+                        with (m.Case(pos) if pos < positions - 1 else m.Default()):
                             m.d.sync += buf.eq(shifted | (self.i.payload << (pos * g * w)))
         with m.Else():
             m.d.sync += buf.eq(shifted)

@@ -173,10 +173,10 @@ class MatrixVectorUnitHW(wiring.Component):
         en = Signal()
         m.d.comb += en.eq(~out_valid | self.o.ready)
 
-        # ---- stage 0: step counters, memory addresses
-        nf = Signal(range(NF), name="nf")
-        sf = Signal(range(SF), name="sf")
-        waddr = Signal(range(NF * SF), name="waddr")
+        # ---- stage 0: step counters, memory addresses (no zero-width counters when a fold is 1)
+        nf = Signal(range(NF), name="nf") if NF > 1 else Const(0, 1)
+        sf = Signal(range(SF), name="sf") if SF > 1 else Const(0, 1)
+        waddr = Signal(range(NF * SF), name="waddr") if NF * SF > 1 else None
         fire = Signal()  # a step runs on this edge
         at_nf0 = (nf == 0) if NF > 1 else Const(1)
         m.d.comb += [
@@ -191,7 +191,7 @@ class MatrixVectorUnitHW(wiring.Component):
             if NF > 1:
                 with m.If(sf_last):
                     m.d.sync += nf.eq(Mux(nf_last, 0, nf + 1))
-            if NF * SF > 1:
+            if waddr is not None:
                 m.d.sync += waddr.eq(Mux(sf_last & nf_last, 0, waddr + 1))
 
         # weights: word of the step in stage 1
@@ -208,13 +208,15 @@ class MatrixVectorUnitHW(wiring.Component):
         # ---- stage 1: input vector, weights
         x_width = simd * in_bits
         v1, first1, last1, use_in1 = Signal(), Signal(), Signal(), Signal()
-        nf1 = Signal(range(NF))
+        nf1 = Signal(range(NF)) if NF > 1 else nf
         xin1 = Signal(x_width)
         with m.If(en):
             m.d.sync += [
                 v1.eq(fire), first1.eq(sf == 0), last1.eq(sf_last), use_in1.eq(at_nf0),
-                nf1.eq(nf), xin1.eq(self.i.payload),
+                xin1.eq(self.i.payload),
             ]
+            if NF > 1:
+                m.d.sync += nf1.eq(nf)
         if NF > 1:
             bmem = m.submodules.inbuf = Memory(shape=unsigned(x_width), depth=SF, init=[])
             bwr = bmem.write_port()
@@ -240,10 +242,12 @@ class MatrixVectorUnitHW(wiring.Component):
 
         # ---- stage 2: registered dot products
         v2, first2, last2 = Signal(), Signal(), Signal()
-        nf2 = Signal(range(NF))
+        nf2 = Signal(range(NF)) if NF > 1 else nf
         dot2 = [Signal(acc_shape, name=f"dot2_{p}") for p in range(pe)]
         with m.If(en):
-            m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), nf2.eq(nf1)]
+            m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1)]
+            if NF > 1:
+                m.d.sync += nf2.eq(nf1)
             m.d.sync += [d.eq(v) for d, v in zip(dot2, dots)]
 
         # ---- stage 3: accumulators (hold the finished sums while v3)

@@ -309,3 +309,45 @@ def op_types(path) -> list[str]:
     import onnx
 
     return [n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node]
+
+
+# ----------------------------------------------------------------------------- self-check
+ALL_MODELS = ("tfc_1w1a", "tfc_2w2a", "sfc_1w2a", "cnv_1w1a", "cnv_1w2a", "cnv_2w2a", "mlp_4bit")
+
+
+def selfcheck(names=ALL_MODELS, out_dir=None, frames: int = 8) -> list[dict]:
+    """Export every model in both styles, compare qonnx's execution with PyTorch's (raw export and
+    after cleanup_model), print timings and op sequences. ``python tests/models.py [names...]``."""
+    import tempfile
+
+    out_dir = Path(out_dir or tempfile.mkdtemp(prefix="streamfold_models_"))
+    rows = []
+    for name in names:
+        model = build(name)
+        x = random_inputs(name, frames, seed=7)
+        ref = torch_outputs(model, x)
+        for dynamo in (False, True):
+            p = out_dir / f"{name}_{'dynamo' if dynamo else 'legacy'}.onnx"
+            t0 = time.perf_counter()
+            export_model(name, p, dynamo=dynamo)
+            total = time.perf_counter() - t0
+            log = EXPORT_LOG[str(p)]
+            row = {"model": name, "dynamo": dynamo, "export_s": log["seconds"], "build_and_export_s": total,
+                   "side_data_file": os.path.exists(str(p) + ".data"), "ops": op_types(p),
+                   "levels": [s["levels"] for s in log["levels"]]}
+            for cleanup in (False, True):
+                y = qonnx_reference(p, x, cleanup=cleanup)
+                row[f"maxdiff_cleanup={cleanup}"] = float(np.abs(y - ref).max())
+            rows.append(row)
+            print(f"{name:9s} {'dynamo' if dynamo else 'legacy'}: export {row['export_s']:.2f} s "
+                  f"(build+export {total:.2f} s), levels {row['levels']}, |qonnx-torch| max "
+                  f"{row['maxdiff_cleanup=False']:.2g} raw / {row['maxdiff_cleanup=True']:.2g} cleaned, "
+                  f"side .data: {row['side_data_file']}")
+            print("    " + " ".join(row["ops"]))
+    return rows
+
+
+if __name__ == "__main__":
+    import sys
+
+    selfcheck(sys.argv[1:] or ALL_MODELS)

@@ -1,0 +1,148 @@
+"""The ``streamfold`` command line."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import StreamfoldError
+
+DESCRIPTION = """\
+streamfold turns quantized ONNX models (QONNX, as Brevitas exports them) into streaming FPGA
+accelerators: integer-only units in Amaranth HDL and Verilog, verified bit-exactly in Verilator.
+
+  streamfold compile MODEL.onnx -o BUILD        lower, fold and emit Verilog + reports
+  streamfold simulate BUILD --input X.npy       stream frames through the Verilog, check every integer
+"""
+
+
+def _log(msg: str) -> None:
+    print(f"  .. {msg}", file=sys.stderr, flush=True)
+
+
+def _table(rows: list[list], header: list[str]) -> str:
+    cells = [header] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    line = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    out = [line(cells[0]), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in cells[1:]]
+    return "\n".join(out)
+
+
+def print_report(report: dict) -> None:
+    rows = []
+    bott = report["totals"]["bottleneck"]
+    for l in report["layers"]:
+        rows.append([l["name"] + (" *" if l["name"] == bott else ""), l["kind"],
+                     "x".join(map(str, l.get("weight_shape", []))) or "-",
+                     f'{l.get("weight_dtype", "-")}/{l["in_dtype"]}->{l["out_dtype"]}',
+                     l.get("pe", "-"), l.get("simd", "-"), l["expected_cycles"]])
+    print(_table(rows, ["layer", "kind", "weights", "W/in->out", "PE", "SIMD", "cycles/frame"]))
+    t = report["totals"]
+    print(f"\nexpected: {t['expected_cycles_per_frame']} cycles/frame (bottleneck {bott}), "
+          f"{t['expected_fps']:,} frames/s at {t['clock_mhz']:g} MHz")
+
+
+def cmd_compile(a) -> int:
+    from .build import compile_model
+
+    t0 = time.monotonic()
+    cm, report = compile_model(a.model, a.output, a.fold, clock_mhz=a.clock_mhz, log=_log)
+    print(f"compiled {a.model} -> {a.output}/ in {time.monotonic() - t0:.1f} s\n")
+    print_report(report)
+    print(f"\nwrote {a.output}/streamfold_top.v, fold.json, report.json, ir.json")
+    return 0
+
+
+def cmd_simulate(a) -> int:
+    import numpy as np
+
+    from streamfold.sim.simulate import load_input, simulate_build, write_sim_json
+
+    x = load_input(a.input)
+    res = simulate_build(a.build, x, engine=a.engine, p_gap=a.gaps, p_stall=a.stalls, seed=a.seed, log=_log)
+    rep = res["report"]
+    write_sim_json(a.build, rep)
+    if a.output and res["outputs"] is not None:
+        np.save(a.output, res["outputs"])
+    ii, exp = rep["measured_cycles_per_frame"], rep["expected_cycles_per_frame"]
+    rows = [["frames", rep["frames"]], ["engine", rep["engine"]],
+            ["bit-exact vs reference", "yes" if rep["bit_exact"] else "NO"],
+            ["expected cycles/frame", exp],
+            ["measured cycles/frame", "-" if ii is None else f"{ii:g} ({100 * rep['ii_error']:+.2f}%)"],
+            ["latency (cycles)", rep["latency_cycles"]]]
+    print(_table(rows, ["simulation", "value"]))
+    print(f"\nwrote {a.build}/sim.json" + (f", {a.output}" if a.output else ""))
+    if not rep["bit_exact"]:
+        for r in rep["runs"]:
+            if r["mismatches"] or r["stalled"] or not r["tlast_ok"]:
+                print(f"mismatch: {r['mismatches']} elements, first {r['first_mismatch']}, tlast ok "
+                      f"{r['tlast_ok']}, stalled {r['stalled']} {r['stall_report']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="streamfold", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="compile a QONNX model into a build folder",
+                       description="Lower MODEL to integer stream units, fold them, emit Verilog and "
+                                   "write BUILD/ with streamfold_top.v, fold.json, report.json, ir.json.")
+    c.add_argument("model", help="QONNX model file (.onnx; a side .onnx.data file is read too)")
+    c.add_argument("-o", "--output", required=True, help="build folder to write")
+    c.add_argument("--fold", help="fold file (JSON: {layer: {pe: .., simd: ..}}) to use instead of the "
+                                  "balanced default; BUILD/fold.json is one")
+    c.add_argument("--clock-mhz", type=float, default=100.0, help="clock for frames/s figures (default 100)")
+    c.set_defaults(fn=cmd_compile)
+
+    s = sub.add_parser("simulate", help="simulate a build in Verilator and check it bit-exactly",
+                       description="Stream the frames of X.npy (float inputs shaped like the model's "
+                                   "input, batch first) through BUILD's Verilog, compare every output "
+                                   "integer with the NumPy reference and write BUILD/sim.json.")
+    s.add_argument("build", help="build folder written by `streamfold compile`")
+    s.add_argument("--input", required=True, help=".npy file of float inputs (frames first)")
+    s.add_argument("--output", help="write the outputs, in the model's output space, to this .npy")
+    s.add_argument("--engine", choices=["auto", "verilator", "cocotb"], default="auto",
+                   help="verilator: C++ harness (fast); cocotb: Python testbench; auto: cocotb for up "
+                        "to 4 frames, else verilator")
+    s.add_argument("--gaps", type=float, default=0.2, help="probability of an idle input cycle (default 0.2)")
+    s.add_argument("--stalls", type=float, default=0.2,
+                   help="probability of output back-pressure per cycle (default 0.2)")
+    s.add_argument("--seed", type=int, default=1, help="seed of the gap/back-pressure patterns")
+    s.set_defaults(fn=cmd_simulate)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if not getattr(a, "fn", None):
+        parser.print_help()
+        return 2
+    debug = a.debug or os.environ.get("STREAMFOLD_DEBUG")
+    try:
+        return a.fn(a)
+    except StreamfoldError as e:
+        if debug:
+            raise
+        print(f"streamfold: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("streamfold: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # an internal error: still one line, with a way to see more
+        if debug:
+            raise
+        msg = str(e).strip().splitlines()
+        print(f"streamfold: internal error: {type(e).__name__}: {msg[0] if msg else ''} "
+              "(run with --debug for the traceback and please report it)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

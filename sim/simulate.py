@@ -1,0 +1,170 @@
+"""``streamfold simulate``: stream frames through a build's Verilog and check every integer.
+
+The float inputs go through the model's host-side input steps, stream through the generated
+hardware in Verilator, and every output integer is compared with the NumPy reference of the unit
+pipeline. With random valid gaps or back-pressure requested, a second full-rate run measures the
+initiation interval and latency (gaps would otherwise be measured too); both runs are checked.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from streamfold.compiler.build import TOP_NAME, VERILOG_FILE
+from streamfold.compiler.cost import pipeline_cycles
+from streamfold.compiler.errors import BuildError, SimulationError
+from streamfold.compiler.ir import dumps
+from streamfold.compiler.model import CompiledModel
+
+from .reference import run_pipeline
+from .streams import pack, unpack
+
+ENGINES = ("auto", "verilator", "cocotb")
+
+
+def axis_width(bits: int) -> int:
+    """AXI4-Stream tdata width: the beat rounded up to whole bytes."""
+    return max(8, -(-bits // 8) * 8)
+
+
+@dataclass
+class RunCheck:
+    engine: str
+    p_gap: float
+    p_stall: float
+    seed: int
+    cycles: int
+    mismatches: int
+    first_mismatch: dict | None
+    tlast_ok: bool
+    stalled: bool
+    stall_report: str = ""
+    frame_end_cycles: list = field(default_factory=list)
+    first_in_cycles: list = field(default_factory=list)
+
+
+def _check_run(res, cm: CompiledModel, expected: np.ndarray, frames: int, engine, p_gap, p_stall, seed):
+    out = cm.pipeline.out_stream
+    mask = (1 << out.beat_bits) - 1
+    n_beats = frames * out.beats_per_frame
+    beats = [int(b) & mask for b in res.out_beats[:n_beats]]
+    mism, first = 0, None
+    got = None
+    if len(beats) == n_beats:
+        got = unpack(beats, out)
+        diff = got != expected
+        mism = int(diff.sum())
+        if mism:
+            idx = np.argwhere(diff)[0]
+            first = {"frame": int(idx[0]), "index": [int(i) for i in idx[1:]],
+                     "expected": int(expected[tuple(idx)]), "got": int(got[tuple(idx)])}
+    else:
+        mism = int(expected.size)
+        first = {"missing_beats": n_beats - len(beats)}
+    lasts = list(res.out_last[:n_beats])
+    want_last = [(i + 1) % out.beats_per_frame == 0 for i in range(n_beats)]
+    ends = [c for c, last in zip(res.out_cycles, res.out_last) if last]
+    return got, RunCheck(engine, p_gap, p_stall, seed, int(res.cycles), mism, first,
+                         lasts == want_last, bool(res.stalled), getattr(res, "stall_report", "") or "",
+                         [int(c) for c in ends], [int(c) for c in res.in_frame_start_cycles])
+
+
+def measure_timing(check: RunCheck) -> tuple[float | None, int | None]:
+    """Initiation interval (median gap between frame ends over the later half) and first-frame latency."""
+    ends = check.frame_end_cycles
+    ii = None
+    if len(ends) >= 2:
+        gaps = np.diff(ends)
+        ii = float(np.median(gaps[len(gaps) // 2:]))
+    lat = None
+    if ends and check.first_in_cycles:
+        lat = int(ends[0] - check.first_in_cycles[0] + 1)
+    return ii, lat
+
+
+def simulate_build(build, x: np.ndarray, *, engine: str = "auto", p_gap: float = 0.2,
+                   p_stall: float = 0.2, seed: int = 1, log=None, stall_limit: int | None = None) -> dict:
+    """Simulate ``x`` (float inputs, batch first) on the build; return the sim report.
+
+    The report holds the hardware's outputs ("outputs", model float space), its integers
+    ("hw_integers"), and the figures that go to ``sim.json``.
+    """
+    from .run import simulate_stream
+
+    build = Path(build)
+    cm = CompiledModel.load(build)
+    vfile = build / VERILOG_FILE
+    if not vfile.exists():
+        raise BuildError(f"{build}: no {VERILOG_FILE}; compile again with `streamfold compile`")
+    xin = cm.quantize_input(x)
+    frames = xin.shape[0]
+    if frames < 1:
+        raise SimulationError("the input holds no frames")
+    expected = run_pipeline(cm.pipeline, xin)
+    ins, outs = cm.pipeline.in_stream, cm.pipeline.out_stream
+    beats = pack(xin, ins)
+    cycles_expected, bottleneck = pipeline_cycles(cm.pipeline)
+    if engine == "auto":
+        engine = "verilator" if frames > 4 else "cocotb"
+    if engine not in ENGINES:
+        raise SimulationError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    limit = stall_limit or max(10_000, 20 * cycles_expected)
+    runs = [(p_gap, p_stall)] if (p_gap, p_stall) == (0.0, 0.0) else [(p_gap, p_stall), (0.0, 0.0)]
+    checks, got = [], None
+    for pg, ps in runs:
+        t0 = time.monotonic()
+        res = simulate_stream(vfile, TOP_NAME, beats, axis_width(ins.beat_bits), axis_width(outs.beat_bits),
+                              outs.beats_per_frame, ins.beats_per_frame, engine=engine, p_gap=pg,
+                              p_stall=ps, seed=seed, build_dir=build / "sim_build", stall_limit=limit,
+                              log=log)
+        g, chk = _check_run(res, cm, expected, frames, engine, pg, ps, seed)
+        if got is None and g is not None:
+            got = g
+        checks.append(chk)
+        if log:
+            log(f"{engine}: {frames} frames, {res.cycles} cycles (gaps {pg}, back-pressure {ps}) in "
+                f"{time.monotonic() - t0:.1f} s: {'bit-exact' if chk.mismatches == 0 else f'{chk.mismatches} mismatches'}")
+    timing = checks[-1]
+    ii, lat = measure_timing(timing)
+    exact = all(c.mismatches == 0 and c.tlast_ok and not c.stalled for c in checks)
+    report = {
+        "frames": frames,
+        "engine": engine,
+        "bit_exact": exact,
+        "expected_cycles_per_frame": cycles_expected,
+        "bottleneck": bottleneck,
+        "measured_cycles_per_frame": ii,
+        "ii_error": None if ii is None else round(ii / cycles_expected - 1, 4),
+        "latency_cycles": lat,
+        "runs": [c.__dict__ | {"frame_end_cycles": c.frame_end_cycles[:64],
+                               "first_in_cycles": c.first_in_cycles[:64]} for c in checks],
+    }
+    outputs = cm.dequantize_output(got) if got is not None else None
+    return {"report": report, "outputs": outputs, "hw_integers": got, "expected_integers": expected,
+            "model": cm}
+
+
+def write_sim_json(build, report: dict) -> Path:
+    p = Path(build) / "sim.json"
+    p.write_text(dumps(report))
+    return p
+
+
+def load_input(path) -> np.ndarray:
+    from streamfold.compiler.errors import StreamfoldError
+
+    p = Path(path)
+    try:
+        return np.load(p, allow_pickle=False)
+    except FileNotFoundError:
+        raise StreamfoldError(f"{p}: no such input file") from None
+    except (ValueError, OSError) as e:
+        raise StreamfoldError(f"{p}: not a NumPy .npy array ({str(e).splitlines()[0][:120]})") from None
+
+
+def read_sim_json(build) -> dict:
+    return json.loads((Path(build) / "sim.json").read_text())
