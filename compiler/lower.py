@@ -21,7 +21,8 @@ import numpy as np
 from onnx import helper, numpy_helper
 
 from .errors import CompileError
-from .ir import BIPOLAR, DataType, MatrixVectorUnit, Pipeline
+from .ir import (BIPOLAR, DataType, GlobalSumPoolUnit, MatrixVectorUnit, MaxPoolUnit, Pipeline,
+                 SlidingWindowUnit, VectorVectorUnit)
 from .model import CompiledModel, HostInput, HostOutput
 from .ops import EVALUABLE, OpCall, bipolar_int, evaluate, quant_int
 from .thresholds import thresholds_for
@@ -34,7 +35,8 @@ CHANNEL_OPS = {"Mul", "Add", "Sub", "Div", "BatchNormalization", "Relu", "Clip",
 QUANTIZERS = {"Quant", "BipolarQuant"}
 MATRIX_OPS = {"MatMul", "Gemm"}
 #: every op the compiler accepts somewhere on the data path (extended by later unit kinds)
-SUPPORTED_OPS = sorted(SHAPE_OPS | CHANNEL_OPS | QUANTIZERS | MATRIX_OPS | {"Transpose"})
+CONV_OPS = {"Conv", "MaxPool", "GlobalAveragePool", "Pad"}
+SUPPORTED_OPS = sorted(SHAPE_OPS | CHANNEL_OPS | QUANTIZERS | MATRIX_OPS | CONV_OPS | {"Transpose"})
 
 
 @dataclass
@@ -49,6 +51,7 @@ class _Quantized:
     shape: tuple            # the model's shape of this tensor (batch first)
     tail: list = field(default_factory=list)  # float ops after the last quantizer (host side)
     nchw_flatten: tuple | None = None  # (C, H, W) when an NCHW tensor was flattened to (N, C*H*W)
+    pad: tuple | None = None  # ((top, left, bottom, right), level) of a Pad waiting for its Conv
 
 
 @dataclass
@@ -62,6 +65,7 @@ class _Accumulating:
     pre_scale: np.ndarray        # (MH,) float: model value of the matrix product = acc * pre_scale
     shape: tuple                 # the model's shape of the product (batch first)
     chain: list = field(default_factory=list)
+    kind: type = MatrixVectorUnit
 
 
 def _attrs(node) -> dict:
@@ -290,8 +294,18 @@ class Lowering:
         if op in CHANNEL_OPS:
             state.tail.append(self._call(node, t))
             return state
+        if state.pad is not None and op != "Conv":
+            raise CompileError(f"node {node.name!r} ({op}) follows a Pad; only a Conv may follow a Pad")
         if op in MATRIX_OPS:
             return self._matrix(node, state, t)
+        if op == "Conv":
+            return self._conv(node, state, t)
+        if op == "MaxPool":
+            return self._maxpool(node, state)
+        if op == "GlobalAveragePool":
+            return self._global_avg(node, state)
+        if op == "Pad":
+            return self._pad(node, state)
         self.unsupported(node, "on quantized activations")
 
     def _requantize(self, node, state: _Quantized):
@@ -347,6 +361,138 @@ class Lowering:
             acc.chain.append(OpCall("Add", [None, bias.reshape(1, -1)], {}, node.name + ".bias"))
         return acc
 
+    # convolutions and pooling ----------------------------------------------------------------
+    def _nchw(self, node, state: _Quantized) -> tuple[int, int, int]:
+        if len(state.shape) != 4:
+            raise CompileError(f"node {node.name!r} ({node.op_type}): expected an (N, C, H, W) input, "
+                               f"got rank {len(state.shape)}")
+        _, c, h, w = state.shape
+        return c, h, w
+
+    def _pads(self, node, a: dict, k: tuple, h: int, w: int, stride: tuple) -> tuple:
+        auto = a.get("auto_pad", "NOTSET")
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            pads = []
+            for size, kk, ss in ((h, k[0], stride[0]), (w, k[1], stride[1])):
+                out = -(-size // ss)
+                total = max(0, (out - 1) * ss + kk - size)
+                small, big = total // 2, total - total // 2
+                pads.append((small, big) if auto == "SAME_UPPER" else (big, small))
+            return (pads[0][0], pads[1][0], pads[0][1], pads[1][1])
+        if auto == "VALID":
+            return (0, 0, 0, 0)
+        p = list(a.get("pads", [0, 0, 0, 0]))
+        if len(p) != 4:
+            raise CompileError(f"node {node.name!r}: only 2D pads are supported, got {p}")
+        return tuple(int(v) for v in p)
+
+    def _pad(self, node, state: _Quantized):
+        a = _attrs(node)
+        c, h, w = self._nchw(node, state)
+        mode = a.get("mode", "constant")
+        pads = a.get("pads")
+        if pads is None and len(node.input) > 1:
+            pads = [int(v) for v in np.asarray(self._const(node, node.input[1], "pads")).ravel()]
+        if mode != "constant" or pads is None or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)):
+            raise CompileError(f"node {node.name!r} (Pad): only constant padding of H and W is supported")
+        value = 0.0
+        if len(node.input) > 2 and node.input[2]:
+            value = float(np.asarray(self._const(node, node.input[2], "value")).ravel()[0])
+        level = value / state.scale
+        if abs(level - round(level)) > 1e-6 or not state.dtype.contains(np.array([round(level)])):
+            raise CompileError(f"node {node.name!r} (Pad): pad value {value} is not a level of the "
+                               f"{state.dtype.name} activations it pads")
+        state.pad = ((pads[2], pads[3], pads[6], pads[7]), int(round(level)))
+        state.shape = self._shape(node.output[0])
+        return state
+
+    def _conv(self, node, state: _Quantized, t: str):
+        a = _attrs(node)
+        if node.input[0] != t:
+            raise CompileError(f"node {node.name!r} (Conv): the activation must be the first input")
+        c, h, w = self._nchw(node, state)
+        pre_pad, pad_level = (0, 0, 0, 0), 0
+        if state.pad is not None:
+            (pt, pl, pb, pr), pad_level = state.pad
+            pre_pad = (pt, pl, pb, pr)
+            h, w = h - pt - pb, w - pl - pr
+        levels, scale, wdt = self.quantized_weight(node, node.input[1])  # (OC, IC/g, KH, KW)
+        oc, icg, kh, kw = levels.shape
+        if any(d != 1 for d in a.get("dilations", [1, 1])):
+            raise CompileError(f"node {node.name!r} (Conv): dilated convolutions are not supported")
+        stride = tuple(int(v) for v in a.get("strides", [1, 1]))
+        pads = self._pads(node, a, (kh, kw), h, w, stride)
+        if state.pad is not None:
+            if any(pads):
+                pads = tuple(x + y for x, y in zip(pads, pre_pad))
+            else:
+                pads = pre_pad
+        elif any(pads) and not state.dtype.contains(np.array([0])):
+            raise CompileError(
+                f"node {node.name!r} (Conv): zero padding of {state.dtype.name} activations cannot be "
+                "represented (0 is not a level); pad explicitly with a Pad node of value -1 or +1")
+        sc = scale.reshape(oc, -1)
+        if not np.allclose(sc, sc[:, :1], rtol=1e-6, atol=0):
+            raise CompileError(f"node {node.name!r}: weight scale varies within an output channel; only "
+                               "per-tensor or per-output-channel weight scales fold into thresholds")
+        group = int(a.get("group", 1))
+        out_shape = self._shape(node.output[0])
+        oh, ow = out_shape[2], out_shape[3]
+        bias = None
+        if len(node.input) > 2 and node.input[2]:
+            bias = np.asarray(self._const(node, node.input[2], "bias"), dtype=np.float64)
+        name = self._name("conv")
+        pre = sc[:, 0] * state.scale
+        if group == 1:
+            if icg != c:
+                raise CompileError(f"node {node.name!r}: weight has {icg} input channels, input has {c}")
+            if (kh, kw) != (1, 1) or stride != (1, 1) or any(pads):
+                swg = SlidingWindowUnit(f"{name}_win", (h, w, c), state.dtype, (kh, kw), stride, pads,
+                                        pad_level if state.pad is not None else 0, 1, False, node.name)
+                if swg.out_hw != (oh, ow):
+                    raise CompileError(f"node {node.name!r}: window geometry gives {swg.out_hw}, the model "
+                                       f"says {(oh, ow)}")
+                self.units.append(swg)
+            wmat = levels.transpose(0, 2, 3, 1).reshape(oc, kh * kw * c)
+            acc = _Accumulating(name, node.name, wmat, wdt, state.dtype, (oh, ow), pre, out_shape)
+        elif group == c and icg == 1 and oc == c:
+            swg = SlidingWindowUnit(f"{name}_win", (h, w, c), state.dtype, (kh, kw), stride, pads,
+                                    pad_level if state.pad is not None else 0, 1, True, node.name)
+            self.units.append(swg)
+            acc = _Accumulating(name, node.name, levels.reshape(c, kh * kw), wdt, state.dtype, (oh, ow),
+                                pre, out_shape, kind=VectorVectorUnit)
+        else:
+            raise CompileError(f"node {node.name!r} (Conv): group={group} is neither 1 nor depthwise "
+                               f"({c} channels); grouped convolutions are not supported")
+        if bias is not None:
+            acc.chain.append(OpCall("Add", [None, bias.reshape(1, -1, 1, 1)], {}, node.name + ".bias"))
+        return acc
+
+    def _maxpool(self, node, state: _Quantized):
+        a = _attrs(node)
+        c, h, w = self._nchw(node, state)
+        k = tuple(int(v) for v in a["kernel_shape"])
+        stride = tuple(int(v) for v in a.get("strides", k))
+        if any(a.get("pads", [0, 0, 0, 0])) or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") \
+                or a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1, 1])):
+            raise CompileError(f"node {node.name!r} (MaxPool): only unpadded, undilated, floor-mode "
+                               "max-pooling is supported")
+        if state.scale <= 0:
+            raise CompileError(f"node {node.name!r} (MaxPool): activation scale must be positive")
+        unit = MaxPoolUnit(self._name("pool"), (h, w, c), state.dtype, k, stride, 1, node.name)
+        self.units.append(unit)
+        state.shape = self._shape(node.output[0])
+        return state
+
+    def _global_avg(self, node, state: _Quantized):
+        c, h, w = self._nchw(node, state)
+        unit = GlobalSumPoolUnit(self._name("gap"), (h, w, c), state.dtype, 1, node.name)
+        self.units.append(unit)
+        state.dtype = unit.out_dtype
+        state.scale = state.scale / (h * w)
+        state.shape = self._shape(node.output[0])
+        return state
+
     # accumulators
     def on_accumulating(self, node, state: _Accumulating, t: str):
         op = node.op_type
@@ -368,19 +514,26 @@ class Lowering:
 
     def _check_per_channel(self, node, call: OpCall, state: _Accumulating) -> None:
         mh = state.weights.shape[0]
+        probe = (1, mh) if len(state.shape) == 2 else (1, mh, 1, 1)
         for a in call.inputs:
             if a is None:
                 continue
             arr = np.asarray(a)
-            if arr.size not in (1, mh) or (arr.ndim >= 1 and arr.size == mh and
-                                           arr.shape[-1] != mh and arr.ndim > 1 and arr.shape[1] != mh):
+            if node.op_type == "BatchNormalization":
+                ok = arr.size in (1, mh)
+            else:
+                try:
+                    ok = arr.size in (1, mh) and np.broadcast_shapes(arr.shape, probe) == probe
+                except ValueError:
+                    ok = False
+            if not ok:
                 raise CompileError(f"node {node.name!r} ({node.op_type}): constant of shape {arr.shape} is "
                                    f"not per-channel for {mh} channels")
 
     def _mvau(self, st: _Accumulating, quantizer: OpCall | None, out_dtype: DataType):
-        unit = MatrixVectorUnit(name=st.name, weights=st.weights, weight_dtype=st.weight_dtype,
-                                in_dtype=st.in_dtype, out_dtype=out_dtype, rows_shape=st.rows_shape,
-                                source=st.source)
+        unit = st.kind(name=st.name, weights=st.weights, weight_dtype=st.weight_dtype,
+                       in_dtype=st.in_dtype, out_dtype=out_dtype, rows_shape=st.rows_shape,
+                       source=st.source)
         probe = (lambda n: (n, -1)) if len(st.shape) == 2 else (lambda n: (n, -1, 1, 1))
         thr, out_bias, sign = thresholds_for(unit, st.pre_scale, st.chain, quantizer, probe)
         unit.weights = unit.weights * sign[:, None]
@@ -395,12 +548,12 @@ class Lowering:
                                "output; nothing to put in hardware")
         out_shape = self._shape(self.output.name)
         if isinstance(state, _Accumulating):
-            unit = MatrixVectorUnit(name=state.name, weights=state.weights, weight_dtype=state.weight_dtype,
-                                    in_dtype=state.in_dtype, out_dtype=BIPOLAR, rows_shape=state.rows_shape,
-                                    source=state.source)
+            unit = state.kind(name=state.name, weights=state.weights, weight_dtype=state.weight_dtype,
+                              in_dtype=state.in_dtype, out_dtype=BIPOLAR, rows_shape=state.rows_shape,
+                              source=state.source)
             unit.out_dtype = unit.acc_dtype
             self.units.append(unit)
-            mw = unit.mw
+            mw = unit.weights.shape[1]
             if unit.binary:  # popcount -> +-1 dot product
                 mul, add = 2 * st_scale(state), -mw * st_scale(state)
             else:

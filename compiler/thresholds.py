@@ -43,7 +43,7 @@ def thresholds_for(unit, pre_scale: np.ndarray, chain: list, quantizer: OpCall, 
     ``probe(n)`` gives the shape to evaluate the chain on ``n`` samples of every channel in the
     model's layout (``(n, MH)`` or ``(n, MH, 1, 1)``).
     """
-    mh, mw = unit.mh, unit.mw
+    mh, mw = (int(d) for d in unit.weights.shape)
     quantize, levels = _levels_fn(quantizer)
     binary = unit.binary
     if binary:
