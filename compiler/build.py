@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .cost import pipeline_cycles, unit_cycles
 from .errors import BuildError
+from .fifo_sizing import size_fifos
 from .folding import apply_fold, default_fold, fold_to_json, read_fold_file
 from .ir import dumps
 from .load import load_model
@@ -23,6 +24,7 @@ def lower_file(model_path, fold: dict | None = None, fold_source: str = "fold") 
     cm.pipeline = apply_fold(cm.pipeline, fold, fold_source) if fold is not None else \
         default_fold(cm.pipeline)
     cm.pipeline.check()
+    cm.pipeline = size_fifos(cm.pipeline)
     return cm
 
 

@@ -15,7 +15,8 @@ Both engines share these rules:
 * The source presents beat after beat; before presenting a beat it idles one cycle with
   probability ``p_gap`` (repeatedly), and once ``s_axis_tvalid`` is high it holds the beat until it
   is accepted (AXI-Stream rule). ``s_axis_tlast`` is high on every ``in_beats_per_frame``-th beat.
-* The sink drives ``m_axis_tready=0`` in a cycle with probability ``p_stall``.
+* The sink drives ``m_axis_tready=0`` in a cycle with probability ``p_stall`` (``p_stall=1``: never
+  ready, to provoke a stall).
 * A beat moves in cycle ``c`` when tvalid and tready are both high during cycle ``c``.
 * The run completes when every input beat was accepted and ``frames * out_beats_per_frame``
   output beats arrived; ``tail_cycles`` more cycles (ready high) catch beats beyond that
@@ -233,8 +234,10 @@ def simulate_stream(
         raise ValueError(f"unknown engine {engine!r}: one of {ENGINES}")
     if in_beats_per_frame < 1 or out_beats_per_frame < 1:
         raise ValueError("beats per frame must be at least 1")
-    if not (0.0 <= p_gap < 1.0) or not (0.0 <= p_stall < 1.0):
-        raise ValueError("p_gap and p_stall must be in [0, 1)")
+    if not (0.0 <= p_gap < 1.0):
+        raise ValueError("p_gap must be in [0, 1)")
+    if not (0.0 <= p_stall <= 1.0):
+        raise ValueError("p_stall must be in [0, 1] (1: the sink is never ready)")
     if in_width < 1 or out_width < 1:
         raise ValueError("widths must be at least 1 bit")
     beats = _check_beats(in_beats, in_width)

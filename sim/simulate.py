@@ -69,7 +69,7 @@ def _check_run(res, cm: CompiledModel, expected: np.ndarray, frames: int, engine
     want_last = [(i + 1) % out.beats_per_frame == 0 for i in range(n_beats)]
     ends = [c for c, last in zip(res.out_cycles, res.out_last) if last]
     return got, RunCheck(engine, p_gap, p_stall, seed, int(res.cycles), mism, first,
-                         lasts == want_last, bool(res.stalled), getattr(res, "stall_report", "") or "",
+                         lasts == want_last, bool(res.stalled), res.stall or "",
                          [int(c) for c in ends], [int(c) for c in res.in_frame_start_cycles])
 
 
@@ -119,8 +119,7 @@ def simulate_build(build, x: np.ndarray, *, engine: str = "auto", p_gap: float =
         t0 = time.monotonic()
         res = simulate_stream(vfile, TOP_NAME, beats, axis_width(ins.beat_bits), axis_width(outs.beat_bits),
                               outs.beats_per_frame, ins.beats_per_frame, engine=engine, p_gap=pg,
-                              p_stall=ps, seed=seed, build_dir=build / "sim_build", stall_limit=limit,
-                              log=log)
+                              p_stall=ps, seed=seed, build_dir=build / "sim_build", stall_limit=limit)
         g, chk = _check_run(res, cm, expected, frames, engine, pg, ps, seed)
         if got is None and g is not None:
             got = g
