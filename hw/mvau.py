@@ -285,7 +285,7 @@ class MatrixVectorUnitHW(wiring.Component):
                 if u.out_dtype.bipolar:
                     m.d.comb += o.eq(count != 0)
                 else:
-                    m.d.comb += o.eq(count + u.out_bias)  # truncated to out_bits: two's complement
+                    m.d.comb += o.eq(count + int(u.out_bias))  # truncated to out_bits: two's complement
             else:
                 m.d.comb += o.eq(acc[p])  # sign-extended or truncated to out_bits
             outs.append(o)

@@ -21,18 +21,20 @@ class StreamRun:
     in_cycles: list = field(default_factory=list)   # edge at which each input beat moved
     out_cycles: list = field(default_factory=list)  # edge at which each output beat moved
     extra_out: int = 0                              # beats offered after the expected ones
+    sideband: list = field(default_factory=list)    # values of ``sideband`` signals per output beat
 
 
 def run_stream(dut, in_beats, n_out: int, *, src=None, sink=None, p_valid: float = 1.0,
                p_ready: float = 1.0, seed: int = 0, max_cycles: int = 100_000,
-               drain: int = 16, vcd: str | None = None) -> StreamRun:
+               drain: int = 16, sideband=(), vcd: str | None = None) -> StreamRun:
     """Simulate ``dut``: push ``in_beats`` into ``src``, take ``n_out`` beats from ``sink``.
 
     ``src``/``sink`` are ``(payload, valid, ready)`` signal triples; by default ``dut.i`` and
     ``dut.o``. Each cycle the source offers a beat with probability ``p_valid`` (once offered, a
     beat stays until taken, as AXI-Stream requires) and the sink is ready with probability
     ``p_ready``. After the last expected beat the sink stays ready for ``drain`` cycles and counts
-    any further beat in ``extra_out``. Raises ``TimeoutError`` after ``max_cycles``.
+    any further beat in ``extra_out``. The ``sideband`` signals (e.g. a ``tlast``) are sampled
+    with every output beat into ``sideband``. Raises ``TimeoutError`` after ``max_cycles``.
     """
     if src is None:
         src = (dut.i.payload, dut.i.valid, dut.i.ready)
@@ -69,9 +71,10 @@ def run_stream(dut, in_beats, n_out: int, *, src=None, sink=None, p_valid: float
                 raise TimeoutError(f"got {len(res.out)} of {n_out} beats in {max_cycles} cycles")
             r = rng_out.random() < p_ready
             ctx.set(ready, r)
-            _, _, v, d = await ctx.tick().sample(valid, payload)
+            _, _, v, d, *side = await ctx.tick().sample(valid, payload, *sideband)
             if v and r:
                 res.out.append(int(d))
+                res.sideband.append(tuple(int(x) for x in side))
                 res.out_cycles.append(cycle)
             cycle += 1
         ctx.set(ready, 1)

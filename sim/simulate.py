@@ -87,9 +87,12 @@ def measure_timing(check: RunCheck) -> tuple[float | None, int | None]:
 
 
 def simulate_build(build, x: np.ndarray, *, engine: str = "auto", p_gap: float = 0.2,
-                   p_stall: float = 0.2, seed: int = 1, log=None, stall_limit: int | None = None) -> dict:
+                   p_stall: float = 0.2, seed: int = 1, log=None, stall_limit: int | None = None,
+                   cache_dir=None) -> dict:
     """Simulate ``x`` (float inputs, batch first) on the build; return the sim report.
 
+    Verilator models are cached in ``cache_dir`` (default ``$STREAMFOLD_SIM_CACHE``, else
+    ``BUILD/sim_build``), keyed by the Verilog, so simulating the same design again does not rebuild.
     The report holds the hardware's outputs ("outputs", model float space), its integers
     ("hw_integers"), and the figures that go to ``sim.json``.
     """
@@ -114,12 +117,15 @@ def simulate_build(build, x: np.ndarray, *, engine: str = "auto", p_gap: float =
         raise SimulationError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     limit = stall_limit or max(10_000, 20 * cycles_expected)
     runs = [(p_gap, p_stall)] if (p_gap, p_stall) == (0.0, 0.0) else [(p_gap, p_stall), (0.0, 0.0)]
+    import os
+
+    cache = Path(cache_dir or os.environ.get("STREAMFOLD_SIM_CACHE") or build / "sim_build")
     checks, got = [], None
     for pg, ps in runs:
         t0 = time.monotonic()
         res = simulate_stream(vfile, TOP_NAME, beats, axis_width(ins.beat_bits), axis_width(outs.beat_bits),
                               outs.beats_per_frame, ins.beats_per_frame, engine=engine, p_gap=pg,
-                              p_stall=ps, seed=seed, build_dir=build / "sim_build", stall_limit=limit)
+                              p_stall=ps, seed=seed, build_dir=cache, stall_limit=limit)
         g, chk = _check_run(res, cm, expected, frames, engine, pg, ps, seed)
         if got is None and g is not None:
             got = g
