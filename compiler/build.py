@@ -28,7 +28,8 @@ def lower_file(model_path, fold: dict | None = None, fold_source: str = "fold") 
     return cm
 
 
-def write_build(cm: CompiledModel, out_dir, clock_mhz: float = DEFAULT_CLOCK_MHZ, log=None) -> dict:
+def write_build(cm: CompiledModel, out_dir, clock_mhz: float = DEFAULT_CLOCK_MHZ, log=None,
+                board=None) -> dict:
     """Elaborate the hardware and write every file of a build folder; return the report."""
     from streamfold.hw import emit_verilog
 
@@ -43,22 +44,27 @@ def write_build(cm: CompiledModel, out_dir, clock_mhz: float = DEFAULT_CLOCK_MHZ
     (out / VERILOG_FILE).write_text(verilog)
     cm.save(out)
     (out / "fold.json").write_text(dumps(fold_to_json(cm.pipeline)))
-    report = make_report(cm, clock_mhz)
+    report = make_report(cm, clock_mhz, board)
     (out / "report.json").write_text(dumps(report))
     return report
 
 
-def compile_model(model_path, out_dir, fold_path=None, clock_mhz: float = DEFAULT_CLOCK_MHZ, log=None):
+def compile_model(model_path, out_dir, fold_path=None, clock_mhz: float = DEFAULT_CLOCK_MHZ, log=None,
+                  board=None):
+    if isinstance(board, str):  # an unknown board fails before any work
+        from streamfold.boards import load_board
+        board = load_board(board)
     fold = read_fold_file(fold_path) if fold_path else None
     t0 = time.monotonic()
     cm = lower_file(model_path, fold, str(fold_path) if fold_path else "fold")
     if log:
         log(f"lowered {model_path} to {len(cm.pipeline.units)} units in {time.monotonic() - t0:.1f} s")
-    report = write_build(cm, out_dir, clock_mhz, log)
+    report = write_build(cm, out_dir, clock_mhz, log, board)
     return cm, report
 
 
-def make_report(cm: CompiledModel, clock_mhz: float = DEFAULT_CLOCK_MHZ) -> dict:
+def make_report(cm: CompiledModel, clock_mhz: float = DEFAULT_CLOCK_MHZ, board=None) -> dict:
+    """The compile report; ``board`` (a name or Board) adds utilisation to the resource estimates."""
     p = cm.pipeline
     cycles, bottleneck = pipeline_cycles(p)
     layers = []
@@ -78,7 +84,7 @@ def make_report(cm: CompiledModel, clock_mhz: float = DEFAULT_CLOCK_MHZ) -> dict
         row.update({k.lower(): v for k, v in u.folding().items()})
         row["expected_cycles"] = unit_cycles(u)
         layers.append(row)
-    return {
+    report = {
         "model": cm.source,
         "input": {"name": cm.input_name, "shape": list(cm.input_shape),
                   "stream": {"dtype": p.in_stream.dtype.name, "fold": p.in_stream.fold}},
@@ -93,3 +99,10 @@ def make_report(cm: CompiledModel, clock_mhz: float = DEFAULT_CLOCK_MHZ) -> dict
             "fifo_depths": list(p.fifo_depths),
         },
     }
+    # resource estimates per layer and in total (see compiler/resources.py)
+    from .resources import report_resources
+    res = report_resources(p, board)
+    for row in layers:
+        row["resources"] = res["units"].get(row["name"])
+    report["resources"] = res
+    return report

@@ -49,7 +49,8 @@ def cmd_compile(a) -> int:
     from .build import compile_model
 
     t0 = time.monotonic()
-    cm, report = compile_model(a.model, a.output, a.fold, clock_mhz=a.clock_mhz, log=_log)
+    cm, report = compile_model(a.model, a.output, a.fold, clock_mhz=a.clock_mhz, log=_log,
+                               board=getattr(a, "board", None))
     print(f"compiled {a.model} -> {a.output}/ in {time.monotonic() - t0:.1f} s\n")
     print_report(report)
     print(f"\nwrote {a.output}/streamfold_top.v, fold.json, report.json, ir.json")
@@ -84,6 +85,57 @@ def cmd_simulate(a) -> int:
     return 0
 
 
+def cmd_boards(a) -> int:
+    from streamfold.boards import list_boards, load_board
+
+    rows = []
+    for n in list_boards():
+        b = load_board(n)
+        rows.append([n, b.part, b.family, f"{b.lut:,}", f"{b.ff:,}", f"{b.bram} {b.bram_primitive}",
+                     b.uram or "-", f"{b.dsp} {b.dsp_primitive}", f"{b.clock_mhz:g}"])
+    print(_table(rows, ["board", "part", "family", "LUT", "FF", "block RAM", "URAM", "DSP", "MHz"]))
+    if a.sources:
+        print()
+        for n in list_boards():
+            print(f"{n}: {load_board(n).source}")
+    return 0
+
+
+def cmd_synth(a) -> int:
+    from streamfold.hw.synth import synth_build
+
+    t0 = time.monotonic()
+    doc = synth_build(a.build, board=a.board, family=a.family, per_unit=a.per_unit, timing=a.timing,
+                      jobs=a.jobs, log=_log)
+    fmt = lambda c: "-" if c["error"] is None else f"{100 * c['error']:+.1f}%"  # noqa: E731
+    res = ["LUT_TOTAL", "FF", "BRAM", "DSP"]
+    rows = []
+    for r in doc.get("parts", []):
+        c = r.get("comparison")
+        rows.append([r["name"], r["kind"]] + [f"{r['resources'][k]}" + (f" ({fmt(c[k])})" if c else "")
+                                             for k in res])
+    c = doc["comparison"]
+    rows.append(["TOTAL", "top"] + [f"{c[k]['synth']} ({fmt(c[k])})" for k in res])
+    print(_table(rows, ["part", "kind", "LUT", "FF", "BRAM", "DSP"]))
+    print("  (in brackets: estimate error vs Yosys; LUT includes LUT-RAM)")
+    if doc.get("utilisation"):
+        print("utilisation of " + doc["board"] + ": " + ", ".join(
+            f"{k} {100 * v:.1f}%" for k, v in doc["utilisation"].items()))
+    t = doc["throughput"]
+    if doc.get("timing"):
+        tm = doc["timing"]
+        print(f"Fmax {tm['fmax_mhz']} MHz ({tm['tool']}, target {tm['target_mhz']:g} MHz): "
+              f"{t.get('fps_at_fmax', '-'):,} frames/s at {t['cycles_per_frame']} cycles/frame")
+    print(f"\nsynthesised for {doc['family']} in {time.monotonic() - t0:.1f} s; wrote {a.build}/synth.json")
+    return 0
+
+
+def cmd_demo(a) -> int:
+    from .demo import run_demo
+
+    return run_demo(a.model, a.data, Path(a.build), a.frames, a.engine)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamfold", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -98,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--fold", help="fold file (JSON: {layer: {pe: .., simd: ..}}) to use instead of the "
                                   "balanced default; BUILD/fold.json is one")
     c.add_argument("--clock-mhz", type=float, default=100.0, help="clock for frames/s figures (default 100)")
+    c.add_argument("--board", help="board (`streamfold boards`) for resource utilisation in report.json")
     c.set_defaults(fn=cmd_compile)
 
     s = sub.add_parser("simulate", help="simulate a build in Verilator and check it bit-exactly",
@@ -115,6 +168,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help="probability of output back-pressure per cycle (default 0.2)")
     s.add_argument("--seed", type=int, default=1, help="seed of the gap/back-pressure patterns")
     s.set_defaults(fn=cmd_simulate)
+
+    d = sub.add_parser("demo", help="compile the shipped digits model and check its accuracy in Verilator",
+                       description="Compile the default model, simulate the whole held-out test split in "
+                                   "Verilator and compare the hardware's predictions with qonnx's and "
+                                   "PyTorch's, image by image.")
+    from .demo import DEFAULT_DATA, DEFAULT_MODEL
+
+    d.add_argument("--model", default=str(DEFAULT_MODEL), help=f"QONNX model (default {DEFAULT_MODEL})")
+    d.add_argument("--data", default=str(DEFAULT_DATA),
+                   help=f"npz with x (inputs), y (labels), logits (PyTorch outputs) (default {DEFAULT_DATA})")
+    d.add_argument("--build", default="demo_build", help="build folder (default demo_build)")
+    d.add_argument("--frames", type=int, help="only the first N test images")
+    d.add_argument("--engine", choices=["verilator", "cocotb"], default="verilator")
+    d.set_defaults(fn=cmd_demo)
+
+    bd = sub.add_parser("boards", help="list the FPGA boards streamfold knows",
+                        description="Print every known board with its device resources.")
+    bd.add_argument("--sources", action="store_true", help="also print where each figure comes from")
+    bd.set_defaults(fn=cmd_boards)
+
+    sy = sub.add_parser("synth", help="synthesise a build with Yosys and compare with the estimates",
+                        description="Synthesise BUILD/streamfold_top.v out of context with Yosys for a "
+                                    "board's family, compare with the resource estimates and write "
+                                    "BUILD/synth.json.")
+    sy.add_argument("build", help="build folder written by `streamfold compile`")
+    sy.add_argument("--board", help="board name (`streamfold boards`); sets the family")
+    sy.add_argument("--family", choices=["xc7", "xcup", "ecp5", "ice40"],
+                    help="FPGA family when no board is given (default xc7)")
+    sy.add_argument("--per-unit", action="store_true", help="also synthesise every unit, FIFO and width "
+                                                            "converter on its own")
+    sy.add_argument("--timing", action="store_true", help="place and route with nextpnr (ECP5/iCE40 "
+                                                          "boards) and report Fmax and frames/s")
+    sy.add_argument("--jobs", type=int, default=2, help="Yosys processes at once (default 2)")
+    sy.set_defaults(fn=cmd_synth)
     return p
 
 

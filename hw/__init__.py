@@ -5,6 +5,10 @@ Only :mod:`streamfold.compiler.ir` is imported from the compiler (never its ONNX
 """
 from .registry import HW_UNITS, build_unit, hw_class, register_hw
 from .mvau import MatrixVectorUnitHW
+from .sliding_window import SlidingWindowHW
+from .vvau import VectorVectorUnitHW
+from .maxpool import MaxPoolHW
+from .gsumpool import GlobalSumPoolHW
 from .fifo import StreamFIFO
 from .dwc import StreamDWC
 from .top import Accelerator, byte_width
@@ -12,5 +16,6 @@ from .verilog import emit_verilog
 
 __all__ = [
     "HW_UNITS", "build_unit", "hw_class", "register_hw",
-    "MatrixVectorUnitHW", "StreamFIFO", "StreamDWC", "Accelerator", "byte_width", "emit_verilog",
+    "MatrixVectorUnitHW", "SlidingWindowHW", "VectorVectorUnitHW", "MaxPoolHW",
+    "GlobalSumPoolHW", "StreamFIFO", "StreamDWC", "Accelerator", "byte_width", "emit_verilog",
 ]

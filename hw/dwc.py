@@ -14,7 +14,7 @@ It is one element buffer of ``C = a + b - gcd(a, b)`` slots with a fill ``count`
   ``count - b``), at one of ``(C - a)/g + 1`` fixed positions;
 * slots at or above ``count`` always hold zero, so an insertion is a plain OR.
 
-This covers every ratio with the smallest buffer that runs at full throughput,
+This covers every ratio with a buffer just large enough for full throughput,
 ``min(a * input beats/cycle, b * output beats/cycle)`` elements per cycle: for ``b | a`` it is
 a plain splitter (one ``a``-element register), for ``a | b`` a plain gatherer (one
 ``b``-element register). ``a == b`` is a wire. No latency is added beyond the gathering itself:

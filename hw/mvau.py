@@ -34,7 +34,8 @@ map them to block RAM):
   the code of ``W[nf*pe+p, sf*simd+s]`` (a constant instead when ``NF*SF == 1``);
 * thresholds: ``NF`` words of ``pe*n*acc_bits``; word ``nf``, lane ``p*n+k`` holds
   ``T[nf*pe+p, k]`` (a constant instead when ``NF == 1``);
-* input buffer: ``SF`` words of ``simd*in_bits`` (absent when ``NF == 1``).
+* input buffer: ``SF`` words of ``simd*in_bits`` (absent when ``NF == 1``, a register when
+  ``SF == 1``).
 """
 from __future__ import annotations
 
@@ -101,6 +102,25 @@ def _lanes(value, n: int, bits: int) -> list:
     return [value[j * bits:(j + 1) * bits] for j in range(n)]
 
 
+# ----------------------------------------------------------------------------- memory images
+def weight_words(u: MatrixVectorUnit) -> list[int]:
+    """Weight memory image: ``NF*SF`` words; word ``nf*SF+sf``, lane ``p*simd+s`` (each
+    ``weight_bits`` wide, lane 0 in the LSBs) is the code of ``W[nf*pe+p, sf*simd+s]``."""
+    nf_, sf_ = u.neuron_fold, u.synapse_fold
+    codes = u.weight_dtype.encode(np.asarray(u.weights))  # (MH, MW)
+    # (NF, pe, SF, simd) -> (NF, SF, pe, simd)
+    codes = codes.reshape(nf_, u.pe, sf_, u.simd).transpose(0, 2, 1, 3)
+    return pack_words(codes.reshape(nf_ * sf_, u.pe * u.simd), u.weight_dtype.bits)
+
+
+def threshold_words(u: MatrixVectorUnit) -> list[int]:
+    """Threshold memory image: ``NF`` words; word ``nf``, lane ``p*n+k`` (each ``acc_bits`` wide,
+    two's complement if the accumulator is signed) is ``T[nf*pe+p, k]``."""
+    t = np.asarray(u.thresholds, dtype=np.int64)  # same cast as the reference
+    codes = u.acc_dtype.encode(t).reshape(u.neuron_fold, u.pe * u.n_thresholds)
+    return pack_words(codes, u.acc_dtype.bits)
+
+
 # ----------------------------------------------------------------------------- component
 @register_hw("mvau")
 class MatrixVectorUnitHW(wiring.Component):
@@ -125,8 +145,6 @@ class MatrixVectorUnitHW(wiring.Component):
 
     def __init__(self, unit: MatrixVectorUnit):
         unit.check_folding()
-        if unit.binary and not unit.in_dtype.bipolar:  # pragma: no cover - defensive
-            raise ValueError("binary mode needs bipolar inputs")
         if unit.thresholds is not None:
             t = np.asarray(unit.thresholds)
             if t.ndim != 2 or t.shape[0] != unit.mh:
@@ -138,23 +156,6 @@ class MatrixVectorUnitHW(wiring.Component):
             "i": In(stream.Signature(unsigned(unit.in_stream.beat_bits))),
             "o": Out(stream.Signature(unsigned(unit.out_stream.beat_bits))),
         })
-
-    # memory images (also useful to inspect/test the layout)
-    def weight_words(self) -> list[int]:
-        """Weight memory image: ``NF*SF`` words, see the module docstring."""
-        u = self.unit
-        nf_, sf_ = u.neuron_fold, u.synapse_fold
-        codes = u.weight_dtype.encode(np.asarray(u.weights))  # (MH, MW)
-        # (NF, pe, SF, simd) -> (NF, SF, pe, simd)
-        codes = codes.reshape(nf_, u.pe, sf_, u.simd).transpose(0, 2, 1, 3)
-        return pack_words(codes.reshape(nf_ * sf_, u.pe * u.simd), u.weight_dtype.bits)
-
-    def threshold_words(self) -> list[int]:
-        """Threshold memory image: ``NF`` words, see the module docstring."""
-        u = self.unit
-        t = np.asarray(u.thresholds, dtype=np.int64)  # same cast as the reference
-        codes = u.acc_dtype.encode(t).reshape(u.neuron_fold, u.pe * u.n_thresholds)
-        return pack_words(codes, u.acc_dtype.bits)
 
     def elaborate(self, platform):
         u = self.unit
@@ -198,17 +199,17 @@ class MatrixVectorUnitHW(wiring.Component):
         w_width = pe * simd * w_bits
         if NF * SF > 1:
             wmem = m.submodules.weights = Memory(shape=unsigned(w_width), depth=NF * SF,
-                                                 init=self.weight_words(), attrs=mem_attrs)
+                                                 init=weight_words(u), attrs=mem_attrs)
             wrd = wmem.read_port()
             m.d.comb += [wrd.addr.eq(waddr), wrd.en.eq(en)]
             w1 = wrd.data
         else:
-            w1 = Const(self.weight_words()[0], w_width)
+            w1 = Const(weight_words(u)[0], w_width)
 
         # ---- stage 1: input vector, weights
         x_width = simd * in_bits
         v1, first1, last1, use_in1 = Signal(), Signal(), Signal(), Signal()
-        nf1 = Signal(range(NF)) if NF > 1 else nf
+        nf1 = Signal(range(NF)) if NF > 1 else None  # fold tags only matter for NF > 1
         xin1 = Signal(x_width)
         with m.If(en):
             m.d.sync += [
@@ -217,7 +218,12 @@ class MatrixVectorUnitHW(wiring.Component):
             ]
             if NF > 1:
                 m.d.sync += nf1.eq(nf)
-        if NF > 1:
+        if NF > 1 and SF == 1:  # a one-word buffer is a register (same timing as the memory)
+            xbuf = Signal(x_width)
+            with m.If(fire & at_nf0):
+                m.d.sync += xbuf.eq(self.i.payload)
+            x1 = Mux(use_in1, xin1, xbuf)
+        elif NF > 1:
             bmem = m.submodules.inbuf = Memory(shape=unsigned(x_width), depth=SF, init=[])
             bwr = bmem.write_port()
             brd = bmem.read_port()
@@ -242,7 +248,7 @@ class MatrixVectorUnitHW(wiring.Component):
 
         # ---- stage 2: registered dot products
         v2, first2, last2 = Signal(), Signal(), Signal()
-        nf2 = Signal(range(NF)) if NF > 1 else nf
+        nf2 = Signal(range(NF)) if NF > 1 else None
         dot2 = [Signal(acc_shape, name=f"dot2_{p}") for p in range(pe)]
         with m.If(en):
             m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1)]
@@ -263,12 +269,12 @@ class MatrixVectorUnitHW(wiring.Component):
             t_width = pe * n_thr * acc_bits
             if NF > 1:
                 tmem = m.submodules.thresholds = Memory(shape=unsigned(t_width), depth=NF,
-                                                        init=self.threshold_words(), attrs=mem_attrs)
+                                                        init=threshold_words(u), attrs=mem_attrs)
                 trd = tmem.read_port()
                 m.d.comb += [trd.addr.eq(nf2), trd.en.eq(en)]
                 t3 = trd.data
             else:
-                t3 = Const(self.threshold_words()[0], t_width)
+                t3 = Const(threshold_words(u)[0], t_width)
             ts = _lanes(t3, pe * n_thr, acc_bits)
 
         # ---- output register

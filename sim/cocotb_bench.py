@@ -86,6 +86,7 @@ async def stream(dut):
     st = (0, 0, 0, 0)
     status = "running"
     t0 = time.perf_counter()
+    c0 = time.process_time()
 
     while True:
         if not completed:
@@ -144,6 +145,7 @@ async def stream(dut):
         idle = 0 if (in_fire or out_fire) else idle + 1
 
     wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     result = {
         "status": status,
         "cycles": done_cycle if completed else cyc,
@@ -160,6 +162,7 @@ async def stream(dut):
         "in_width": in_width,
         "out_width": out_width,
         "wall_s": wall,
+        "cpu_s": cpu,
         "out_beats": [format(b, "x") for b in out_beats],
         "out_last": out_last,
         "out_cycles": out_cycles,

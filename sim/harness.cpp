@@ -32,6 +32,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -183,12 +184,41 @@ static size_t read_bin(const char* path, size_t words, std::vector<uint32_t>& ou
     return n;
 }
 
-static void write_hex_words(FILE* f, const uint32_t* w, size_t words) {
-    size_t top = words;
-    while (top > 1 && w[top - 1] == 0) --top;
-    std::fprintf(f, "%x", w[top - 1]);
-    for (size_t i = top - 1; i > 0; --i) std::fprintf(f, "%08x", w[i - 1]);
-}
+// Buffered writer of output lines "<cycle> <tlast> <hex>\n" (printf is slow at ~1 line/cycle).
+struct LineWriter {
+    FILE* f;
+    std::vector<char> buf;
+    size_t n = 0;
+    explicit LineWriter(FILE* file, size_t words) : f(file), buf((1 << 20) + 32 + 8 * words) {}
+    inline void flush() {
+        if (n) std::fwrite(buf.data(), 1, n, f);
+        n = 0;
+    }
+    inline void put_dec(uint64_t v) {
+        char tmp[24];
+        int k = 0;
+        do { tmp[k++] = static_cast<char>('0' + v % 10); v /= 10; } while (v);
+        while (k) buf[n++] = tmp[--k];
+    }
+    inline void put_hex_word(uint32_t v, bool pad) {
+        static const char digits[] = "0123456789abcdef";
+        int top = 7;
+        if (!pad) while (top > 0 && ((v >> (4 * top)) & 0xF) == 0) --top;
+        for (int d = top; d >= 0; --d) buf[n++] = digits[(v >> (4 * d)) & 0xF];
+    }
+    inline void line(uint64_t cyc, bool last, const uint32_t* w, size_t words) {
+        if (n + 32 + 8 * words > buf.size()) flush();
+        put_dec(cyc);
+        buf[n++] = ' ';
+        buf[n++] = last ? '1' : '0';
+        buf[n++] = ' ';
+        size_t top = words;
+        while (top > 1 && w[top - 1] == 0) --top;
+        put_hex_word(w[top - 1], false);
+        for (size_t i = top - 1; i > 0; --i) put_hex_word(w[i - 1], true);
+        buf[n++] = '\n';
+    }
+};
 
 // ------------------------------------------------------------------ main
 int main(int argc, char** argv) {
@@ -232,8 +262,7 @@ int main(int argc, char** argv) {
 
     FILE* fout = std::fopen(out_path, "w");
     if (!fout) die("cannot write ", out_path);
-    static char outbuf[1 << 20];
-    std::setvbuf(fout, outbuf, _IOFBF, sizeof outbuf);
+    LineWriter wout(fout, OutPort::words);
     FILE* ffr = frames_path ? std::fopen(frames_path, "w") : nullptr;
     if (frames_path && !ffr) die("cannot write ", frames_path);
 
@@ -265,6 +294,7 @@ int main(int argc, char** argv) {
     int st_sv = 0, st_sr = 0, st_mv = 0, st_mr = 0;
     const char* status = "running";
     auto t0 = std::chrono::steady_clock::now();
+    const std::clock_t c0 = std::clock();
 
     for (;;) {
         if (!completed) {
@@ -305,9 +335,7 @@ int main(int argc, char** argv) {
         const bool out_fire = m_valid && ready;
         if (out_fire) {
             OutPort::get(top->m_axis_tdata, obuf.data());
-            std::fprintf(fout, "%" PRIu64 " %d ", cyc, top->m_axis_tlast ? 1 : 0);
-            write_hex_words(fout, obuf.data(), OW);
-            std::fputc('\n', fout);
+            wout.line(cyc, top->m_axis_tlast, obuf.data(), OW);
             ++n_out;
             if (completed) ++extra;
         }
@@ -324,7 +352,9 @@ int main(int argc, char** argv) {
         ++cyc;
         idle = (in_fire || out_fire) ? 0 : idle + 1;
     }
+    wout.flush();
     auto t1 = std::chrono::steady_clock::now();
+    const std::clock_t c1 = std::clock();
     top->final();
     std::fclose(fout);
     if (ffr) std::fclose(ffr);
@@ -338,9 +368,10 @@ int main(int argc, char** argv) {
                  ", \"extra_out_beats\": %" PRIu64 ", \"idle_cycles\": %" PRIu64
                  ", \"s_axis_tvalid\": %d, \"s_axis_tready\": %d, \"m_axis_tvalid\": %d"
                  ", \"m_axis_tready\": %d, \"in_port_bytes\": %zu, \"out_port_bytes\": %zu"
-                 ", \"wall_s\": %.6f}\n",
+                 ", \"wall_s\": %.6f, \"cpu_s\": %.6f}\n",
                  status, completed ? done_cycle : cyc, cyc, n_in, in_idx, n_out, extra, idle, st_sv,
-                 st_sr, st_mv, st_mr, InPort::bytes, OutPort::bytes, wall);
+                 st_sr, st_mv, st_mr, InPort::bytes, OutPort::bytes, wall,
+                 static_cast<double>(c1 - c0) / CLOCKS_PER_SEC);
     std::fclose(fs);
     return 0;
 }

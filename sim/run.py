@@ -26,7 +26,6 @@ Both engines share these rules:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -40,6 +39,7 @@ from typing import Sequence
 from .verilator_build import Model, VerilogSource, build_model, default_build_dir
 
 ENGINES = ("verilator", "cocotb")
+COCOTB_TEST_MODULE = "streamfold.sim.cocotb_bench"
 DEFAULT_STALL_LIMIT = 100_000
 
 
@@ -67,6 +67,7 @@ class StreamResult:
     expected_out_beats: int
     extra_out_beats: int = 0
     sim_seconds: float = 0.0  # wall time of the cycle loop alone
+    sim_cpu_seconds: float = 0.0  # CPU time of the cycle loop (simulator process)
     run_seconds: float = 0.0  # wall time of the whole simulation call (without building)
     build_seconds: float = 0.0  # time spent building now (0 when the cached model was reused)
     cycles_run: int = 0  # all cycles simulated after reset (includes the tail)
@@ -167,11 +168,11 @@ def _port_bytes(width: int) -> int:
 
 
 def _check_beats(in_beats: Sequence[int], in_width: int) -> list:
-    beats = [int(b) for b in in_beats]
+    beats = list(map(int, in_beats))
     top = 1 << in_width
-    for i, b in enumerate(beats):
-        if b < 0 or b >= top:
-            raise ValueError(f"input beat {i} = {b} does not fit in {in_width} unsigned bits")
+    if beats and (min(beats) < 0 or max(beats) >= top):
+        i, b = next((i, b) for i, b in enumerate(beats) if b < 0 or b >= top)
+        raise ValueError(f"input beat {i} = {b} does not fit in {in_width} unsigned bits")
     return beats
 
 
@@ -220,6 +221,8 @@ def simulate_stream(
     timeout: float | None = None,
     keep_files: bool = False,
     quiet_build: bool = False,
+    cflags: str = "-O2",
+    verilator_args: Sequence[str] = (),
 ) -> StreamResult:
     """Stream ``in_beats`` (whole input frames) through ``top`` and collect the output stream.
 
@@ -228,7 +231,8 @@ def simulate_stream(
     ``timeout``: wall-clock seconds (a last resort; the cycle and no-progress limits normally end
     a stuck run): the C++ harness process is killed and :class:`SimulationError` raised; the cocotb
     bench stops its loop and returns with ``status="timeout"``. ``keep_files``: keep the per-run directory
-    (inputs, outputs, logs) under ``build_dir/runs`` and report it on stderr.
+    (inputs, outputs, logs) under ``build_dir/runs`` and report it on stderr. ``cflags`` (C++
+    compiler) and ``verilator_args`` (extra Verilator options) go to the build, and into its hash.
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: one of {ENGINES}")
@@ -248,7 +252,7 @@ def simulate_stream(
 
     build_dir = Path(build_dir) if build_dir is not None else default_build_dir()
     model = build_model(verilog, top, "harness" if engine == "verilator" else "cocotb", build_dir,
-                        quiet=quiet_build)
+                        quiet=quiet_build, cflags=cflags, extra_args=verilator_args)
     runs = build_dir.resolve() / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     rundir = Path(tempfile.mkdtemp(prefix=f"{engine}-{top[:40]}-", dir=runs))
@@ -257,7 +261,7 @@ def simulate_stream(
                reset_cycles=reset_cycles, tail_cycles=tail_cycles, timeout=timeout)
     t0 = time.monotonic()
     try:
-        (rundir / "in.hex").write_text("".join(f"{b:x}\n" for b in beats))
+        (rundir / "in.hex").write_text("\n".join(map("{:x}".format, beats)) + "\n")
         if engine == "verilator":
             s, outs, lasts, ocycles, fstarts = _run_harness(model, rundir, cfg, in_width, out_width,
                                                             timeout)
@@ -289,6 +293,7 @@ def simulate_stream(
         expected_out_beats=expect_out,
         extra_out_beats=int(s.get("extra_out_beats", 0)),
         sim_seconds=float(s.get("wall_s", 0.0)),
+        sim_cpu_seconds=float(s.get("cpu_s", 0.0)),
         run_seconds=run_seconds,
         build_seconds=model.build_seconds,
         cycles_run=int(s.get("cycles_run", s["cycles"])),
@@ -321,13 +326,10 @@ def _run_harness(model: Model, rundir: Path, cfg: dict, in_width: int, out_width
             f"{model.top}: port widths do not match in_width={in_width}/out_width={out_width} "
             f"(Verilator holds s_axis_tdata in {s['in_port_bytes']} bytes, m_axis_tdata in "
             f"{s['out_port_bytes']} bytes)")
-    outs, lasts, ocycles = [], [], []
-    with open(rundir / "out.txt") as f:
-        for line in f:
-            c, last, data = line.split()
-            ocycles.append(int(c))
-            lasts.append(last == "1")
-            outs.append(int(data, 16))
+    toks = (rundir / "out.txt").read_text().split()
+    ocycles = list(map(int, toks[0::3]))
+    lasts = [t == "1" for t in toks[1::3]]
+    outs = [int(t, 16) for t in toks[2::3]]
     fstarts = [int(l) for l in (rundir / "frames.txt").read_text().split()]
     return s, outs, lasts, ocycles, fstarts
 
@@ -351,7 +353,7 @@ def _run_cocotb(model: Model, rundir: Path, cfg: dict, in_width: int, out_width:
         runner = get_runner("verilator")
         try:
             runner.test(
-                test_module="streamfold.sim.cocotb_bench",
+                test_module=COCOTB_TEST_MODULE,
                 hdl_toplevel=model.top,
                 hdl_toplevel_lang="verilog",
                 build_dir=model.dir,

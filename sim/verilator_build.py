@@ -39,6 +39,9 @@ EXECUTABLE = "Vsim"
 #: Verilator options shared by both kinds of model (lint warnings never stop a build: generated
 #: Verilog is not hand-written).
 COMMON_ARGS = ("-O3", "-Wno-fatal", "-Wno-lint", "-Wno-style")
+#: The PyPI wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks the
+#: split (parallel) C++ build of larger designs: supply it.
+MAKE_ARGS = ("-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
 
 VerilogSource = Union[str, Path, Sequence[Union[str, Path]]]
 
@@ -199,7 +202,7 @@ def build_model(
     args = list(COMMON_ARGS) + list(extra_args)
     engine_src = HARNESS_CPP.read_text() if kind == "harness" else f"cocotb {_cocotb_version()}"
     digest = _digest("streamfold-sim-1", kind, top, text, engine_src, verilator_version(),
-                     json.dumps(args), cflags, str(jobs))
+                     json.dumps(args), json.dumps(MAKE_ARGS), cflags, str(jobs))
     mdir = build_dir / f"{kind}-{_safe(top)}-{digest[:16]}"
     exe = mdir / (EXECUTABLE if kind == "harness" else top)
     log = mdir / "build.log"
@@ -242,7 +245,7 @@ def _build_harness(mdir: Path, top: str, args: list, cflags: str, jobs: int, log
     shutil.copy(HARNESS_CPP, mdir / "harness.cpp")  # relative path: ccache hits across dirs
     cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs), "--no-timing",
            "--top-module", top, "--prefix", "Vtop", "-o", EXECUTABLE, "-Mdir", "obj",
-           *args, "-CFLAGS", f"{cflags} -std=c++17", "harness.cpp", "design.v"]
+           *args, "-CFLAGS", cflags, *MAKE_ARGS, "harness.cpp", "design.v"]
     env = tool_env()
     with open(log, "w") as f:
         f.write(" ".join(cmd) + "\n")
@@ -264,7 +267,7 @@ def _build_cocotb(mdir: Path, top: str, args: list, cflags: str, log: Path) -> N
                 sources=[mdir / "design.v"],
                 hdl_toplevel=top,
                 build_dir=mdir,
-                build_args=[*args, "-CFLAGS", cflags],
+                build_args=[*args, "-CFLAGS", cflags, *MAKE_ARGS],
                 timescale=("1ns", "1ps"),
                 always=True,
                 log_file=log,

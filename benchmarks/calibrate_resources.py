@@ -1,0 +1,202 @@
+"""Calibrate streamfold's resource model against Yosys.
+
+Synthesises a sweep of unit shapes and foldings per family (binary and multi-bit matrix-vector
+units, FIFOs, width converters; once present, sliding-window/max-pool/vector-vector units), each out
+of context with the same script ``streamfold synth`` uses, then fits the LUT/FF coefficients of
+:mod:`streamfold.compiler.resources` by least squares and writes ``compiler/calibration.json``.
+
+    python benchmarks/calibrate_resources.py                    # every family, sweep + fit
+    python benchmarks/calibrate_resources.py --family xc7 ecp5  # some families
+    python benchmarks/calibrate_resources.py --fit-only         # refit from the stored samples
+
+Synthesis results are cached (see ``streamfold.hw.synth``), so a re-run only synthesises what is
+new; the raw samples go to ``benchmarks/calibration_samples.json`` (kept, so a refit needs no Yosys).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from streamfold.compiler import resources as R
+from streamfold.compiler.ir import DataType, MatrixVectorUnit
+from streamfold.hw.synth import component_verilog, synth_many
+
+HERE = Path(__file__).resolve().parent
+SAMPLES = HERE / "calibration_samples.json"
+BIP = DataType.bipolar_type()
+
+
+def make_mvau(name, mh, mw, pe, simd, wdt: str, idt: str, n_thr: int, seed: int = 0) -> MatrixVectorUnit:
+    """A matrix-vector unit with random weights and sorted random thresholds inside its range."""
+    rng = np.random.default_rng(seed)
+    wd, xd = DataType.parse(wdt), DataType.parse(idt)
+    if wd.bipolar:
+        w = rng.choice([-1, 1], size=(mh, mw))
+    else:
+        w = rng.integers(wd.min, wd.max + 1, size=(mh, mw))
+    u = MatrixVectorUnit(name=name, weights=w.astype(np.int64), weight_dtype=wd, in_dtype=xd,
+                         out_dtype=BIP, pe=pe, simd=simd)
+    lo, hi = u.acc_range
+    if n_thr:
+        t = np.sort(rng.integers(lo, hi + 1, size=(mh, n_thr)), axis=1)
+        u.thresholds = t.astype(np.int64)
+        u.out_dtype = BIP if (n_thr == 1 and u.binary) else DataType.uint_type(max(1, n_thr.bit_length()))
+    else:
+        u.out_dtype = u.acc_dtype
+    u.check_folding()
+    return u
+
+
+# (MH, MW, PE, SIMD, weight, input, thresholds)
+MVAU_SWEEP = [
+    # binary (XNOR-popcount), one threshold
+    (64, 64, 1, 8, "BIPOLAR", "BIPOLAR", 1), (64, 64, 4, 16, "BIPOLAR", "BIPOLAR", 1),
+    (64, 64, 8, 32, "BIPOLAR", "BIPOLAR", 1), (64, 64, 2, 32, "BIPOLAR", "BIPOLAR", 1),
+    (64, 784, 4, 16, "BIPOLAR", "BIPOLAR", 1), (64, 784, 2, 49, "BIPOLAR", "BIPOLAR", 1),
+    (256, 256, 8, 8, "BIPOLAR", "BIPOLAR", 1), (128, 512, 2, 64, "BIPOLAR", "BIPOLAR", 1),
+    (32, 32, 4, 32, "BIPOLAR", "BIPOLAR", 1), (64, 64, 32, 4, "BIPOLAR", "BIPOLAR", 1),
+    (10, 64, 1, 1, "BIPOLAR", "BIPOLAR", 0), (10, 64, 10, 16, "BIPOLAR", "BIPOLAR", 0),
+    (256, 1024, 4, 32, "BIPOLAR", "BIPOLAR", 1), (512, 512, 16, 8, "BIPOLAR", "BIPOLAR", 1),
+    # bipolar weights, multi-bit inputs
+    (64, 64, 4, 8, "BIPOLAR", "UINT2", 3), (32, 128, 2, 16, "BIPOLAR", "UINT2", 3),
+    (64, 64, 8, 8, "BIPOLAR", "UINT4", 15),
+    # multi-bit weights and inputs
+    (64, 64, 4, 8, "INT2", "UINT2", 3), (32, 64, 8, 16, "INT2", "UINT2", 3),
+    (64, 128, 2, 4, "INT2", "INT2", 3), (16, 64, 4, 32, "INT2", "UINT2", 3),
+    (64, 64, 4, 4, "INT4", "UINT4", 15), (32, 32, 8, 8, "INT4", "UINT4", 15),
+    (64, 64, 1, 16, "INT4", "INT4", 0), (16, 16, 4, 4, "INT8", "UINT8", 0),
+    (64, 256, 8, 8, "INT4", "UINT4", 15), (32, 64, 4, 16, "INT3", "UINT3", 7),
+    (128, 64, 16, 2, "INT2", "UINT2", 3), (10, 32, 2, 8, "INT4", "UINT4", 0),
+    (128, 128, 1, 1, "INT8", "UINT8", 0), (256, 64, 4, 2, "INT4", "UINT4", 1),
+]
+# smaller sweeps for the families tested less often
+SMALL = [0, 1, 4, 5, 6, 9, 10, 13, 14, 17, 18, 21, 23, 25, 27, 29]
+SWEEP_OF = {"xc7": list(range(len(MVAU_SWEEP))), "ecp5": list(range(len(MVAU_SWEEP))),
+            "xcup": SMALL, "ice40": [0, 1, 4, 9, 10, 14, 17, 18, 20, 21, 23, 28]}
+FIFO_SWEEP = [(16, 2), (8, 1), (1, 2), (64, 2), (16, 3), (8, 32), (16, 64), (64, 16), (4, 256),
+              (32, 512), (16, 1024), (72, 512), (8, 4096)]
+DWC_SWEEP = [(1, 16, 8), (1, 8, 16), (1, 4, 1), (1, 1, 4), (2, 4, 6), (4, 16, 4), (1, 64, 49),
+             (7, 1, 10), (8, 8, 2), (1, 3, 7)]
+
+
+def specs(family: str):
+    """(part kind, parameters, component, key) of every sweep point of ``family``."""
+    from streamfold.hw.dwc import StreamDWC
+    from streamfold.hw.fifo import StreamFIFO
+    from streamfold.hw.registry import build_unit
+
+    out = []
+    for i in SWEEP_OF[family]:
+        mh, mw, pe, simd, wd, xd, n = MVAU_SWEEP[i]
+        u = make_mvau(f"m{i}", mh, mw, pe, simd, wd, xd, n, seed=i)
+        out.append(("mvau", {"mh": mh, "mw": mw, "pe": pe, "simd": simd, "w": wd, "x": xd, "thr": n,
+                             "seed": i}, u, lambda u=u: build_unit(u), f"mvau_{i}"))
+    for i, (w, d) in enumerate(FIFO_SWEEP):
+        out.append(("fifo", {"width": w, "depth": d}, None, lambda w=w, d=d: StreamFIFO(w, d), f"fifo_{i}"))
+    for i, (w, a, b) in enumerate(DWC_SWEEP):
+        out.append(("dwc", {"width": w, "a": a, "b": b}, None, lambda w=w, a=a, b=b: StreamDWC(w, a, b),
+                    f"dwc_{i}"))
+    return out
+
+
+def unit_of(kind: str, params: dict):
+    if kind == "mvau":
+        p = params
+        return make_mvau(f"m{p['seed']}", p["mh"], p["mw"], p["pe"], p["simd"], p["w"], p["x"], p["thr"],
+                         seed=p["seed"])
+    return None
+
+
+def sweep(families, jobs: int, log) -> dict:
+    samples = json.loads(SAMPLES.read_text()) if SAMPLES.exists() else {}
+    for fam in families:
+        sp = specs(fam)
+        t0 = time.monotonic()
+        job_list = [dict(verilog=component_verilog(mk(), key), family=fam, top=key) for _, _, _, mk, key in sp]
+        res = synth_many(job_list, jobs=jobs, log=log)
+        rows = []
+        for (kind, params, _u, _mk, key), r in zip(sp, res):
+            rows.append({"kind": kind, "key": key, "params": params, "resources": r["resources"],
+                         "cells": r["cells"], "seconds": r["seconds"]})
+        samples[fam] = rows
+        log(f"{fam}: {len(rows)} points in {time.monotonic() - t0:.0f} s "
+            f"(synthesis {sum(r['seconds'] for r in rows):.0f} s of Yosys time)")
+        SAMPLES.write_text(json.dumps(samples, indent=1) + "\n")
+    return samples
+
+
+def fit(samples: dict, log) -> dict:
+    """Least-squares fit of every (family, kind, LUT/FF) model; returns the calibration document."""
+    cal = {"_doc": "Fitted by benchmarks/calibrate_resources.py from Yosys 0.70 (yowasp) out-of-context "
+                   "synthesis; coefficients multiply the features of streamfold.compiler.resources.",
+           "families": {}, "quality": {}}
+    for fam, rows in samples.items():
+        cal["families"][fam] = {}
+        cal["quality"][fam] = {}
+        for kind in sorted({r["kind"] for r in rows}):
+            kr = [r for r in rows if r["kind"] == kind]
+            feats = [R.part_features(kind, r["params"], fam, unit=unit_of(kind, r["params"])) for r in kr]
+            cal["families"][fam][kind] = {}
+            cal["quality"][fam][kind] = {}
+            for res in ("LUT", "FF"):
+                names = R.FEATURES[kind][res]
+                X = np.array([[f[res][n] for n in names] for f in feats], dtype=float)
+                y = np.array([r["resources"][res] for r in kr], dtype=float)
+                coef = _nnls_ridge(X, y)
+                pred = X @ coef
+                ss = float(((y - y.mean()) ** 2).sum()) or 1.0
+                r2 = 1 - float(((y - pred) ** 2).sum()) / ss
+                rel = np.abs(pred - y) / np.maximum(y, 8)
+                cal["families"][fam][kind][res] = {n: round(float(c), 5) for n, c in zip(names, coef)}
+                cal["quality"][fam][kind][res] = {"n": len(y), "r2": round(r2, 4),
+                                                   "max_rel_error": round(float(rel.max()), 3),
+                                                   "mean_rel_error": round(float(rel.mean()), 3)}
+                log(f"{fam:5s} {kind:5s} {res:3s}: n={len(y):2d} R^2={r2:.4f} max err {rel.max():.1%} "
+                    f"mean {rel.mean():.1%}")
+            # the exact parts: block RAM / DSP agreement
+            for res in ("BRAM", "DSP", "LUTRAM"):
+                est = [f["exact"][res] for f in feats]
+                got = [r["resources"][res] for r in kr]
+                bad = [(r["key"], e, g) for r, e, g in zip(kr, est, got) if e != g]
+                cal["quality"][fam][kind][res] = {"n": len(got), "mismatches": len(bad)}
+                if bad:
+                    log(f"{fam:5s} {kind:5s} {res}: {len(bad)} mismatches {bad[:6]}")
+    return cal
+
+
+def _nnls_ridge(X, y, lam: float = 1e-3, iters: int = 200):
+    """Non-negative least squares by projected coordinate descent (tiny problems), a touch of ridge."""
+    n = X.shape[1]
+    A = X.T @ X + lam * np.eye(n) * max(1.0, np.trace(X.T @ X) / max(n, 1)) * 1e-4
+    b = X.T @ y
+    c = np.clip(np.linalg.lstsq(X, y, rcond=None)[0], 0, None)
+    for _ in range(iters):
+        for j in range(n):
+            if A[j, j] <= 0:
+                continue
+            r = b[j] - A[j] @ c + A[j, j] * c[j]
+            c[j] = max(0.0, r / A[j, j])
+    return c
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--family", nargs="+", default=["xc7", "ecp5", "xcup", "ice40"])
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--fit-only", action="store_true", help="refit from calibration_samples.json")
+    ap.add_argument("--out", default=str(R.CALIBRATION_FILE))
+    a = ap.parse_args(argv)
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    samples = json.loads(SAMPLES.read_text()) if a.fit_only else sweep(a.family, a.jobs, log)
+    cal = fit(samples, log)
+    Path(a.out).write_text(json.dumps(cal, indent=1) + "\n")
+    log(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

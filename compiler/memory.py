@@ -1,0 +1,206 @@
+"""On-chip memory of the stream units, without Amaranth: geometry, bits and BRAM18 blocks.
+
+The hardware (:mod:`streamfold.hw`) sizes its memories with these same functions, so the cost
+model and the generated Verilog always agree.
+
+Block RAM
+---------
+:func:`bram18_blocks` counts Xilinx 18 Kib block RAMs (RAMB18, simple dual port) for one memory of
+``width x depth`` bits: the best of the aspect ratios ``1x16K, 2x8K, 4x4K, 9x2K, 18x1K, 36x512``,
+each tiled ``ceil(width / w) * ceil(depth / d)`` times. (A synthesis tool may put small memories
+in LUT RAM instead; the count is what the memory needs *if* it goes to block RAM.)
+
+Sliding-window line buffer
+--------------------------
+The generator (:mod:`streamfold.hw.sliding_window`) keeps the input frame's pixels in a circular
+buffer of ``D`` pixels (``D * C/simd`` words of ``simd * bits``), indexed by the pixel's linear
+index ``y*W + x`` modulo ``D``. For output window ``n`` (row-major over ``(oy, ox)``) let, with
+``ybase = oy*sh - pad_top``, ``xbase = ox*sw - pad_left`` and ``clip`` to the image,
+
+* ``ymin = clip(ybase)``, ``ymax = clip(ybase + kh - 1)`` (same for x),
+* ``L(n) = ymax*W + xmax``: the last input pixel the window needs,
+* ``F(n) = ymin*W`` if there is a next output row and it starts on the same input row
+  (``ymin(oy+1) == ymin``), else ``ymin*W + xmin``: the first pixel the window *or any later window of the frame* needs.
+
+Window ``n`` is emitted once pixel ``L(n)`` is in; an input pixel ``P`` may overwrite the slot of
+pixel ``P - D`` only when ``P < F(n) + D``. The buffer is the smallest that never stalls the
+window stream inside a frame::
+
+    D = max over n of  L(n+1) - F(n) + 1   (n, n+1 in the same frame; and L(n) - F(n) + 1)
+
+which is ``(kh-1)*W + kw + 1`` pixels for stride 1 with "same" padding, ``(kh-1)*W + 2*kw`` for
+stride 1 without padding, about ``kh*W + 2*kw`` for stride 2: (K-1) rows plus a few pixels, one
+more row for stride 2 (the next output row needs two new input rows), never a whole frame.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Xilinx RAMB18 aspect ratios (width, depth) in simple-dual-port mode
+BRAM18_ASPECTS = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))
+
+
+def bram18_blocks(width: int, depth: int) -> int:
+    """RAMB18 blocks for one ``width``-bit, ``depth``-word memory (0 for an empty memory)."""
+    width, depth = int(width), int(depth)
+    if width <= 0 or depth <= 0:
+        return 0
+    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM18_ASPECTS)
+
+
+@dataclass(frozen=True)
+class MemoryShape:
+    """One memory: ``depth`` words of ``width`` bits."""
+
+    name: str
+    width: int
+    depth: int
+
+    @property
+    def bits(self) -> int:
+        return self.width * self.depth
+
+    @property
+    def bram18(self) -> int:
+        return bram18_blocks(self.width, self.depth)
+
+
+# ----------------------------------------------------------------------------- sliding window
+@dataclass(frozen=True)
+class WindowGeometry:
+    """Everything the sliding-window hardware and its cost model derive from the IR unit."""
+
+    h: int
+    w: int
+    c: int
+    cf: int  # channel folds, C / simd
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    pads: tuple  # (top, left, bottom, right)
+    oh: int
+    ow: int
+    buffer_pixels: int  # D
+    first_last: int  # L of the frame's first window
+    last_first: int  # F of the frame's last window
+
+    @property
+    def hw(self) -> int:
+        return self.h * self.w
+
+    @property
+    def k(self) -> int:
+        return self.kh * self.kw
+
+    @property
+    def buffer_words(self) -> int:
+        return self.buffer_pixels * self.cf
+
+    @property
+    def in_beats(self) -> int:
+        return self.hw * self.cf
+
+    @property
+    def out_beats(self) -> int:
+        return self.oh * self.ow * self.k * self.cf
+
+
+def _clip(v, hi):
+    return np.clip(v, 0, hi)
+
+
+def window_bounds(u):
+    """Arrays ``(L, F)`` of shape ``(OH, OW)``: see the module docstring."""
+    h, w, _ = u.in_shape
+    (kh, kw), (sh, sw), (pt, pl, _pb, _pr) = u.kernel, u.stride, u.pads
+    oh, ow = u.out_hw
+    ybase = np.arange(oh, dtype=np.int64) * sh - pt
+    xbase = np.arange(ow, dtype=np.int64) * sw - pl
+    ymin, ymax = _clip(ybase, h - 1), _clip(ybase + kh - 1, h - 1)
+    xmin, xmax = _clip(xbase, w - 1), _clip(xbase + kw - 1, w - 1)
+    hold = _clip(ybase + sh, h - 1) == ymin
+    hold[-1] = False  # the last row has no next row
+    big_l = ymax[:, None] * w + xmax[None, :]
+    e = ymin[:, None] * w + xmin[None, :]
+    big_f = np.where(hold[:, None], (ymin * w)[:, None], e)
+    return big_l, big_f
+
+
+def window_geometry(u) -> WindowGeometry:
+    """The :class:`WindowGeometry` of a :class:`~streamfold.compiler.ir.SlidingWindowUnit`."""
+    h, w, c = (int(v) for v in u.in_shape)
+    oh, ow = u.out_hw
+    if oh < 1 or ow < 1:
+        raise ValueError(f"layer {u.name}: kernel {u.kernel} does not fit the padded input {u.in_shape}")
+    big_l, big_f = (a.reshape(-1) for a in window_bounds(u))
+    need = big_l - big_f + 1
+    if big_l.size > 1:
+        need = np.maximum(need[:-1], big_l[1:] - big_f[:-1] + 1)
+    d = int(max(1, need.max()))
+    return WindowGeometry(h, w, c, c // u.simd, int(u.kernel[0]), int(u.kernel[1]),
+                          int(u.stride[0]), int(u.stride[1]), tuple(int(p) for p in u.pads), oh, ow,
+                          d, int(big_l[0]), int(big_f[-1]))
+
+
+def swg_memories(u) -> list[MemoryShape]:
+    g = window_geometry(u)
+    return [MemoryShape("line_buffer", u.simd * u.dtype.bits, g.buffer_words)]
+
+
+# ----------------------------------------------------------------------------- pooling, vvau
+def pool_phases(k: int, s: int) -> int:
+    """Windows of size ``k``, stride ``s`` open at once along one axis: ``ceil(k / s)``."""
+    return -(-int(k) // int(s))
+
+
+def maxpool_memories(u) -> list[MemoryShape]:
+    """Row partials (``ceil(kh/sh)`` banks of ``OW*C/pe`` words) and pixel partials
+    (``ceil(kw/sw)`` banks of ``C/pe`` words; registers when ``C/pe == 1``)."""
+    h, w, c = u.in_shape
+    cf = c // u.pe
+    width = u.pe * u.dtype.bits
+    _oh, ow = u.out_hw
+    mems = []
+    if cf > 1:
+        mems += [MemoryShape(f"col_partial{i}", width, cf) for i in range(pool_phases(u.kernel[1], u.stride[1]))]
+    if ow * cf > 1:
+        mems += [MemoryShape(f"row_partial{i}", width, ow * cf)
+                 for i in range(pool_phases(u.kernel[0], u.stride[0]))]
+    return mems
+
+
+def gsumpool_memories(u) -> list[MemoryShape]:
+    cf = u.in_shape[2] // u.pe
+    return [MemoryShape("sums", u.pe * u.out_dtype.bits, cf)] if cf > 1 else []
+
+
+def vvau_memories(u) -> list[MemoryShape]:
+    cf = u.channels // u.pe
+    mems = []
+    if cf * u.k > 1:
+        mems.append(MemoryShape("weights", u.pe * u.weight_dtype.bits, cf * u.k))
+    if u.n_thresholds and cf > 1:
+        mems.append(MemoryShape("thresholds", u.pe * u.n_thresholds * u.acc_dtype.bits, cf))
+    return mems
+
+
+_MEMORIES = {"swg": swg_memories, "maxpool": maxpool_memories, "gsumpool": gsumpool_memories,
+             "vvau": vvau_memories}
+
+
+def unit_memories(unit) -> list[MemoryShape]:
+    """The memories of a unit (empty for kinds this module does not describe)."""
+    fn = _MEMORIES.get(unit.kind)
+    return fn(unit) if fn else []
+
+
+def memory_bits(unit) -> int:
+    return sum(m.bits for m in unit_memories(unit))
+
+
+def memory_bram18(unit) -> int:
+    return sum(m.bram18 for m in unit_memories(unit))

@@ -1,0 +1,448 @@
+"""Resource estimates (LUT, FF, block RAM, DSP) of every unit kind, per FPGA family.
+
+How an estimate is made
+-----------------------
+* **Memories** (weights, thresholds, input buffers, FIFO storage) are mapped the way Yosys'
+  ``memory_libmap`` maps them: every candidate -- soft logic, each LUT-RAM geometry, each
+  block-RAM aspect ratio (Xilinx RAMB18/RAMB36 1x16K..72x512, ECP5 DP16KD/PDPW16KD 1x16K..36x512,
+  iCE40 EBR 2x2K..16x256) -- gets libmap's cost (primitive cost x replicas, plus read-mux and
+  emulation penalties; soft logic costs ``bits/64`` for a ROM on Xilinx, ``bits/16`` on Lattice,
+  1 per bit for a RAM) and the cheapest wins, as in :func:`map_memory`. Block RAM and LUT-RAM
+  counts come from that mapping directly.
+* **DSPs** follow Yosys' ``mul2dsp`` rules: a ``$mul`` goes to a DSP when both operands have at
+  least 2 bits and the product at least 9 (Xilinx) / 11 (iCE40 with ``-dsp``) / any (ECP5) bits.
+* **LUT and FF** are linear models in a few structural features (:func:`part_features`: datapath
+  bits of the dot products, accumulators, comparators, soft-logic ROM size, counters...), with
+  coefficients fitted per family against Yosys by ``benchmarks/calibrate_resources.py`` and stored
+  in ``calibration.json`` beside this file.
+
+Resource classes are those of :mod:`streamfold.hw.synth`: ``LUT`` (logic), ``LUTRAM`` (LUTs as
+memory), ``FF``, ``BRAM`` (family block-RAM primitives, RAMB18 units on Xilinx), ``URAM``, ``DSP``;
+``LUT_TOTAL = LUT + LUTRAM``.
+
+API: :func:`estimate_unit`, :func:`estimate_part`, :func:`estimate_pipeline`, :func:`map_memory`.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+FAMILIES = ("xc7", "xcup", "ecp5", "ice40")
+LUT_K = {"xc7": 6, "xcup": 6, "ecp5": 4, "ice40": 4}
+CLASSES = ("LUT", "LUTRAM", "FF", "BRAM", "URAM", "DSP")
+
+
+def clog2(n: int) -> int:
+    return max(0, int(n - 1).bit_length()) if n > 1 else 0
+
+
+# ============================================================================= memories
+@dataclass(frozen=True)
+class MemSpec:
+    """One memory: ``depth`` words of ``width`` bits. ``kind``: ``rom`` (one synchronous read port,
+    initialised), ``sp`` (a write and a read port on the same address), ``sdp`` (a write and a read
+    port on different addresses). ``style``: the unit's ``ram_style`` (auto/block/distributed/ultra)."""
+
+    name: str
+    depth: int
+    width: int
+    kind: str = "rom"
+    style: str = "auto"
+
+
+# Yosys libmap figures (techlibs/*/{brams,lutrams}*.txt): (name, cost, widthscale, abits, widths,
+# ports, lut-equivalents per primitive or BRAM18 units per primitive)
+_FAMILY_LIB = {
+    "xc7": {
+        "logic_rom": 1 / 64,
+        "lutram": [  # (name, cost, widthscale, [(abits, width, whole primitive?)], port kinds,
+            #            LUTs per primitive); a whole primitive (RAM32M ...) is used even when
+            #            narrower, single-bit ones (RAM64X1S ...) only as wide as needed
+            ("SP", 8, 8, [(5, 8, True), (6, 4, False), (7, 2, False), (8, 1, False)], {"sp"}, 4),
+            ("DP", 8, 8, [(5, 4, True), (6, 2, False), (7, 1, False)], {"sp", "sdp"}, 4),
+            ("SDP", 8, 7, [(5, 6, True), (6, 3, True)], {"sp", "sdp"}, 4),
+        ],
+        "bram": [  # (name, cost, abits, widths, port kinds, BRAM18 units per primitive)
+            ("RAMB18", 129, 14, [1, 2, 4, 9, 18], {"rom", "sp", "sdp"}, 1),
+            ("RAMB36", 257, 15, [1, 2, 4, 9, 18, 36], {"rom", "sp", "sdp"}, 2),
+            ("RAMB18SDP", 129, 14, [1, 2, 4, 9, 18, 36], {"rom", "sp", "sdp"}, 1),
+            ("RAMB36SDP", 257, 15, [1, 2, 4, 9, 18, 36, 72], {"rom", "sp", "sdp"}, 2),
+        ],
+    },
+    "xcup": {
+        "logic_rom": 1 / 64,
+        "lutram": [
+            ("SP", 16, 16, [(5, 16, True), (6, 8, True), (7, 4, False), (8, 2, False)], {"sp"}, 8),
+            ("SP64X8SW", 16, 0, [(9, 1, True), (8, 2, True), (7, 4, True), (6, 8, True)], {"sp"}, 8),
+            ("DP", 16, 16, [(5, 8, True), (6, 4, False), (7, 2, False), (8, 1, False)], {"sp", "sdp"}, 8),
+            ("SDP", 16, 16, [(5, 14, True), (6, 7, True)], {"sp", "sdp"}, 8),
+        ],
+        "bram": [
+            ("RAMB18", 129, 14, [1, 2, 4, 9, 18], {"rom", "sp", "sdp"}, 1),
+            ("RAMB36", 257, 15, [1, 2, 4, 9, 18, 36], {"rom", "sp", "sdp"}, 2),
+            ("RAMB18SDP", 129, 14, [1, 2, 4, 9, 18, 36], {"rom", "sp", "sdp"}, 1),
+            ("RAMB36SDP", 257, 15, [1, 2, 4, 9, 18, 36, 72], {"rom", "sp", "sdp"}, 2),
+        ],
+        "uram": ("URAM288", 1024, 12, [72]),
+    },
+    "ecp5": {
+        "logic_rom": 1 / 16,
+        "lutram": [("DPR16X4", 4, 0, [(4, 4, True)], {"sp", "sdp"}, 4)],
+        "bram": [
+            ("DP16KD", 128, 14, [1, 2, 4, 9, 18], {"rom", "sp", "sdp"}, 1),
+            ("PDPW16KD", 128, 14, [1, 2, 4, 9, 18, 36], {"rom"}, 1),  # write port is 36 wide only
+        ],
+    },
+    "ice40": {
+        "logic_rom": 1 / 16,
+        "lutram": [],
+        "bram": [("RAM4K", 64, 11, [2, 4, 8, 16], {"rom", "sp", "sdp"}, 1)],
+    },
+}
+_FACTOR_MUX = 0.5
+_FACTOR_DEMUX = 0.5
+
+
+def _check_family(family: str) -> None:
+    if family not in _FAMILY_LIB:
+        raise ValueError(f"unknown family {family!r}; one of {', '.join(FAMILIES)}")
+
+
+def map_memory(m: MemSpec, family: str) -> dict:
+    """Where Yosys puts memory ``m`` on ``family``: ``{"map": logic|lutram|bram|uram, "BRAM",
+    "LUTRAM", "URAM" (counts), "config": geometry, "cost": libmap cost}``."""
+    _check_family(family)
+    lib = _FAMILY_LIB[family]
+    D, W = max(1, int(m.depth)), max(1, int(m.width))
+    style = (m.style or "auto").lower()
+    cands = []  # (cost, order, result)
+    logic_ok = style in ("auto", "logic", "registers", "distributed")
+    logic_cost = D * W * (lib["logic_rom"] if m.kind == "rom" else 1.0)
+    if style in ("logic", "registers"):
+        return {"map": "logic", "BRAM": 0, "LUTRAM": 0, "URAM": 0, "config": "logic", "cost": logic_cost}
+    if style in ("auto", "distributed") and m.kind != "rom":
+        for name, cost, ws, geoms, kinds, luts in lib["lutram"]:
+            if m.kind not in kinds:
+                continue
+            for abits, u, whole in geoms:
+                mult_a = -(-D // (1 << abits))
+                repl = mult_a * -(-W // u)
+                c = (cost - ws) * repl + ws * mult_a * W / u
+                c += _FACTOR_MUX * (mult_a - 1) * W
+                if mult_a > 1:
+                    c += _FACTOR_DEMUX * mult_a
+                n_luts = repl * luts if whole else mult_a * -(-W * luts // u)
+                cands.append((c, {"map": "lutram", "BRAM": 0, "LUTRAM": n_luts, "URAM": 0,
+                                  "config": f"{name} {1 << abits}x{u} x{repl}", "cost": c}))
+    if style in ("auto", "block"):
+        for name, cost, abits, widths, kinds, units in lib["bram"]:
+            if m.kind not in kinds:
+                continue
+            for i, u in enumerate(widths):
+                depth_u = 1 << (abits - i)
+                mult_a = -(-D // depth_u)
+                repl = mult_a * -(-W // u)
+                c = cost * repl + _FACTOR_MUX * (mult_a - 1) * W
+                if mult_a > 1 and m.kind != "rom":
+                    c += _FACTOR_DEMUX * mult_a
+                cands.append((c, {"map": "bram", "BRAM": repl * units, "LUTRAM": 0, "URAM": 0,
+                                  "config": f"{name} {depth_u}x{u} x{repl}", "cost": c}))
+    if style in ("ultra", "huge") and "uram" in lib and m.kind != "rom":
+        name, cost, abits, widths = lib["uram"]
+        mult_a = -(-D // (1 << abits))
+        repl = mult_a * -(-W // widths[0])
+        c = cost * repl + _FACTOR_MUX * (mult_a - 1) * W
+        cands.append((c, {"map": "uram", "BRAM": 0, "LUTRAM": 0, "URAM": repl,
+                          "config": f"{name} {1 << abits}x{widths[0]} x{repl}", "cost": c}))
+    best = {"map": "logic", "BRAM": 0, "LUTRAM": 0, "URAM": 0, "config": "logic", "cost": logic_cost}
+    best_cost = int(logic_cost) if logic_ok else math.inf  # libmap compares with an int here
+    for c, r in cands:
+        if c < best_cost:
+            best, best_cost = r, c
+    return best
+
+
+# ============================================================================= features
+def _mem_features(mems: list[MemSpec], family: str) -> dict:
+    """Totals over a part's memories: exact BRAM/LUTRAM/URAM and the soft-logic features."""
+    k = LUT_K[family]
+    out = {"BRAM": 0, "LUTRAM": 0, "URAM": 0, "rom_lut": 0.0, "ram_bits": 0, "mem_reg": 0,
+           "lutram_mux": 0, "maps": {}}
+    for m in mems:
+        r = map_memory(m, family)
+        out["maps"][m.name] = r["config"]
+        out["BRAM"] += r["BRAM"]
+        out["LUTRAM"] += r["LUTRAM"]
+        out["URAM"] += r["URAM"]
+        if r["map"] in ("logic", "lutram"):
+            out["mem_reg"] += m.width  # the synchronous read register stays in fabric
+        if r["map"] == "logic":
+            if m.kind == "rom":
+                out["rom_lut"] += m.width * math.ceil(m.depth / (1 << k))
+            else:
+                out["ram_bits"] += m.depth * m.width
+        if r["map"] == "lutram":
+            out["lutram_mux"] += m.width * (math.ceil(m.depth / 64) - 1)
+    return out
+
+
+def _dsp_product(a_bits: int, a_signed: bool, b_bits: int, b_signed: bool, family: str) -> int:
+    """DSP blocks Yosys' mul2dsp spends on one a x b multiplier (0: soft logic)."""
+    if a_signed != b_signed:  # the unsigned operand gains a sign bit
+        if a_signed:
+            b_bits += 1
+        else:
+            a_bits += 1
+    if min(a_bits, b_bits) < 2:
+        return 0
+    ymin = {"xc7": 9, "xcup": 9, "ecp5": 0, "ice40": 11}[family]
+    if a_bits + b_bits < ymin:
+        return 0
+    amax, bmax = {"xc7": (25, 18), "xcup": (27, 18), "ecp5": (18, 18), "ice40": (16, 16)}[family]
+    a_bits, b_bits = max(a_bits, b_bits), min(a_bits, b_bits)
+    return math.ceil(a_bits / amax) * math.ceil(b_bits / bmax)
+
+
+def mvau_memories(u) -> list[MemSpec]:
+    NF, SF = u.neuron_fold, u.synapse_fold
+    style = getattr(u, "ram_style", "auto") or "auto"
+    mems = []
+    if NF * SF > 1:
+        mems.append(MemSpec("weights", NF * SF, u.pe * u.simd * u.weight_dtype.bits, "rom", style))
+    if u.thresholds is not None and u.n_thresholds and NF > 1:
+        mems.append(MemSpec("thresholds", NF, u.pe * u.n_thresholds * u.acc_dtype.bits, "rom", style))
+    if NF > 1:
+        mems.append(MemSpec("inbuf", SF, u.simd * u.in_dtype.bits, "sp"))
+    return mems
+
+
+def _mvau_features(u, family: str) -> dict:
+    pe, simd = u.pe, u.simd
+    NF, SF = u.neuron_fold, u.synapse_fold
+    wd, xd = u.weight_dtype, u.in_dtype
+    ab, ob, ib = u.acc_dtype.bits, u.out_dtype.bits, xd.bits
+    n_thr = u.n_thresholds if u.thresholds is not None else 0
+    mem = _mem_features(mvau_memories(u), family)
+    ctr = clog2(NF) * 3 + clog2(SF) + clog2(NF * SF)
+    dsp = 0
+    pop = neg = mul = tree = 0
+    if u.binary:
+        pop = pe * simd
+        dot_bits = clog2(simd + 1)
+    else:
+        lo_w, hi_w = wd.min, wd.max
+        lo_x, hi_x = xd.min, xd.max
+        prods = [lo_w * lo_x, lo_w * hi_x, hi_w * lo_x, hi_w * hi_x]
+        pbits = max(1, max(abs(min(prods)), abs(max(prods))).bit_length() + 1)
+        dot_bits = min(ab, pbits + clog2(simd))
+        if wd.bipolar or xd.bipolar:
+            other = xd if wd.bipolar else wd
+            neg = pe * simd * (other.bits + 1)
+        else:
+            per = _dsp_product(wd.bits, wd.signed, xd.bits, xd.signed, family)
+            if per:
+                dsp = pe * simd * per
+            else:
+                mul = pe * simd * wd.bits * xd.bits
+        tree = pe * simd * pbits
+    lut = {"const": 1, "pop": pop, "neg": neg, "mul": mul, "tree": tree, "acc": pe * ab,
+           "cmp": pe * n_thr * ab, "rom": mem["rom_lut"], "xmux": (NF > 1) * simd * ib, "ctr": ctr,
+           "ram": mem["ram_bits"], "dsp": dsp}
+    ff = {"const": 1, "x": simd * ib, "dot": pe * min(dot_bits, ab), "acc": pe * ab, "out": pe * ob,
+          "mem": mem["mem_reg"], "ctr": ctr, "ram": mem["ram_bits"]}
+    return {"LUT": lut, "FF": ff,
+            "exact": {"BRAM": mem["BRAM"], "LUTRAM": mem["LUTRAM"], "URAM": mem["URAM"], "DSP": dsp},
+            "memories": mem["maps"]}
+
+
+def fifo_memories(width: int, depth: int) -> list[MemSpec]:
+    return [MemSpec("storage", depth - 1, width, "sdp")] if depth >= 3 else []
+
+
+def _fifo_features(width: int, depth: int, family: str) -> dict:
+    mem = _mem_features(fifo_memories(width, depth), family)
+    big = depth >= 3
+    lut = {"const": int(depth > 0), "skid": width * (depth == 2), "ptr": clog2(depth) * big,
+           "outreg": width * big, "ram": mem["ram_bits"], "lutram_mux": mem["lutram_mux"]}
+    ff = {"const": int(depth > 0), "regs": width * {0: 0, 1: 1, 2: 2}.get(depth, 1),
+          "ptr": clog2(depth) * big, "mem": mem["mem_reg"], "ram": mem["ram_bits"]}
+    return {"LUT": lut, "FF": ff, "exact": {"BRAM": mem["BRAM"], "LUTRAM": mem["LUTRAM"],
+                                           "URAM": mem["URAM"], "DSP": 0}, "memories": mem["maps"]}
+
+
+def _dwc_features(width: int, a: int, b: int, family: str) -> dict:
+    if a == b:
+        z = {"const": 0, "buf": 0, "ins": 0, "count": 0}
+        return {"LUT": dict(z), "FF": {"const": 0, "buf": 0, "count": 0},
+                "exact": {"BRAM": 0, "LUTRAM": 0, "URAM": 0, "DSP": 0}, "memories": {}}
+    g = math.gcd(a, b)
+    C = a + b - g
+    positions = (C - a) // g + 1
+    cnt = clog2(C // g + 1)
+    lut = {"const": 1, "buf": C * width, "ins": positions * a * width, "count": cnt}
+    ff = {"const": 1, "buf": C * width, "count": cnt}
+    return {"LUT": lut, "FF": ff, "exact": {"BRAM": 0, "LUTRAM": 0, "URAM": 0, "DSP": 0}, "memories": {}}
+
+
+#: feature names of each (kind, resource), in the order calibration.json stores coefficients
+FEATURES = {
+    "mvau": {"LUT": ["const", "pop", "neg", "mul", "tree", "acc", "cmp", "rom", "xmux", "ctr", "ram", "dsp"],
+             "FF": ["const", "x", "dot", "acc", "out", "mem", "ctr", "ram"]},
+    "fifo": {"LUT": ["const", "skid", "ptr", "outreg", "ram", "lutram_mux"],
+             "FF": ["const", "regs", "ptr", "mem", "ram"]},
+    "dwc": {"LUT": ["const", "buf", "ins", "count"], "FF": ["const", "buf", "count"]},
+}
+
+#: coefficients used when calibration.json has none for a (family, kind): structural guesses
+_DEFAULT_COEF = {
+    "mvau": {"LUT": {"const": 20, "pop": 1.2, "neg": 0.6, "mul": 1.0, "tree": 1.0, "acc": 1.0,
+                     "cmp": 0.5, "rom": 1.3, "xmux": 1.0, "ctr": 2.0, "ram": 0.3, "dsp": 1.0},
+             "FF": {"const": 8, "x": 1, "dot": 1, "acc": 1, "out": 1, "mem": 1, "ctr": 1, "ram": 1}},
+    "fifo": {"LUT": {"const": 3, "skid": 1, "ptr": 3, "outreg": 1, "ram": 0.3, "lutram_mux": 1},
+             "FF": {"const": 2, "regs": 1, "ptr": 3, "mem": 1, "ram": 1}},
+    "dwc": {"LUT": {"const": 4, "buf": 1, "ins": 0.3, "count": 3}, "FF": {"const": 0, "buf": 1, "count": 1}},
+}
+
+
+def part_features(kind: str, params: dict | None, family: str, unit=None) -> dict:
+    """Features of one piece: a unit (``unit`` given) or ``fifo``/``dwc`` from ``params``
+    (``width, depth`` / ``width, a, b``)."""
+    _check_family(family)
+    if kind == "mvau":
+        return _mvau_features(unit, family)
+    if kind == "fifo":
+        return _fifo_features(params["width"], params["depth"], family)
+    if kind == "dwc":
+        return _dwc_features(params["width"], params["a"], params["b"], family)
+    raise KeyError(kind)
+
+
+@lru_cache(maxsize=1)
+def calibration() -> dict:
+    try:
+        return json.loads(CALIBRATION_FILE.read_text())
+    except (OSError, ValueError):
+        return {"families": {}}
+
+
+def _coef(family: str, kind: str, res: str) -> tuple[dict, bool]:
+    c = calibration().get("families", {}).get(family, {}).get(kind, {}).get(res)
+    if c:
+        return c, True
+    return _DEFAULT_COEF[kind][res], False
+
+
+def _from_features(kind: str, f: dict, family: str) -> dict:
+    out = {}
+    calibrated = True
+    for res in ("LUT", "FF"):
+        coef, ok = _coef(family, kind, res)
+        calibrated &= ok
+        out[res] = int(round(sum(coef.get(n, 0.0) * v for n, v in f[res].items())))
+    out.update({k: int(v) for k, v in f["exact"].items()})
+    out["LUT_TOTAL"] = out["LUT"] + out["LUTRAM"]
+    out["calibrated"] = calibrated
+    if f.get("memories"):
+        out["memories"] = f["memories"]
+    return out
+
+
+def estimate_part(kind: str, params: dict, family: str) -> dict:
+    """Estimate of a FIFO (``width``, ``depth``) or width converter (``width``, ``a``, ``b``)."""
+    return _from_features(kind, part_features(kind, params, family), family)
+
+
+def estimate_unit(unit, family: str) -> dict | None:
+    """Estimate of one IR unit on ``family`` (None for a kind with no model yet)."""
+    if unit.kind not in FEATURES:
+        return None
+    return _from_features(unit.kind, part_features(unit.kind, None, family, unit=unit), family)
+
+
+def _add(total: dict, est: dict) -> None:
+    for k in CLASSES + ("LUT_TOTAL",):
+        total[k] = total.get(k, 0) + int(est.get(k, 0))
+
+
+def estimate_pipeline(pipeline, family: str) -> dict:
+    """Per piece and total estimates of a pipeline's top level (FIFOs, units, width converters).
+
+    Returns ``{"family", "parts": [{"name", "kind", "unit", **resources}], "units": {unit name:
+    resources of the unit plus its input FIFO and output converter}, "total": {...},
+    "unmodelled": [kinds without a model]}``. Part names match :func:`streamfold.hw.synth.pipeline_parts`.
+    """
+    _check_family(family)
+    parts, per_unit, unmodelled = [], {}, []
+    total: dict = {}
+    units = pipeline.units
+    for k, u in enumerate(units):
+        group: dict = {}
+        d = pipeline.fifo_depths[k]
+        if d > 0:
+            e = estimate_part("fifo", {"width": u.in_stream.beat_bits, "depth": d}, family)
+            parts.append({"name": f"fifo{k}", "kind": "fifo", "unit": None, **e})
+            _add(group, e)
+        e = estimate_unit(u, family)
+        name = f"u{k}_{''.join(c if c.isalnum() or c == '_' else '_' for c in u.name)}"
+        if e is None:
+            unmodelled.append(u.kind)
+            parts.append({"name": name, "kind": u.kind, "unit": u.name, "estimate": None})
+        else:
+            parts.append({"name": name, "kind": u.kind, "unit": u.name, **e})
+            _add(group, e)
+        if k + 1 < len(units):
+            out, nxt = u.out_stream, units[k + 1].in_stream
+            if out.fold != nxt.fold:
+                e = estimate_part("dwc", {"width": out.dtype.bits, "a": out.fold, "b": nxt.fold}, family)
+                parts.append({"name": f"dwc{k}", "kind": "dwc", "unit": None, **e})
+                _add(group, e)
+        per_unit[u.name] = group
+        _add(total, group)
+    d = pipeline.fifo_depths[-1]
+    if d > 0:
+        e = estimate_part("fifo", {"width": pipeline.out_stream.beat_bits, "depth": d}, family)
+        parts.append({"name": f"fifo{len(units)}", "kind": "fifo", "unit": None, **e})
+        _add(total, e)
+    # the top level's own logic: the output beat counter for tlast
+    beats = pipeline.out_stream.beats_per_frame
+    top = {"LUT": 1 + clog2(beats), "LUT_TOTAL": 1 + clog2(beats), "FF": clog2(beats)}
+    _add(total, top)
+    return {"family": family, "parts": parts, "units": per_unit, "total": total,
+            "unmodelled": sorted(set(unmodelled))}
+
+
+def utilisation(total: dict, board) -> dict:
+    """Fractions of ``board``'s device that ``total`` uses (LUT counts LUT-RAM too)."""
+    used = {"LUT": total.get("LUT_TOTAL", total.get("LUT", 0)), "FF": total.get("FF", 0),
+            "BRAM": total.get("BRAM", 0), "URAM": total.get("URAM", 0), "DSP": total.get("DSP", 0)}
+    return board.utilisation(used)
+
+
+DEFAULT_FAMILY = "xc7"
+
+
+def report_resources(pipeline, board=None) -> dict:
+    """The resource section of ``report.json``: per unit (with its input FIFO and output width
+    converter) and total estimates on ``board``'s family (a name or a Board; default xc7, no
+    utilisation), plus utilisation of the board's device."""
+    b = None
+    if board is not None:
+        from streamfold.boards import load_board
+        b = load_board(board) if isinstance(board, str) else board
+    family = b.family if b else DEFAULT_FAMILY
+    est = estimate_pipeline(pipeline, family)
+    keys = ("LUT", "LUTRAM", "LUT_TOTAL", "FF", "BRAM", "URAM", "DSP")
+    out = {"family": family, "board": b.name if b else None,
+           "units": {n: {k: int(r.get(k, 0)) for k in keys} for n, r in est["units"].items()},
+           "total": {k: int(est["total"].get(k, 0)) for k in keys},
+           "unmodelled": est["unmodelled"],
+           "method": "estimate (compiler/resources.py, calibrated against Yosys); "
+                     "`streamfold synth` gives synthesised figures"}
+    if b:
+        out["utilisation"] = utilisation(out["total"], b)
+        out["fits"] = all(v <= 1.0 for v in out["utilisation"].values())
+    return out

@@ -1,0 +1,288 @@
+"""Convolution stream units (sliding window, vector-vector, max-pool, global sum-pool).
+
+The hardware tests simulate the generated Verilog of a one- or two-unit ``Pipeline`` in Verilator
+(``streamfold.sim.run.simulate_stream``): random frames with random input gaps and output
+back-pressure, every integer compared with ``streamfold.sim.reference``; then the same build at
+full rate, where the measured cycles per frame must equal the cost model
+(``streamfold.compiler.cost``). Chains of units batch several configurations into one build.
+
+The other tests (references against naive loops, buffer and block-RAM accounting) need no
+simulator.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamfold.compiler.cost import unit_cycles
+from streamfold.compiler.ir import (DataType, GlobalSumPoolUnit, MatrixVectorUnit, MaxPoolUnit,
+                                    Pipeline, SlidingWindowUnit, VectorVectorUnit)
+from streamfold.compiler.memory import bram18_blocks, swg_memories, window_geometry
+from streamfold.sim.reference import run_pipeline, run_unit
+
+BIP = DataType.bipolar_type()
+INT4, INT8, UINT3, UINT2 = (DataType.int_type(4), DataType.int_type(8), DataType.uint_type(3),
+                            DataType.uint_type(2))
+REPO = Path(__file__).resolve().parent.parent
+
+
+def values(rng, dtype: DataType, shape) -> np.ndarray:
+    if dtype.bipolar:
+        return rng.choice([-1, 1], size=shape).astype(np.int64)
+    return rng.integers(dtype.min, dtype.max + 1, size=shape)
+
+
+def swg(shape, dtype, k, s=(1, 1), pads=(0, 0, 0, 0), pad_value=0, simd=1, depthwise=False,
+        name="win"):
+    return SlidingWindowUnit(name, tuple(shape), dtype, tuple(k), tuple(s), tuple(pads), pad_value,
+                             simd, depthwise)
+
+
+def vvau(seed, win: SlidingWindowUnit, wdt, *, n_thr=None, odt=None, out_bias=0, pe=None):
+    rng = np.random.default_rng(seed)
+    c, k = win.in_shape[2], win.kernel[0] * win.kernel[1]
+    u = VectorVectorUnit("dw", values(rng, wdt, (c, k)), wdt, win.dtype, win.dtype,
+                         out_bias=out_bias, rows_shape=win.out_hw, pe=pe or win.simd)
+    if n_thr is None:
+        u.out_dtype = u.acc_dtype
+    else:
+        lo, hi = u.acc_range
+        u.thresholds = np.sort(rng.integers(lo - 1, hi + 2, size=(c, n_thr)), axis=1)
+        u.out_dtype = odt
+    return u
+
+
+def mvau(seed, win: SlidingWindowUnit, mh, wdt, *, pe, simd, n_thr, odt):
+    rng = np.random.default_rng(seed)
+    mw = win.out_stream.shape[-1]
+    u = MatrixVectorUnit("conv", values(rng, wdt, (mh, mw)), wdt, win.dtype, odt,
+                         rows_shape=win.out_hw, pe=pe, simd=simd)
+    lo, hi = u.acc_range
+    u.thresholds = np.sort(rng.integers(lo - 1, hi + 2, size=(mh, n_thr)), axis=1)
+    return u
+
+
+# ----------------------------------------------------------------------------- references
+def naive_windows(u: SlidingWindowUnit, x: np.ndarray) -> np.ndarray:
+    """The IR's definition, element by element (frames first)."""
+    n, h, w, c = x.shape
+    (kh, kw), (sh, sw), (pt, pl, _, _) = u.kernel, u.stride, u.pads
+    oh, ow = u.out_hw
+    out = []
+    for f in range(n):
+        for oy in range(oh):
+            for ox in range(ow):
+                def px(ky, kx, ch):
+                    y, xx = oy * sh - pt + ky, ox * sw - pl + kx
+                    return x[f, y, xx, ch] if 0 <= y < h and 0 <= xx < w else u.pad_value
+                if u.depthwise:
+                    for g in range(c // u.simd):
+                        for ky in range(kh):
+                            for kx in range(kw):
+                                out += [px(ky, kx, g * u.simd + s) for s in range(u.simd)]
+                else:
+                    out += [px(ky, kx, ch) for ky in range(kh) for kx in range(kw) for ch in range(c)]
+    return np.array(out, dtype=np.int64).reshape((n,) + u.out_stream.shape)
+
+
+@pytest.mark.parametrize("u", [
+    swg((5, 7, 4), INT4, (3, 3), (1, 1), (1, 1, 1, 1), -3, 2),
+    swg((6, 5, 4), INT4, (3, 2), (2, 1), (2, 0, 0, 1), 5, 2, True),
+    swg((4, 4, 3), BIP, (5, 5), (2, 2), (2, 2, 2, 2), -1, 3, True),
+    swg((9, 8, 2), UINT3, (1, 1), (2, 2)),
+], ids=["same", "asym_dw", "bipolar_dw", "k1s2"])
+def test_swg_reference_matches_definition(u):
+    x = values(np.random.default_rng(0), u.dtype, (2,) + u.in_shape)
+    assert np.array_equal(run_unit(u, x), naive_windows(u, x))
+
+
+def test_pool_and_vvau_references():
+    rng = np.random.default_rng(1)
+    mp = MaxPoolUnit("mp", (7, 6, 3), INT4, (3, 2), (2, 1), 3)
+    x = values(rng, INT4, (2, 7, 6, 3))
+    want = np.array([[[[x[f, oy * 2:oy * 2 + 3, ox:ox + 2, c].max() for c in range(3)]
+                       for ox in range(5)] for oy in range(3)] for f in range(2)])
+    assert np.array_equal(run_unit(mp, x), want)
+    gp = GlobalSumPoolUnit("gp", (3, 4, 2), BIP, 1)
+    xb = values(rng, BIP, (2, 3, 4, 2))
+    assert np.array_equal(run_unit(gp, xb), xb.sum(axis=(1, 2)))
+    assert gp.out_dtype.contains(run_unit(gp, xb))
+    win = swg((4, 4, 4), BIP, (3, 3), (1, 1), (1, 1, 1, 1), 1, 2, True)
+    vv = vvau(2, win, BIP, n_thr=1, odt=BIP)
+    xw = run_unit(win, values(rng, BIP, (2, 4, 4, 4)))  # (2, 4, 4, 2, 9, 2)
+    dot = np.einsum("fyxgkp,gpk->fyxgp", xw, vv.weights.reshape(2, 2, 9)).reshape(2, 4, 4, 4)
+    acc = (dot + 9) // 2  # matching signs
+    want = np.where(acc >= vv.thresholds[:, 0], 1, -1)
+    assert np.array_equal(run_unit(vv, xw), want)
+
+
+# ----------------------------------------------------------------------------- memory accounting
+def test_bram18_blocks():
+    assert bram18_blocks(0, 100) == 0
+    assert bram18_blocks(1, 16384) == 1
+    assert bram18_blocks(1, 16385) == 2
+    assert bram18_blocks(8, 2048) == 1  # 9 x 2K
+    assert bram18_blocks(36, 512) == 1
+    assert bram18_blocks(36, 513) == 2
+    assert bram18_blocks(64, 544) == 4  # 2 x (36x512) x 2, or 4 x (18x1K)
+    assert bram18_blocks(72, 300) == 2
+
+
+@pytest.mark.parametrize("h,w,k", [(32, 32, 3), (28, 20, 5), (9, 17, 7), (224, 224, 3)])
+def test_line_buffer_size(h, w, k):
+    c, simd = 16, 4
+    same = swg((h, w, c), UINT3, (k, k), (1, 1), (k // 2,) * 4, 0, simd)
+    assert window_geometry(same).buffer_pixels == (k - 1) * w + k + 1
+    valid = swg((h, w, c), UINT3, (k, k), (1, 1), (0, 0, 0, 0), 0, simd)
+    assert window_geometry(valid).buffer_pixels == (k - 1) * w + 2 * k
+    s2 = swg((h, w, c), UINT3, (k, k), (2, 2), (0, 0, 0, 0), 0, simd)
+    r = (w - k) % 2
+    assert window_geometry(s2).buffer_pixels == k * w + 2 * k + r
+    for u in (same, valid, s2):
+        g = window_geometry(u)
+        assert g.buffer_pixels < (k + 1) * w  # never a frame
+        (mem,) = swg_memories(u)
+        assert (mem.width, mem.depth) == (simd * UINT3.bits, g.buffer_pixels * c // simd)
+        assert mem.bits == g.buffer_pixels * c * UINT3.bits
+        assert mem.bram18 == bram18_blocks(mem.width, mem.depth)
+
+
+def test_swg_cost_formula():
+    same = swg((32, 32, 16), UINT3, (3, 3), (1, 1), (1, 1, 1, 1), 0, 4)
+    assert unit_cycles(same) == 32 * 32 * 9 * 4  # output-bound, no fill
+    valid = swg((7, 9, 4), INT4, (3, 3), simd=2)
+    g = window_geometry(valid)
+    fill = (g.first_last + 1 - (g.last_first + g.buffer_pixels - g.hw)) * g.cf
+    assert fill > 0 and unit_cycles(valid) == g.out_beats + fill
+    k1s2 = swg((9, 8, 4), INT4, (1, 1), (2, 2), simd=4)
+    assert unit_cycles(k1s2) == 9 * 8  # input-bound
+
+
+# ----------------------------------------------------------------------------- Verilator
+def _verilator_ok() -> bool:
+    try:
+        from streamfold.sim.verilator_build import tool_env
+    except ImportError:  # pragma: no cover
+        return False
+    return shutil.which("verilator", path=tool_env()["PATH"]) is not None
+
+
+def _case_units(name: str) -> list:
+    if name == "swg_k3_valid_simd2":
+        return [swg((7, 9, 4), INT4, (3, 3), simd=2)]
+    if name == "swg_k5_s2_asym_depthwise":
+        return [swg((9, 7, 3), UINT3, (5, 5), (2, 2), (2, 1, 1, 2), 5, 1, True)]
+    if name == "swg_k1_s2_input_bound":
+        return [swg((9, 8, 4), INT8, (1, 1), (2, 2), simd=4)]
+    if name == "swg_k7_same_bipolar_pad":
+        return [swg((8, 6, 2), BIP, (7, 7), (1, 1), (3, 3, 3, 3), 1, 1)]
+    if name == "swg_k7_s2_asym_nonsquare":
+        return [swg((11, 8, 3), UINT3, (7, 7), (2, 2), (3, 2, 3, 4), 6, 3)]
+    if name == "swg_pads_beyond_kernel":  # whole windows in the padding
+        return [swg((5, 6, 2), INT4, (3, 3), (2, 1), (3, 4, 3, 0), -1, 1, True)]
+    if name == "swg_k3_same_32x32":
+        return [swg((32, 32, 8), INT4, (3, 3), (1, 1), (1, 1, 1, 1), 0, 4)]
+    if name == "swg_nonsquare_chain":
+        a = swg((6, 8, 2), INT4, (3, 2), (1, 2), (1, 0, 0, 1), -8, 2, name="a")
+        b = swg(a.out_hw + (12,), INT4, (5, 3), (2, 1), (2, 1, 2, 1), 7, 3, True, name="b")
+        return [a, b]
+    if name == "maxpool_int_overlap":
+        return [MaxPoolUnit("mp", (7, 9, 4), INT4, (3, 3), (2, 2), 2)]
+    if name == "maxpool_uint_gsumpool":
+        mp = MaxPoolUnit("mp", (7, 6, 3), UINT3, (3, 2), (1, 2), 3)
+        return [mp, GlobalSumPoolUnit("gp", mp.out_hw + (3,), UINT3, 1)]
+    if name == "maxpool_bipolar_gsumpool":
+        mp = MaxPoolUnit("mp", (6, 8, 8), BIP, (2, 2), (2, 2), 4)
+        return [mp, GlobalSumPoolUnit("gp", mp.out_hw + (8,), BIP, 8)]
+    if name == "gsumpool_int":
+        return [GlobalSumPoolUnit("gp", (5, 4, 6), INT4, 2)]
+    if name == "swg_mvau":
+        win = swg((6, 5, 4), INT4, (3, 3), (1, 1), (1, 1, 1, 1), 0, 2)
+        return [win, mvau(3, win, 6, INT4, pe=3, simd=6, n_thr=3, odt=UINT2)]
+    if name == "swg_vvau_binary":
+        win = swg((6, 5, 6), BIP, (3, 3), (2, 2), (1, 1, 1, 1), -1, 3, True)
+        return [win, vvau(4, win, BIP, n_thr=1, odt=BIP)]
+    if name == "swg_vvau_int_raw":
+        win = swg((5, 6, 4), UINT3, (5, 5), (1, 1), (2, 2, 2, 2), 0, 2, True)
+        return [win, vvau(5, win, INT4)]
+    raise KeyError(name)
+
+
+#: case -> how the full-rate cycles per frame must compare with the cost model:
+#: "exact" (one unit), "pace" (a rate-matched pair: within 2% of the slowest unit), or "min"
+#: (a chain whose bursty stream needs deeper FIFOs than the default to reach the slowest unit's
+#: pace: only measured >= model)
+HW_CASES = {
+    "swg_k3_valid_simd2": "exact",
+    "swg_k5_s2_asym_depthwise": "exact",
+    "swg_k1_s2_input_bound": "exact",
+    "swg_k7_same_bipolar_pad": "exact",
+    "swg_k7_s2_asym_nonsquare": "exact",
+    "swg_pads_beyond_kernel": "exact",
+    "swg_k3_same_32x32": "exact",
+    "swg_nonsquare_chain": "min",
+    "maxpool_int_overlap": "exact",
+    "maxpool_uint_gsumpool": "min",
+    "maxpool_bipolar_gsumpool": "min",
+    "gsumpool_int": "exact",
+    "swg_mvau": "pace",
+    "swg_vvau_binary": "pace",
+    "swg_vvau_int_raw": "pace",
+}
+
+
+@pytest.fixture(scope="module")
+def sim_cache() -> Path:
+    d = Path(os.environ.get("STREAMFOLD_SIM_CACHE") or REPO / "build" / "sim_cache")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@pytest.mark.skipif(not _verilator_ok(), reason="verilator not installed")
+@pytest.mark.parametrize("name", list(HW_CASES))
+def test_verilator_bit_exact_and_cycles(name, sim_cache):
+    from streamfold.hw import emit_verilog
+    from streamfold.hw.top import byte_width
+    from streamfold.sim.run import measure, simulate_stream
+    from streamfold.sim.streams import pack, unpack
+
+    units = _case_units(name)
+    p = Pipeline(units)
+    p.check()
+    ins, outs = p.in_stream, p.out_stream
+    verilog = emit_verilog(p, "streamfold_top")
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+
+    def stream(frames, **kw):
+        x = values(rng, ins.dtype, (frames,) + tuple(ins.shape))
+        want = run_pipeline(p, x)
+        r = simulate_stream(verilog, "streamfold_top", pack(x, ins), byte_width(ins.beat_bits),
+                            byte_width(outs.beat_bits), outs.beats_per_frame,
+                            ins.beats_per_frame, build_dir=sim_cache, stall_limit=20_000,
+                            quiet_build=True, **kw)
+        assert not r.stalled, r.stall
+        assert r.extra_out_beats == 0
+        assert not r.tlast_errors()
+        got = unpack(r.out_beats, outs).reshape(want.shape)
+        assert np.array_equal(got, want), f"{np.argwhere(got != want)[:5].tolist()}"
+        return r
+
+    # random input gaps and output back-pressure
+    stream(3, p_gap=0.35, p_stall=0.35, seed=7)
+    # full rate: bit-exact again, and cycles per frame = the cost model
+    r = stream(4)
+    ii = measure(r).ii
+    want = max(unit_cycles(u) for u in units)
+    check = HW_CASES[name]
+    msg = f"measured {ii} cycles/frame, cost model {want}"
+    if check == "exact":
+        assert ii == want, msg
+    elif check == "pace":
+        assert want <= ii <= want * 1.02, msg
+    else:
+        assert ii >= want, msg
