@@ -73,6 +73,8 @@ MVAU_SWEEP = [
     (64, 256, 8, 8, "INT4", "UINT4", 15), (32, 64, 4, 16, "INT3", "UINT3", 7),
     (128, 64, 16, 2, "INT2", "UINT2", 3), (10, 32, 2, 8, "INT4", "UINT4", 0),
     (128, 128, 1, 1, "INT8", "UINT8", 0), (256, 64, 4, 2, "INT4", "UINT4", 1),
+    # wide binary layers (TFC's first layer unfolded)
+    (64, 784, 16, 49, "BIPOLAR", "BIPOLAR", 1), (32, 256, 8, 32, "BIPOLAR", "BIPOLAR", 1),
 ]
 # smaller sweeps for the families tested less often
 SMALL = [0, 1, 4, 5, 6, 9, 10, 13, 14, 17, 18, 21, 23, 25, 27, 29]
@@ -147,7 +149,8 @@ def fit(samples: dict, log) -> dict:
                 names = R.FEATURES[kind][res]
                 X = np.array([[f[res][n] for n in names] for f in feats], dtype=float)
                 y = np.array([r["resources"][res] for r in kr], dtype=float)
-                coef = _nnls_ridge(X, y)
+                wt = 1.0 / np.maximum(y, 16.0)  # relative errors matter, not absolute ones
+                coef = _nnls_ridge(X * wt[:, None], y * wt)
                 pred = X @ coef
                 ss = float(((y - y.mean()) ** 2).sum()) or 1.0
                 r2 = 1 - float(((y - pred) ** 2).sum()) / ss

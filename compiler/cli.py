@@ -106,7 +106,7 @@ def cmd_synth(a) -> int:
 
     t0 = time.monotonic()
     doc = synth_build(a.build, board=a.board, family=a.family, per_unit=a.per_unit, timing=a.timing,
-                      jobs=a.jobs, log=_log)
+                      jobs=a.jobs, target_mhz=a.target_mhz, log=_log)
     fmt = lambda c: "-" if c["error"] is None else f"{100 * c['error']:+.1f}%"  # noqa: E731
     res = ["LUT_TOTAL", "FF", "BRAM", "DSP"]
     rows = []
@@ -200,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "converter on its own")
     sy.add_argument("--timing", action="store_true", help="place and route with nextpnr (ECP5/iCE40 "
                                                           "boards) and report Fmax and frames/s")
+    sy.add_argument("--target-mhz", type=float, help="nextpnr target clock (default: the board's clock)")
     sy.add_argument("--jobs", type=int, default=2, help="Yosys processes at once (default 2)")
     sy.set_defaults(fn=cmd_synth)
     return p

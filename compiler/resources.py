@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 FAMILIES = ("xc7", "xcup", "ecp5", "ice40")
@@ -52,6 +54,7 @@ class MemSpec:
     width: int
     kind: str = "rom"
     style: str = "auto"
+    image: object = field(default=None, compare=False, repr=False)  # ROM contents, see rom_image
 
 
 # Yosys libmap figures (techlibs/*/{brams,lutrams}*.txt): (name, cost, widthscale, abits, widths,
@@ -94,7 +97,8 @@ _FAMILY_LIB = {
         "lutram": [("DPR16X4", 4, 0, [(4, 4, True)], {"sp", "sdp"}, 4)],
         "bram": [
             ("DP16KD", 128, 14, [1, 2, 4, 9, 18], {"rom", "sp", "sdp"}, 1),
-            ("PDPW16KD", 128, 14, [1, 2, 4, 9, 18, 36], {"rom"}, 1),  # write port is 36 wide only
+            ("PDPW16KD", 128, 14, [1, 2, 4, 9, 18, 36], {"rom"}, 1),
+            ("PDPW16KD", 128, 9, [36], {"sp", "sdp"}, 1),  # its write port is 36 bits wide only
         ],
     },
     "ice40": {
@@ -137,7 +141,8 @@ def map_memory(m: MemSpec, family: str) -> dict:
                     c += _FACTOR_DEMUX * mult_a
                 n_luts = repl * luts if whole else mult_a * -(-W * luts // u)
                 cands.append((c, {"map": "lutram", "BRAM": 0, "LUTRAM": n_luts, "URAM": 0,
-                                  "config": f"{name} {1 << abits}x{u} x{repl}", "cost": c}))
+                                  "config": f"{name} {1 << abits}x{u} x{repl}", "cost": c,
+                                  "mult_a": mult_a}))
     if style in ("auto", "block"):
         for name, cost, abits, widths, kinds, units in lib["bram"]:
             if m.kind not in kinds:
@@ -167,6 +172,32 @@ def map_memory(m: MemSpec, family: str) -> dict:
 
 
 # ============================================================================= features
+def rom_image(codes, bits: int) -> np.ndarray:
+    """(words, lanes) element codes -> (words, lanes*bits) bit matrix, lane 0 / bit 0 first."""
+    codes = np.asarray(codes, dtype=np.int64)
+    b = (codes[:, :, None] >> np.arange(bits, dtype=np.int64)) & 1
+    return b.reshape(codes.shape[0], -1).astype(np.uint8)
+
+
+def rom_columns(image: np.ndarray) -> tuple[int, int]:
+    """Of a ROM's bit columns: (distinct non-constant ones, distinct up to complement).
+
+    Yosys keeps one register per distinct data column of a soft-logic ROM (equal columns merge,
+    constant ones vanish) and one LUT function per column up to inversion (free in a LUT)."""
+    img = np.asarray(image, dtype=np.uint8)
+    if img.size == 0:
+        return 0, 0
+    cols = img.T
+    nonconst = cols[(cols.min(axis=1) != cols.max(axis=1))]
+    if not len(nonconst):
+        return 0, 0
+    packed = np.packbits(nonconst, axis=1)
+    distinct = len(np.unique(packed, axis=0))
+    canon = np.where(nonconst[:, :1] == 1, 1 - nonconst, nonconst)
+    distinct_c = len(np.unique(np.packbits(canon, axis=1), axis=0))
+    return distinct, distinct_c
+
+
 def _mem_features(mems: list[MemSpec], family: str) -> dict:
     """Totals over a part's memories: exact BRAM/LUTRAM/URAM and the soft-logic features."""
     k = LUT_K[family]
@@ -178,15 +209,20 @@ def _mem_features(mems: list[MemSpec], family: str) -> dict:
         out["BRAM"] += r["BRAM"]
         out["LUTRAM"] += r["LUTRAM"]
         out["URAM"] += r["URAM"]
-        if r["map"] in ("logic", "lutram"):
+        if r["map"] == "lutram" or (r["map"] == "logic" and m.kind != "rom"):
             out["mem_reg"] += m.width  # the synchronous read register stays in fabric
         if r["map"] == "logic":
             if m.kind == "rom":
-                out["rom_lut"] += m.width * math.ceil(m.depth / (1 << k))
+                if m.image is not None:
+                    regs, funcs = rom_columns(m.image() if callable(m.image) else m.image)
+                else:
+                    regs = funcs = m.width
+                out["mem_reg"] += regs
+                out["rom_lut"] += funcs * math.ceil(m.depth / (1 << k))
             else:
                 out["ram_bits"] += m.depth * m.width
-        if r["map"] == "lutram":
-            out["lutram_mux"] += m.width * (math.ceil(m.depth / 64) - 1)
+        if r["map"] == "lutram":  # read multiplexer and write decoder over address ranges
+            out["lutram_mux"] += m.width * (r["mult_a"] - 1) + (r["mult_a"] > 1) * r["mult_a"]
     return out
 
 
@@ -211,10 +247,20 @@ def mvau_memories(u) -> list[MemSpec]:
     NF, SF = u.neuron_fold, u.synapse_fold
     style = getattr(u, "ram_style", "auto") or "auto"
     mems = []
+
+    def wimg():  # weight memory image: word nf*SF+sf, lane p*simd+s = W[nf*pe+p, sf*simd+s]
+        codes = u.weight_dtype.encode(np.asarray(u.weights))
+        codes = codes.reshape(NF, u.pe, SF, u.simd).transpose(0, 2, 1, 3).reshape(NF * SF, -1)
+        return rom_image(codes, u.weight_dtype.bits)
+
+    def timg():  # threshold memory image: word nf, lane p*n+k = T[nf*pe+p, k]
+        codes = u.acc_dtype.encode(np.asarray(u.thresholds, dtype=np.int64))
+        return rom_image(codes.reshape(NF, -1), u.acc_dtype.bits)
+
     if NF * SF > 1:
-        mems.append(MemSpec("weights", NF * SF, u.pe * u.simd * u.weight_dtype.bits, "rom", style))
+        mems.append(MemSpec("weights", NF * SF, u.pe * u.simd * u.weight_dtype.bits, "rom", style, wimg))
     if u.thresholds is not None and u.n_thresholds and NF > 1:
-        mems.append(MemSpec("thresholds", NF, u.pe * u.n_thresholds * u.acc_dtype.bits, "rom", style))
+        mems.append(MemSpec("thresholds", NF, u.pe * u.n_thresholds * u.acc_dtype.bits, "rom", style, timg))
     if NF > 1:
         mems.append(MemSpec("inbuf", SF, u.simd * u.in_dtype.bits, "sp"))
     return mems
@@ -251,7 +297,8 @@ def _mvau_features(u, family: str) -> dict:
         tree = pe * simd * pbits
     lut = {"const": 1, "pop": pop, "neg": neg, "mul": mul, "tree": tree, "acc": pe * ab,
            "cmp": pe * n_thr * ab, "rom": mem["rom_lut"], "xmux": (NF > 1) * simd * ib, "ctr": ctr,
-           "ram": mem["ram_bits"], "dsp": dsp}
+           "ram": mem["ram_bits"], "dsp": dsp, "lutmux": mem["lutram_mux"],
+           "treelog": pe * simd * clog2(simd)}  # adder-tree depth grows with log2(simd)
     ff = {"const": 1, "x": simd * ib, "dot": pe * min(dot_bits, ab), "acc": pe * ab, "out": pe * ob,
           "mem": mem["mem_reg"], "ctr": ctr, "ram": mem["ram_bits"]}
     return {"LUT": lut, "FF": ff,
@@ -266,45 +313,51 @@ def fifo_memories(width: int, depth: int) -> list[MemSpec]:
 def _fifo_features(width: int, depth: int, family: str) -> dict:
     mem = _mem_features(fifo_memories(width, depth), family)
     big = depth >= 3
+    where = map_memory(fifo_memories(width, depth)[0], family)["map"] if big else None
     lut = {"const": int(depth > 0), "skid": width * (depth == 2), "ptr": clog2(depth) * big,
-           "outreg": width * big, "ram": mem["ram_bits"], "lutram_mux": mem["lutram_mux"]}
+           "lut_w": width * (where in ("lutram", "logic")), "bram_w": width * (where == "bram"),
+           "ram": mem["ram_bits"], "lutram_mux": mem["lutram_mux"]}
     ff = {"const": int(depth > 0), "regs": width * {0: 0, 1: 1, 2: 2}.get(depth, 1),
-          "ptr": clog2(depth) * big, "mem": mem["mem_reg"], "ram": mem["ram_bits"]}
+          "ptr": clog2(depth) * big, "bram_w": width * (where == "bram"), "ram": mem["ram_bits"]}
     return {"LUT": lut, "FF": ff, "exact": {"BRAM": mem["BRAM"], "LUTRAM": mem["LUTRAM"],
                                            "URAM": mem["URAM"], "DSP": 0}, "memories": mem["maps"]}
 
 
 def _dwc_features(width: int, a: int, b: int, family: str) -> dict:
     if a == b:
-        z = {"const": 0, "buf": 0, "ins": 0, "count": 0}
+        z = {"const": 0, "buf": 0, "ins": 0, "count": 0, "split": 0}
         return {"LUT": dict(z), "FF": {"const": 0, "buf": 0, "count": 0},
                 "exact": {"BRAM": 0, "LUTRAM": 0, "URAM": 0, "DSP": 0}, "memories": {}}
     g = math.gcd(a, b)
     C = a + b - g
     positions = (C - a) // g + 1
     cnt = clog2(C // g + 1)
-    lut = {"const": 1, "buf": C * width, "ins": positions * a * width, "count": cnt}
+    lut = {"const": 1, "buf": C * width, "ins": positions * a * width, "count": cnt,
+           "split": C * width * (a // b) * (a > b)}  # a splitter shifts its buffer a/b times
     ff = {"const": 1, "buf": C * width, "count": cnt}
     return {"LUT": lut, "FF": ff, "exact": {"BRAM": 0, "LUTRAM": 0, "URAM": 0, "DSP": 0}, "memories": {}}
 
 
 #: feature names of each (kind, resource), in the order calibration.json stores coefficients
 FEATURES = {
-    "mvau": {"LUT": ["const", "pop", "neg", "mul", "tree", "acc", "cmp", "rom", "xmux", "ctr", "ram", "dsp"],
+    "mvau": {"LUT": ["const", "pop", "neg", "mul", "tree", "acc", "cmp", "rom", "xmux", "ctr", "ram", "dsp",
+                     "lutmux", "treelog"],
              "FF": ["const", "x", "dot", "acc", "out", "mem", "ctr", "ram"]},
-    "fifo": {"LUT": ["const", "skid", "ptr", "outreg", "ram", "lutram_mux"],
-             "FF": ["const", "regs", "ptr", "mem", "ram"]},
-    "dwc": {"LUT": ["const", "buf", "ins", "count"], "FF": ["const", "buf", "count"]},
+    "fifo": {"LUT": ["const", "skid", "ptr", "lut_w", "bram_w", "ram", "lutram_mux"],
+             "FF": ["const", "regs", "ptr", "bram_w", "ram"]},
+    "dwc": {"LUT": ["const", "buf", "ins", "count", "split"], "FF": ["const", "buf", "count"]},
 }
 
 #: coefficients used when calibration.json has none for a (family, kind): structural guesses
 _DEFAULT_COEF = {
     "mvau": {"LUT": {"const": 20, "pop": 1.2, "neg": 0.6, "mul": 1.0, "tree": 1.0, "acc": 1.0,
-                     "cmp": 0.5, "rom": 1.3, "xmux": 1.0, "ctr": 2.0, "ram": 0.3, "dsp": 1.0},
+                     "cmp": 0.5, "rom": 1.3, "xmux": 1.0, "ctr": 2.0, "ram": 0.3, "dsp": 1.0, "lutmux": 1.0,
+                     "treelog": 0.2},
              "FF": {"const": 8, "x": 1, "dot": 1, "acc": 1, "out": 1, "mem": 1, "ctr": 1, "ram": 1}},
-    "fifo": {"LUT": {"const": 3, "skid": 1, "ptr": 3, "outreg": 1, "ram": 0.3, "lutram_mux": 1},
-             "FF": {"const": 2, "regs": 1, "ptr": 3, "mem": 1, "ram": 1}},
-    "dwc": {"LUT": {"const": 4, "buf": 1, "ins": 0.3, "count": 3}, "FF": {"const": 0, "buf": 1, "count": 1}},
+    "fifo": {"LUT": {"const": 3, "skid": 1, "ptr": 8, "lut_w": 0.3, "bram_w": 0.3, "ram": 0.3,
+                     "lutram_mux": 1},
+             "FF": {"const": 2, "regs": 1, "ptr": 4, "bram_w": 1, "ram": 1}},
+    "dwc": {"LUT": {"const": 4, "buf": 1, "ins": 0.3, "count": 3, "split": 0.5}, "FF": {"const": 0, "buf": 1, "count": 1}},
 }
 
 

@@ -49,7 +49,8 @@ HERE = Path(__file__).resolve().parent
 
 CONFIGS = {
     # name: channels, epochs, lr
-    "w2a2": dict(channels=(16, 32, 64), epochs=40, lr=0.01),
+    # (random one-pixel shifts as augmentation cost 2-14 points of accuracy here: none is used)
+    "w2a2": dict(channels=(16, 32, 64), epochs=40, lr=0.005),
     "w1a1": dict(channels=(32, 64, 128), epochs=60, lr=0.01),
 }
 
@@ -136,32 +137,19 @@ def train(kind: str, data, log=print):
         total = 0.0
         for i in range(0, len(xtr), 64):
             idx = perm[i:i + 64]
-            xb = augment(xtr_t[idx], gen)
-            loss = lossf(model(xb), ytr_t[idx])
+            loss = lossf(model(xtr_t[idx]), ytr_t[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             clip_weights(model)
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         if (epoch + 1) % 10 == 0 or epoch + 1 == cfg["epochs"]:
             acc = (predict(model, xte).argmax(1) == yte).mean()
             log(f"  {kind} epoch {epoch + 1:3d}  loss {total / len(xtr):.4f}  test acc {acc:.4f}  "
                 f"({time.perf_counter() - t0:.0f} s)")
     model.eval()
     return model, time.perf_counter() - t0
-
-
-def augment(xb, gen):
-    """Random shifts by up to one pixel (zero fill), on the k/16 grid so inputs stay exact."""
-    n = len(xb)
-    out = torch.zeros_like(xb)
-    padded = nn.functional.pad(xb, (1, 1, 1, 1))
-    sh = torch.randint(0, 3, (n, 2), generator=gen)
-    for i in range(n):
-        dy, dx = int(sh[i, 0]), int(sh[i, 1])
-        out[i] = padded[i, :, dy:dy + 8, dx:dx + 8]
-    return out
 
 
 def predict(model, x) -> np.ndarray:
@@ -237,8 +225,12 @@ def main(argv=None):
         results[kind] = {"acc": acc, "train_s": secs}
         if not args.no_check:
             results[kind].update(check(path, xte, yte, logits))
-    if args.which == "w2a2,w1a1":
-        np.savez_compressed(args.out / "digits_test.npz", **npz)
+    npz_path = args.out / "digits_test.npz"
+    if npz_path.exists():  # a partial run (--which) keeps the other model's logits
+        old = dict(np.load(npz_path))
+        if np.array_equal(old["x"], xte) and np.array_equal(old["y"], yte):
+            npz = {**old, **npz}
+    np.savez_compressed(npz_path, **npz)
     return results
 
 

@@ -378,7 +378,8 @@ def _errors(est: dict, got: dict) -> dict:
 
 
 def synth_build(build, board: str | None = None, family: str | None = None, per_unit: bool = False,
-                timing: bool = False, jobs: int = 2, seed: int = 1, log=None) -> dict:
+                timing: bool = False, jobs: int = 2, seed: int = 1, target_mhz: float | None = None,
+                log=None) -> dict:
     """``streamfold synth``: synthesise ``build/streamfold_top.v`` (and with ``per_unit`` every piece
     of the top level on its own), compare with the estimates, write ``build/synth.json``."""
     from streamfold.boards import load_board
@@ -454,7 +455,7 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
     if timing:
         if not b:
             raise SynthError("--timing needs --board (an ECP5 or iCE40 board)")
-        t = place_and_route(verilog, TOP_NAME, b, seed=seed, log=log)
+        t = place_and_route(verilog, TOP_NAME, b, freq_mhz=target_mhz, seed=seed, log=log)
         doc["timing"] = t
         if t["fmax_mhz"]:
             thr["fmax_mhz"] = t["fmax_mhz"]

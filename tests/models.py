@@ -11,9 +11,25 @@ never imports this module.
 * :func:`random_inputs` -- float32 inputs in the range a model expects.
 * :func:`qonnx_reference` -- run an exported file with ``qonnx.core.onnx_exec.execute_onnx``.
 
-Both export styles are supported: ``dynamo=True`` (torch's dynamo exporter: ``Gemm``; it also
-leaves a side file ``<path>.data`` that the saved .onnx does NOT reference, see below) and
-``dynamo=False`` (legacy TorchScript exporter: ``Transpose`` + ``MatMul``, one file).
+Both export styles are supported: ``dynamo=True`` (torch's dynamo exporter: every QuantLinear is a
+``Gemm``, with or without a bias input) and ``dynamo=False`` (legacy TorchScript exporter:
+``Transpose`` + ``MatMul`` for a bias-free QuantLinear, ``Gemm`` with a bias). The dynamo export also
+leaves a side file ``<path>.data``; the saved .onnx does not reference it (no external-data
+initializers: the files run the same with it deleted). Exports are byte-for-byte deterministic.
+
+Traps seen in the raw exports (before ``qonnx.util.cleanup.cleanup_model``):
+* every initializer is also listed in ``graph.input``: the data input is the one graph input that
+  is not an initializer (:func:`graph_input_name`); its name varies ("x", "input", "onnx::Reshape_0",
+  "x.159", ...);
+* the dynamo export merges equal constants across roles, e.g. the ``1.0`` of bnn_pynq's ``2x - 1``
+  is the same initializer as every BipolarQuant scale, and zero-point/bit-width initializers are
+  shared by all Quant nodes (the legacy export shares those too); never key anything on
+  initializer names or assume one consumer per initializer;
+* the legacy TensorNorm is ``Sub Pow Div Mul Add`` (``Pow`` on constants), dynamo's ``Sub Div Mul Add``;
+  BatchNormalization carries ``training_mode=0`` (legacy) or no such attribute (dynamo);
+* ``cleanup_model`` renames the input to ``global_in``, folds the legacy ``Transpose`` into the
+  weight initializer and the ``Pow``, and reorders nodes (all weight quantizers first): walk the
+  graph by tensor names, not by node order.
 """
 from __future__ import annotations
 
@@ -50,13 +66,17 @@ def frame_shape(model_name_or_shape) -> tuple[int, ...]:
     return tuple(int(d) for d in model_name_or_shape)
 
 
-def random_inputs(model_name_or_shape, n: int, seed: int = 0, levels: int | None = 255) -> np.ndarray:
+def random_inputs(model_name_or_shape, n: int, seed: int = 0, levels="auto") -> np.ndarray:
     """``n`` float32 frames, shape ``(n, *frame)``, uniform in [0, 1].
 
-    With ``levels`` (default 255) the values are ``k / levels`` like 8-bit image pixels, which keeps
-    every input quantizer of the zoo away from rounding ties (2x-1 never lands on a .5 boundary);
-    ``levels=None`` gives continuous values.
+    With ``levels`` the values are ``k / levels``: "auto" means 16 for "digits*" names (the digits
+    examples take pixel/16) and 255 otherwise, like 8-bit image pixels, which keeps every input
+    quantizer here away from rounding ties (2x-1 never lands on a .5 boundary of the bnn_pynq input
+    quantizers, nor x*15 on one of mlp_4bit's); ``levels=None`` gives continuous values.
     """
+    if levels == "auto":
+        digits = isinstance(model_name_or_shape, str) and model_name_or_shape.lower().startswith("digits")
+        levels = 16 if digits else 255
     rng = np.random.default_rng(seed)
     shape = (n, *frame_shape(model_name_or_shape))
     if levels is None:
@@ -72,6 +92,21 @@ def _quiet():
     warnings.simplefilter("ignore")
     stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
     return stack
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Build and export on one torch thread: the result then does not depend on the caller's thread
+    setting (float reductions feed the BN statistics), and on a busy 2-core machine two intra-op
+    threads ran these builds about 2x slower (training steps up to 40x)."""
+    import torch
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
 
 
 def _act_quant_modules(model):
@@ -91,12 +126,17 @@ def _norm_modules(model):
     return out
 
 
+class _StopForward(Exception):
+    pass
+
+
 def _calibrate_norms(model, x, gen, neg_gamma_frac=0.2):
     """Give every BatchNorm / TensorNorm random statistics *relative to its actual input*.
 
     Layer by layer (each after the earlier ones are set) the input statistics on ``x`` are measured
     and the BN is set to mean = mu + N(0, 0.5) sigma, var = sigma^2 U(0.5, 4), gamma = +-U(0.5, 1.5)
-    (a fraction ``neg_gamma_frac`` negative, which flips threshold direction), beta = N(0, 0.3).
+    (a fraction ``neg_gamma_frac`` of BN channels negative, which flips the threshold direction;
+    TensorNorm's gamma stays positive), beta = N(0, 0.3).
     The BN output is then roughly unit-spread, so the +-1 / {-1,0,1} / 4-bit quantizers that follow
     use all their levels and the equivalent thresholds lie inside the accumulator range.
     """
@@ -104,10 +144,19 @@ def _calibrate_norms(model, x, gen, neg_gamma_frac=0.2):
 
     for name, bn in _norm_modules(model):
         captured = {}
-        h = bn.register_forward_pre_hook(lambda m, inp: captured.__setitem__("x", inp[0].detach()))
-        with torch.no_grad():
-            model(x)
-        h.remove()
+
+        def grab(mod, inp):
+            captured["x"] = inp[0].detach()
+            raise _StopForward  # the rest of the network is not needed
+
+        h = bn.register_forward_pre_hook(grab)
+        try:
+            with torch.no_grad():
+                model(x)
+        except _StopForward:
+            pass
+        finally:
+            h.remove()
         a = captured["x"]
         if type(bn).__name__ == "TensorNorm":  # one scalar statistic for the whole tensor
             mu, sd = a.mean().reshape(1), a.std().reshape(1)
@@ -122,6 +171,8 @@ def _calibrate_norms(model, x, gen, neg_gamma_frac=0.2):
             bn.running_mean.copy_(mu + 0.5 * sd * randn(c))
             bn.running_var.copy_(sd**2 * (0.5 + 3.5 * rand(c)))
             sign = torch.where(rand(c) < neg_gamma_frac, -1.0, 1.0)
+            if type(bn).__name__ == "TensorNorm":  # keep the logits' order (argmax) meaningful
+                sign = torch.ones_like(sign)
             bn.weight.copy_(sign * (0.5 + rand(c)))
             bn.bias.copy_(0.3 * randn(c))
 
@@ -163,12 +214,13 @@ def export(model, x, path, dynamo: bool) -> float:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with _quiet(), torch.no_grad():
+    with _quiet(), torch.no_grad(), _one_thread():
         export_qonnx(model, input_t=torch.as_tensor(x[:1]), export_path=str(path), dynamo=dynamo)
     return time.perf_counter() - t0
 
 
 # ----------------------------------------------------------------------------- bnn_pynq zoo
+@_one_thread()
 def build_bnn_pynq(name: str, seed: int = 0, calib_frames: int = 64):
     """The torch model (eval mode) with seeded random weights and calibrated random norms."""
     import torch
@@ -203,13 +255,14 @@ def bnn_pynq(name: str, path, dynamo: bool = False, seed: int = 0) -> Path:
 
 
 # ----------------------------------------------------------------------------- 4-bit MLP
+@_one_thread()
 def build_mlp_4bit(seed: int = 0, calib_frames: int = 256):
     """64-32-16-10 MLP: 4-bit unsigned input quantizer; QuantLinear(w4, per-channel scale, bias)
     -> BatchNorm1d -> QuantReLU(4); QuantLinear(w4, per-tensor, no bias) -> QuantReLU(4);
     QuantLinear(w4, per-channel, bias) with a float output. Activation scales are float and
     calibrated on random inputs (brevitas ``calibration_mode``)."""
     import torch
-    from brevitas.graph.calibrate import calibration_mode
+    from brevitas.graph.calibrate import calibration_mode, quantization_status_manager
     from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
     from brevitas.quant import Int8WeightPerChannelFloat, Int8WeightPerTensorFloat, Uint8ActPerTensorFloat
 
@@ -230,7 +283,12 @@ def build_mlp_4bit(seed: int = 0, calib_frames: int = 256):
     model.eval()
     gen = torch.Generator().manual_seed(seed + 1_000_003)
     x = torch.from_numpy(random_inputs("mlp_4bit", calib_frames, seed=seed + 1))
-    _calibrate_norms(model, x, gen)
+    # The activation scales are not known before calibration, and brevitas calibrates only once, so
+    # the BN statistics are drawn on the float (quantization disabled) flow, then the activation
+    # quantizers are calibrated (also on the float flow) with those BN statistics in place.
+    with quantization_status_manager(model, disable_act_quant=True, disable_weight_quant=True,
+                                     disable_bias_quant=True, is_training=False):
+        _calibrate_norms(model, x, gen)
     with torch.no_grad(), calibration_mode(model):
         model(x)
     model.eval()
