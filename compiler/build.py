@@ -1,4 +1,10 @@
-"""``streamfold compile``: model file -> build folder (Verilog, folded IR, fold.json, report.json)."""
+"""``streamfold compile``: model file -> build folder (Verilog, folded IR, fold.json, report.json).
+
+The Verilog's large weight/threshold ROMs read memory files (``<unit>_weights.hex``,
+``<unit>_thresholds.hex``, see :mod:`streamfold.hw.rom`) with ``$readmemh`` by bare file name;
+they sit in the build folder next to ``streamfold_top.v``. Tools must run in (or copy them to)
+the folder they read the Verilog from: :func:`read_design` returns the text and the files.
+"""
 from __future__ import annotations
 
 import time
@@ -18,11 +24,31 @@ VERILOG_FILE = f"{TOP_NAME}.v"
 DEFAULT_CLOCK_MHZ = 100.0
 
 
-def lower_file(model_path, fold: dict | None = None, fold_source: str = "fold") -> CompiledModel:
-    """Load, clean and lower a model file, then fold it (``fold`` or the balanced default)."""
+def lower_file(model_path, fold: dict | None = None, fold_source: str = "fold", *, board=None,
+               target_fps: float | None = None, clock_mhz: float | None = None,
+               ceiling: float | None = None, log=None) -> CompiledModel:
+    """Load, clean and lower a model file, then fold it and size its FIFOs.
+
+    The fold is, in order of precedence: ``fold`` (a fold file's contents); the least resources
+    reaching ``target_fps`` at ``clock_mhz`` (on ``board`` if given); the highest throughput that
+    fits ``board`` under ``ceiling``; else the balanced default. A search leaves its visited folds
+    in ``cm.search``.
+    """
+    from .search import DEFAULT_CEILING, fold_for_board, fold_for_fps
+
     cm = lower(load_model(model_path), str(model_path))
-    cm.pipeline = apply_fold(cm.pipeline, fold, fold_source) if fold is not None else \
-        default_fold(cm.pipeline)
+    ceiling = DEFAULT_CEILING if ceiling is None else ceiling
+    clock = clock_mhz or (board.clock_mhz if board is not None else DEFAULT_CLOCK_MHZ)
+    if fold is not None:
+        cm.pipeline = apply_fold(cm.pipeline, fold, fold_source)
+    elif target_fps:
+        cm.search = fold_for_fps(cm.pipeline, target_fps, clock, board, ceiling)
+        cm.pipeline = cm.search.pipeline
+    elif board is not None:
+        cm.search = fold_for_board(cm.pipeline, board, ceiling, log=log)
+        cm.pipeline = cm.search.pipeline
+    else:
+        cm.pipeline = default_fold(cm.pipeline)
     cm.pipeline.check()
     cm.pipeline = size_fifos(cm.pipeline)
     return cm
@@ -31,35 +57,75 @@ def lower_file(model_path, fold: dict | None = None, fold_source: str = "fold") 
 def write_build(cm: CompiledModel, out_dir, clock_mhz: float = DEFAULT_CLOCK_MHZ, log=None,
                 board=None) -> dict:
     """Elaborate the hardware and write every file of a build folder; return the report."""
-    from streamfold.hw import emit_verilog
+    from streamfold.hw import emit_design, referenced_files
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise BuildError(f"{out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    verilog = emit_verilog(cm.pipeline, TOP_NAME)
+    design = emit_design(cm.pipeline, TOP_NAME)
     if log:
-        log(f"elaborated {len(cm.pipeline.units)} units to Verilog in {time.monotonic() - t0:.1f} s")
-    (out / VERILOG_FILE).write_text(verilog)
+        files = f" and {len(design.files)} memory files" if design.files else ""
+        log(f"elaborated {len(cm.pipeline.units)} units to Verilog{files} in "
+            f"{time.monotonic() - t0:.1f} s")
+    old = out / VERILOG_FILE
+    if old.is_file():  # memory files of an earlier build in this folder that are no longer used
+        for name in referenced_files(old.read_text()):
+            if name not in design.files and Path(name).name == name:
+                (out / name).unlink(missing_ok=True)
+    design.write(out, VERILOG_FILE)
     cm.save(out)
     (out / "fold.json").write_text(dumps(fold_to_json(cm.pipeline)))
     report = make_report(cm, clock_mhz, board)
+    if getattr(cm, "search", None) is not None:
+        report["search"] = cm.search.to_json()
+    try:
+        from .plots import write_plots
+
+        report["plots"] = write_plots(report, out)
+    except ImportError:  # matplotlib is optional
+        report["plots"] = []
     (out / "report.json").write_text(dumps(report))
     return report
 
 
-def compile_model(model_path, out_dir, fold_path=None, clock_mhz: float = DEFAULT_CLOCK_MHZ, log=None,
-                  board=None):
+def read_design(build):
+    """``(verilog_text, files)`` of a build folder: ``streamfold_top.v`` and the memory files it
+    reads (bare file name -> text), from the same folder."""
+    from streamfold.hw import referenced_files
+
+    build = Path(build)
+    vfile = build / VERILOG_FILE
+    if not vfile.exists():
+        raise BuildError(f"{build}: no {VERILOG_FILE}; compile again with `streamfold compile`")
+    text = vfile.read_text()
+    files = {}
+    for name in referenced_files(text):
+        p = build / name
+        if not p.is_file():
+            raise BuildError(f"{build}: memory file {name} (read by {VERILOG_FILE}) is missing; "
+                             "compile again with `streamfold compile`")
+        files[name] = p.read_text()
+    return text, files
+
+
+def compile_model(model_path, out_dir, fold_path=None, clock_mhz: float | None = None, log=None,
+                  board=None, target_fps: float | None = None, ceiling: float | None = None):
     if isinstance(board, str):  # an unknown board fails before any work
         from streamfold.boards import load_board
         board = load_board(board)
+    clock = clock_mhz or (board.clock_mhz if board is not None else DEFAULT_CLOCK_MHZ)
     fold = read_fold_file(fold_path) if fold_path else None
     t0 = time.monotonic()
-    cm = lower_file(model_path, fold, str(fold_path) if fold_path else "fold")
+    cm = lower_file(model_path, fold, str(fold_path) if fold_path else "fold", board=board,
+                    target_fps=target_fps, clock_mhz=clock, ceiling=ceiling, log=log)
     if log:
-        log(f"lowered {model_path} to {len(cm.pipeline.units)} units in {time.monotonic() - t0:.1f} s")
-    report = write_build(cm, out_dir, clock_mhz, log, board)
+        how = "fold file" if fold else ("target frame rate" if target_fps else
+                                        (f"fit to {board.name}" if board else "balanced default"))
+        log(f"lowered and folded ({how}) {model_path}: {len(cm.pipeline.units)} units in "
+            f"{time.monotonic() - t0:.1f} s")
+    report = write_build(cm, out_dir, clock, log, board)
     return cm, report
 
 

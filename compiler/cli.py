@@ -50,10 +50,32 @@ def cmd_compile(a) -> int:
 
     t0 = time.monotonic()
     cm, report = compile_model(a.model, a.output, a.fold, clock_mhz=a.clock_mhz, log=_log,
-                               board=getattr(a, "board", None))
+                               board=a.board, target_fps=a.target_fps, ceiling=a.ceiling)
     print(f"compiled {a.model} -> {a.output}/ in {time.monotonic() - t0:.1f} s\n")
     print_report(report)
-    print(f"\nwrote {a.output}/streamfold_top.v, fold.json, report.json, ir.json")
+    files = ["streamfold_top.v", "fold.json", "report.json", "ir.json"] + report.get("plots", [])
+    print(f"\nwrote {a.output}/: {', '.join(files)}")
+    return 0
+
+
+def cmd_fold(a) -> int:
+    from streamfold.boards import load_board
+
+    from .build import DEFAULT_CLOCK_MHZ, lower_file
+    from .cost import pipeline_cycles
+    from .folding import fold_to_json
+    from .ir import dumps
+
+    board = load_board(a.board) if a.board else None
+    clock = a.clock_mhz or (board.clock_mhz if board else DEFAULT_CLOCK_MHZ)
+    cm = lower_file(a.model, board=board, target_fps=a.target_fps, clock_mhz=clock, ceiling=a.ceiling,
+                    log=_log)
+    Path(a.output).write_text(dumps(fold_to_json(cm.pipeline)))
+    cycles, bott = pipeline_cycles(cm.pipeline)
+    res = cm.search.chosen.resources if cm.search else {}
+    print(f"wrote {a.output}: {cycles:,} cycles/frame (bottleneck {bott}) = "
+          f"{clock * 1e6 / cycles:,.0f} frames/s at {clock:g} MHz"
+          + (f"; estimated {', '.join(f'{k} {v:,}' for k, v in res.items() if v)}" if res else ""))
     return 0
 
 
@@ -136,6 +158,16 @@ def cmd_demo(a) -> int:
     return run_demo(a.model, a.data, Path(a.build), a.frames, a.engine)
 
 
+def _fold_options(p) -> None:
+    p.add_argument("--board", help="board (`streamfold boards`): fold for the highest throughput that fits "
+                                   "it, and report utilisation")
+    p.add_argument("--target-fps", type=float, help="fold for the least resources reaching this many "
+                                                    "frames/s (at --clock-mhz)")
+    p.add_argument("--ceiling", type=float, help="utilisation ceiling per resource when fitting a board "
+                                                 "(default 0.8)")
+    p.add_argument("--clock-mhz", type=float, help="clock for frames/s figures (default: the board's, else 100)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamfold", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -149,9 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", required=True, help="build folder to write")
     c.add_argument("--fold", help="fold file (JSON: {layer: {pe: .., simd: ..}}) to use instead of the "
                                   "balanced default; BUILD/fold.json is one")
-    c.add_argument("--clock-mhz", type=float, default=100.0, help="clock for frames/s figures (default 100)")
-    c.add_argument("--board", help="board (`streamfold boards`) for resource utilisation in report.json")
+    _fold_options(c)
     c.set_defaults(fn=cmd_compile)
+
+    f = sub.add_parser("fold", help="choose PE/SIMD per layer for a board or a frame rate; write fold.json",
+                       description="Fold MODEL for the highest throughput that fits --board, or the least "
+                                   "resources reaching --target-fps, and write only the fold file.")
+    f.add_argument("model", help="QONNX model file")
+    f.add_argument("-o", "--output", default="fold.json", help="fold file to write (default fold.json)")
+    _fold_options(f)
+    f.set_defaults(fn=cmd_fold)
 
     s = sub.add_parser("simulate", help="simulate a build in Verilator and check it bit-exactly",
                        description="Stream the frames of X.npy (float inputs shaped like the model's "

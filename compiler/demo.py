@@ -55,7 +55,9 @@ def run_demo(model=DEFAULT_MODEL, data=DEFAULT_DATA, build=Path("demo_build"), f
                                   "--model/--data (train new ones with examples/train_digits.py)")
     d = np.load(data)
     x, labels = d["x"].astype(np.float32), d["y"].astype(np.int64)
-    torch_logits = d["logits"] if "logits" in d.files else None
+    # PyTorch's outputs recorded at export: "logits_<model stem suffix>" (e.g. logits_w2a2) or "logits"
+    key = next((k for k in (f"logits_{model.stem.split('_')[-1]}", "logits") if k in d.files), None)
+    torch_logits = d[key] if key else None
     if frames:
         x, labels = x[:frames], labels[:frames]
         torch_logits = None if torch_logits is None else torch_logits[:frames]

@@ -52,6 +52,15 @@ def apply_fold(pipeline: Pipeline, fold: dict, source: str = "fold") -> Pipeline
         except FoldError as e:
             raise FoldFileError(f"{source}: {e}") from None
         units.append(u)
+    return tie_folds(Pipeline(units, list(pipeline.fifo_depths)))
+
+
+def tie_folds(pipeline: Pipeline) -> Pipeline:
+    """Knobs that follow others: a depthwise window groups channels as its vector-vector unit reads them."""
+    units = list(pipeline.units)
+    for i, (a, b) in enumerate(zip(units, units[1:])):
+        if a.kind == "swg" and a.depthwise and b.kind == "vvau" and a.simd != b.pe:
+            units[i] = dataclasses.replace(a, simd=b.pe)
     return Pipeline(units, list(pipeline.fifo_depths))
 
 
@@ -91,7 +100,7 @@ def balanced_fold(pipeline: Pipeline, target_cycles: int) -> Pipeline:
             if best is None or key < best[0]:
                 best = (key, cand)
         units.append(best[1])
-    return Pipeline(units, list(pipeline.fifo_depths))
+    return tie_folds(Pipeline(units, list(pipeline.fifo_depths)))
 
 
 def _combos(allowed: dict):

@@ -348,7 +348,8 @@ class SlidingWindowUnit(Unit):
         return {"simd": self.simd}
 
     def fold_choices(self) -> dict:
-        return {"simd": divisors(self.in_shape[2])}
+        # a depthwise window's SIMD follows its vector-vector unit's PE (see tie_folds)
+        return {} if self.depthwise else {"simd": divisors(self.in_shape[2])}
 
     def check_folding(self) -> None:
         c = self.in_shape[2]
@@ -573,6 +574,9 @@ class Pipeline:
                 u.check_folding()
         for a, b in zip(self.units, self.units[1:]):
             oa, ib = a.out_stream, b.in_stream
+            if isinstance(b, VectorVectorUnit) and oa.shape != ib.shape:
+                raise FoldError(f"{a.name} emits windows grouped by {oa.fold} channels but {b.name} "
+                                f"reads groups of PE={b.pe}; they must match")
             if oa.elems_per_frame != ib.elems_per_frame or oa.dtype != ib.dtype:
                 raise ValueError(f"stream mismatch between {a.name} ({oa.shape} {oa.dtype}) and "
                                  f"{b.name} ({ib.shape} {ib.dtype})")

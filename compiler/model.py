@@ -80,6 +80,7 @@ class CompiledModel:
     output_name: str
     output_shape: tuple
     source: str = ""
+    search: object = field(default=None, repr=False, compare=False)  # a fold search's result, if any
 
     # -- running the reference ---------------------------------------------------------------
     def quantize_input(self, x: np.ndarray) -> np.ndarray:

@@ -12,10 +12,13 @@ from .gsumpool import GlobalSumPoolHW
 from .fifo import StreamFIFO
 from .dwc import StreamDWC
 from .top import Accelerator, byte_width
-from .verilog import emit_verilog
+from .rom import ROM, ROM_INLINE_MAX_BITS, inline_roms, rom_files
+from .verilog import VerilogDesign, emit_design, emit_verilog, referenced_files
 
 __all__ = [
     "HW_UNITS", "build_unit", "hw_class", "register_hw",
     "MatrixVectorUnitHW", "SlidingWindowHW", "VectorVectorUnitHW", "MaxPoolHW",
     "GlobalSumPoolHW", "StreamFIFO", "StreamDWC", "Accelerator", "byte_width", "emit_verilog",
+    "emit_design", "VerilogDesign", "referenced_files", "ROM", "ROM_INLINE_MAX_BITS", "rom_files",
+    "inline_roms",
 ]

@@ -27,8 +27,11 @@ Pipeline (all registers advance together on ``en = ~o.valid | o.ready``)::
     step/address counters -> [weights, buffer read] -> dot products -> accumulators
         -> [threshold read] -> output register
 
-Memories (``amaranth.lib.memory.Memory``, synchronous read ports enabled by ``en``, so Yosys can
-map them to block RAM):
+Memories (synchronous read ports enabled by ``en``, so Yosys can map them to block RAM; weights
+and thresholds are :class:`~streamfold.hw.rom.ROM` s -- an inline ``Memory`` or, in a design
+emitted by :func:`~streamfold.hw.emit_design`, a ``$readmemh`` memory file
+``<unit>_weights.hex`` / ``<unit>_thresholds.hex`` when large -- the input buffer an
+``amaranth.lib.memory.Memory``):
 
 * weights: ``NF*SF`` words of ``pe*simd*weight_bits``; word ``nf*SF+sf``, lane ``p*simd+s`` holds
   the code of ``W[nf*pe+p, sf*simd+s]`` (a constant instead when ``NF*SF == 1``);
@@ -48,6 +51,7 @@ from amaranth.lib.wiring import In, Out
 from streamfold.compiler.ir import DataType, MatrixVectorUnit
 
 from .registry import register_hw
+from .rom import ROM, file_stem
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -167,7 +171,6 @@ class MatrixVectorUnitHW(wiring.Component):
         acc_bits = u.acc_dtype.bits
         has_thr = u.thresholds is not None
         n_thr = u.n_thresholds
-        mem_attrs = {} if u.ram_style in ("auto", "", None) else {"ram_style": u.ram_style}
 
         # global enable: every pipeline register and memory read port advances together
         out_valid = Signal()
@@ -198,11 +201,11 @@ class MatrixVectorUnitHW(wiring.Component):
         # weights: word of the step in stage 1
         w_width = pe * simd * w_bits
         if NF * SF > 1:
-            wmem = m.submodules.weights = Memory(shape=unsigned(w_width), depth=NF * SF,
-                                                 init=weight_words(u), attrs=mem_attrs)
-            wrd = wmem.read_port()
-            m.d.comb += [wrd.addr.eq(waddr), wrd.en.eq(en)]
-            w1 = wrd.data
+            wrom = m.submodules.weights = ROM(w_width, NF * SF, weight_words(u),
+                                              name=file_stem(u.name, "weights"),
+                                              ram_style=u.ram_style)
+            m.d.comb += [wrom.addr.eq(waddr), wrom.en.eq(en)]
+            w1 = wrom.data
         else:
             w1 = Const(weight_words(u)[0], w_width)
 
@@ -268,11 +271,11 @@ class MatrixVectorUnitHW(wiring.Component):
         if has_thr and n_thr:
             t_width = pe * n_thr * acc_bits
             if NF > 1:
-                tmem = m.submodules.thresholds = Memory(shape=unsigned(t_width), depth=NF,
-                                                        init=threshold_words(u), attrs=mem_attrs)
-                trd = tmem.read_port()
-                m.d.comb += [trd.addr.eq(nf2), trd.en.eq(en)]
-                t3 = trd.data
+                trom = m.submodules.thresholds = ROM(t_width, NF, threshold_words(u),
+                                                     name=file_stem(u.name, "thresholds"),
+                                                     ram_style=u.ram_style)
+                m.d.comb += [trom.addr.eq(nf2), trom.en.eq(en)]
+                t3 = trom.data
             else:
                 t3 = Const(threshold_words(u)[0], t_width)
             ts = _lanes(t3, pe * n_thr, acc_bits)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
+from .rom import inline_roms
+
 
 @dataclass
 class StreamRun:
@@ -85,7 +87,8 @@ def run_stream(dut, in_beats, n_out: int, *, src=None, sink=None, p_valid: float
     top = Module()  # own the sync domain, so purely combinational DUTs simulate too
     top.domains.sync = ClockDomain()
     top.submodules.dut = dut
-    sim = Simulator(top)
+    with inline_roms():  # Amaranth's simulator cannot run the file-ROM Verilog module
+        sim = Simulator(top)
     sim.add_clock(1e-8)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)

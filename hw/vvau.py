@@ -19,7 +19,9 @@ Pipeline (all registers advance together on ``en = ~o.valid | o.ready``)::
     counters, weight read -> products -> [registered products] -> accumulators
         -> [threshold read] -> output register
 
-Memories (``amaranth.lib.memory.Memory``, synchronous read ports enabled by ``en``):
+Memories (:class:`~streamfold.hw.rom.ROM` s, synchronous read ports enabled by ``en``; inline
+``Memory`` or, when large in a design from :func:`~streamfold.hw.emit_design`, a ``$readmemh``
+memory file ``<unit>_weights.hex`` / ``<unit>_thresholds.hex``):
 
 * weights: ``(C/pe) * K`` words of ``pe * weight_bits``; word ``g*K + k``, lane ``p`` holds the code
   of ``W[g*pe + p, k]`` (a constant when there is a single word);
@@ -31,12 +33,12 @@ from __future__ import annotations
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from streamfold.compiler.ir import DataType, VectorVectorUnit
 
 from .registry import register_hw
+from .rom import ROM, file_stem
 
 
 def pack_words(codes: np.ndarray, bits: int) -> list[int]:
@@ -126,7 +128,6 @@ class VectorVectorUnitHW(wiring.Component):
         in_bits, w_bits, out_bits = u.in_dtype.bits, u.weight_dtype.bits, u.out_dtype.bits
         acc_shape, acc_bits = shape_of(u.acc_dtype), u.acc_dtype.bits
         has_thr, n_thr = u.thresholds is not None, u.n_thresholds
-        mem_attrs = {} if u.ram_style in ("auto", "", None) else {"ram_style": u.ram_style}
 
         out_valid = Signal()
         en = Signal()
@@ -150,11 +151,11 @@ class VectorVectorUnitHW(wiring.Component):
                 m.d.sync += waddr.eq(Mux(waddr == CF * K - 1, 0, waddr + 1))
         w_width = pe * w_bits
         if waddr is not None:
-            wmem = m.submodules.weights = Memory(shape=unsigned(w_width), depth=CF * K,
-                                                 init=self.weight_words(), attrs=mem_attrs)
-            wrd = wmem.read_port()
-            m.d.comb += [wrd.addr.eq(waddr), wrd.en.eq(en)]
-            w1 = wrd.data
+            wrom = m.submodules.weights = ROM(w_width, CF * K, self.weight_words(),
+                                              name=file_stem(u.name, "weights"),
+                                              ram_style=u.ram_style)
+            m.d.comb += [wrom.addr.eq(waddr), wrom.en.eq(en)]
+            w1 = wrom.data
         else:
             w1 = Const(self.weight_words()[0], w_width)
 
@@ -193,11 +194,11 @@ class VectorVectorUnitHW(wiring.Component):
         if has_thr and n_thr:
             t_width = pe * n_thr * acc_bits
             if CF > 1:
-                tmem = m.submodules.thresholds = Memory(shape=unsigned(t_width), depth=CF,
-                                                        init=self.threshold_words(), attrs=mem_attrs)
-                trd = tmem.read_port()
-                m.d.comb += [trd.addr.eq(g2), trd.en.eq(en)]
-                t3 = trd.data
+                trom = m.submodules.thresholds = ROM(t_width, CF, self.threshold_words(),
+                                                     name=file_stem(u.name, "thresholds"),
+                                                     ram_style=u.ram_style)
+                m.d.comb += [trom.addr.eq(g2), trom.en.eq(en)]
+                t3 = trom.data
             else:
                 t3 = Const(self.threshold_words()[0], t_width)
             ts = lanes(t3, pe * n_thr, acc_bits)

@@ -36,11 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .verilator_build import Model, VerilogSource, build_model, default_build_dir
+from .verilator_build import (DataFiles, Model, VerilogSource, build_model, default_build_dir,
+                              link_data_files)
 
 ENGINES = ("verilator", "cocotb")
 COCOTB_TEST_MODULE = "streamfold.sim.cocotb_bench"
 DEFAULT_STALL_LIMIT = 100_000
+#: files of a run directory (the simulator's working directory, which also holds the memory files)
+_RUN_FILES = frozenset({"in.hex", "out.txt", "frames.txt", "summary.json", "config.json",
+                        "result.json", "sim.log", "results.xml"})
 
 
 class SimulationError(RuntimeError):
@@ -223,10 +227,17 @@ def simulate_stream(
     quiet_build: bool = False,
     cflags: str = "-O2",
     verilator_args: Sequence[str] = (),
+    data_files: DataFiles | None = None,
 ) -> StreamResult:
     """Stream ``in_beats`` (whole input frames) through ``top`` and collect the output stream.
 
-    ``verilog``: a file path, Verilog text, or a sequence of either. ``build_dir``: where built
+    ``verilog``: a file path, Verilog text, a sequence of either, or a
+    :class:`streamfold.hw.VerilogDesign` (its ``verilog`` text and its memory ``files``).
+    ``data_files``: memory files the design reads with ``$readmemh`` (bare file name -> text or
+    bytes; e.g. ``emit_design(...).files``); files a Verilog *file* names are also picked up from
+    its folder, and a referenced file found nowhere raises ``FileNotFoundError``. They are part of
+    the model's cache hash, and both engines run with the per-run directory, which holds them, as
+    working directory (``$readmemh`` resolves names there). ``build_dir``: where built
     models are cached (default ``$STREAMFOLD_SIM_CACHE`` or ``~/.cache/streamfold/sim``).
     ``timeout``: wall-clock seconds (a last resort; the cycle and no-progress limits normally end
     a stuck run): the C++ harness process is killed and :class:`SimulationError` raised; the cocotb
@@ -250,9 +261,16 @@ def simulate_stream(
     frames = len(beats) // in_beats_per_frame
     expect_out = frames * out_beats_per_frame
 
+    if hasattr(verilog, "verilog") and hasattr(verilog, "files"):  # a VerilogDesign
+        data_files = {**verilog.files, **(data_files or {})}
+        verilog = verilog.verilog
+    clash = sorted(set(data_files or ()) & _RUN_FILES)
+    if clash:
+        raise ValueError(f"memory file name {clash[0]!r} is reserved for the simulation run")
     build_dir = Path(build_dir) if build_dir is not None else default_build_dir()
     model = build_model(verilog, top, "harness" if engine == "verilator" else "cocotb", build_dir,
-                        quiet=quiet_build, cflags=cflags, extra_args=verilator_args)
+                        quiet=quiet_build, cflags=cflags, extra_args=verilator_args,
+                        data_files=data_files)
     runs = build_dir.resolve() / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     rundir = Path(tempfile.mkdtemp(prefix=f"{engine}-{top[:40]}-", dir=runs))
@@ -262,6 +280,7 @@ def simulate_stream(
     t0 = time.monotonic()
     try:
         (rundir / "in.hex").write_text("\n".join(map("{:x}".format, beats)) + "\n")
+        link_data_files(model, rundir)  # $readmemh reads them from the working directory
         if engine == "verilator":
             s, outs, lasts, ocycles, fstarts = _run_harness(model, rundir, cfg, in_width, out_width,
                                                             timeout)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamfold.compiler.build import TOP_NAME, VERILOG_FILE
+from streamfold.compiler.build import TOP_NAME, VERILOG_FILE, read_design
 from streamfold.compiler.cost import pipeline_cycles
 from streamfold.compiler.errors import BuildError, SimulationError
 from streamfold.compiler.ir import dumps
@@ -92,8 +92,8 @@ def simulate_build(build, x: np.ndarray, *, engine: str = "auto", p_gap: float =
     """Simulate ``x`` (float inputs, batch first) on the build; return the sim report.
 
     Verilator models are cached in ``cache_dir`` (default ``$STREAMFOLD_SIM_CACHE``, else
-    ``BUILD/sim_build``), keyed by the Verilog, so simulating the same design again does not rebuild.
-    The report holds the hardware's outputs ("outputs", model float space), its integers
+    ``BUILD/sim_build``), keyed by the Verilog and its memory files, so simulating the same design
+    again does not rebuild. The report holds the hardware's outputs ("outputs", model float space), its integers
     ("hw_integers"), and the figures that go to ``sim.json``.
     """
     from .run import simulate_stream
@@ -103,6 +103,7 @@ def simulate_build(build, x: np.ndarray, *, engine: str = "auto", p_gap: float =
     vfile = build / VERILOG_FILE
     if not vfile.exists():
         raise BuildError(f"{build}: no {VERILOG_FILE}; compile again with `streamfold compile`")
+    _, data_files = read_design(build)  # the memory files of large ROMs, next to the Verilog
     xin = cm.quantize_input(x)
     frames = xin.shape[0]
     if frames < 1:
@@ -125,7 +126,8 @@ def simulate_build(build, x: np.ndarray, *, engine: str = "auto", p_gap: float =
         t0 = time.monotonic()
         res = simulate_stream(vfile, TOP_NAME, beats, axis_width(ins.beat_bits), axis_width(outs.beat_bits),
                               outs.beats_per_frame, ins.beats_per_frame, engine=engine, p_gap=pg,
-                              p_stall=ps, seed=seed, build_dir=cache, stall_limit=limit)
+                              p_stall=ps, seed=seed, build_dir=cache, stall_limit=limit,
+                              data_files=data_files)
         g, chk = _check_run(res, cm, expected, frames, engine, pg, ps, seed)
         if got is None and g is not None:
             got = g

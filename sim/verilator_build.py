@@ -7,7 +7,11 @@ Two kinds of model:
 * ``"cocotb"``: the design built by :mod:`cocotb_tools.runner` for a cocotb test module.
 
 Each build lands in ``build_dir/<kind>-<top>-<hash>/`` where the hash covers the Verilog text, the
-harness source (or the cocotb version), the Verilator version and every option. A directory holding
+memory files it reads (``data_files``), the harness source (or the cocotb version), the Verilator
+version and every option. The memory files (``$readmemh`` images of large ROMs, see
+:mod:`streamfold.hw.rom`) are read when the simulation starts, relative to the simulator's working
+directory: :func:`streamfold.sim.run.simulate_stream` writes them into each run's directory; a copy
+also sits in the model directory, next to ``design.v``. A directory holding
 ``streamfold_build.json`` is a finished build and is reused as is; a build directory is locked
 (``fcntl.flock``) while it is built so that two processes never build the same model at once.
 
@@ -23,6 +27,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,7 +35,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, Sequence, Union
+from typing import Iterator, Mapping, Sequence, Union
 
 HARNESS_CPP = Path(__file__).with_name("harness.cpp")
 STAMP = "streamfold_build.json"
@@ -44,6 +49,10 @@ COMMON_ARGS = ("-O3", "-Wno-fatal", "-Wno-lint", "-Wno-style")
 MAKE_ARGS = ("-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
 
 VerilogSource = Union[str, Path, Sequence[Union[str, Path]]]
+DataFiles = Mapping[str, Union[str, bytes]]
+
+#: memory files named in Verilog: ``.INIT_FILE("x.hex")`` parameters and ``$readmemh("x.hex", ...``
+_FILE_REFS = re.compile(r'(?:\.INIT_FILE\s*\(|\$readmem[hb]\s*\()\s*"([^"]+)"')
 
 
 class VerilatorBuildError(RuntimeError):
@@ -61,6 +70,7 @@ class Model:
     cached: bool  # True when an earlier build was reused
     build_seconds: float  # time spent building now (0.0 when cached)
     build_log: Path
+    data_files: tuple = ()  # names of the memory files in ``dir`` the design reads at start
 
 
 # ----------------------------------------------------------------------------- tools
@@ -140,10 +150,79 @@ def load_verilog(verilog: VerilogSource) -> str:
     return "\n".join(load_verilog(v) for v in verilog)
 
 
+def referenced_files(text: str) -> list[str]:
+    """File names a Verilog text reads at simulation start (``INIT_FILE`` parameters of
+    ``streamfold_rom`` instances and literal ``$readmemh``/``$readmemb`` names), unique, in order."""
+    seen: dict[str, None] = {}
+    for name in _FILE_REFS.findall(text):
+        seen.setdefault(name, None)
+    return list(seen)
+
+
+def _verilog_dirs(verilog: VerilogSource) -> list[Path]:
+    """Folders of the Verilog files among ``verilog`` (where their memory files would sit)."""
+    if isinstance(verilog, Path):
+        return [verilog.parent]
+    if isinstance(verilog, str):
+        if "\n" not in verilog and len(verilog) < 4096 and Path(verilog).is_file():
+            return [Path(verilog).parent]
+        return []
+    return [d for v in verilog for d in _verilog_dirs(v)]
+
+
+def resolve_data_files(verilog: VerilogSource, text: str, data_files: DataFiles | None) -> dict:
+    """The memory files of a design: ``data_files`` (name -> text or bytes) plus every file the
+    Verilog reads that is missing there but sits next to one of its Verilog files. Raises
+    ``FileNotFoundError`` naming the files still missing (a simulator would read zeros)."""
+    files: dict = dict(data_files or {})
+    for name in files:
+        if Path(name).name != name:
+            raise ValueError(f"memory file name {name!r} must be a bare file name")
+    missing = []
+    for name in referenced_files(text):
+        if name in files or (Path(name).is_absolute() and Path(name).exists()):
+            continue
+        for d in _verilog_dirs(verilog):
+            if (d / name).is_file():
+                files[name] = (d / name).read_bytes()
+                break
+        else:
+            missing.append(name)
+    if missing:
+        raise FileNotFoundError(
+            f"the Verilog reads memory file(s) {', '.join(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''} that were not given: pass them as data_files "
+            "(streamfold.hw.emit_design(...).files) or keep them next to the Verilog file")
+    return {k: files[k] for k in sorted(files)}
+
+
+def link_data_files(model: "Model", folder: Path) -> None:
+    """Make the model's memory files visible in ``folder`` (a run's working directory): symbolic
+    links to the copies in the model directory (copies where links are not possible)."""
+    for name in model.data_files:
+        src, dst = model.dir / name, Path(folder) / name
+        if dst.exists() or dst.is_symlink():
+            dst.unlink()
+        try:
+            os.symlink(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
+
+
+def write_data_files(folder: Path, files: DataFiles) -> None:
+    """Write memory files (name -> text or bytes) into ``folder``."""
+    for name, data in files.items():
+        p = Path(folder) / name
+        if isinstance(data, bytes):
+            p.write_bytes(data)
+        else:
+            p.write_text(data)
+
+
 def _digest(*parts: str) -> str:
     h = hashlib.sha256()
     for p in parts:
-        b = p.encode()
+        b = p if isinstance(p, bytes) else p.encode()
         h.update(len(b).to_bytes(8, "little"))
         h.update(b)
     return h.hexdigest()
@@ -185,8 +264,13 @@ def build_model(
     cflags: str = "-O2",
     jobs: int = 2,
     quiet: bool = False,
+    data_files: DataFiles | None = None,
 ) -> Model:
     """Build (or reuse) a simulator of ``top`` from ``verilog``.
+
+    ``data_files``: the memory files the design reads (bare name -> text or bytes); they go into
+    the hash and into the model directory (see :func:`resolve_data_files`: files next to a Verilog
+    file path are picked up by themselves).
 
     ``kind`` is ``"harness"`` (C++ stream harness executable) or ``"cocotb"``. ``cflags`` go to the
     C++ compiler (Verilator's default is ``-Os``: ``-O2`` costs a little build time and runs
@@ -195,14 +279,16 @@ def build_model(
     if kind not in ("harness", "cocotb"):
         raise ValueError(f"unknown model kind {kind!r}: 'harness' or 'cocotb'")
     text = load_verilog(verilog)
+    files = resolve_data_files(verilog, text, data_files)
     build_dir = Path(build_dir) if build_dir is not None else default_build_dir()
     build_dir = build_dir.resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
 
     args = list(COMMON_ARGS) + list(extra_args)
     engine_src = HARNESS_CPP.read_text() if kind == "harness" else f"cocotb {_cocotb_version()}"
+    file_parts = [x for name, data in files.items() for x in (name, data)]
     digest = _digest("streamfold-sim-1", kind, top, text, engine_src, verilator_version(),
-                     json.dumps(args), json.dumps(MAKE_ARGS), cflags, str(jobs))
+                     json.dumps(args), json.dumps(MAKE_ARGS), cflags, str(jobs), *file_parts)
     mdir = build_dir / f"{kind}-{_safe(top)}-{digest[:16]}"
     exe = mdir / (EXECUTABLE if kind == "harness" else top)
     log = mdir / "build.log"
@@ -210,11 +296,12 @@ def build_model(
     with open(build_dir / f".{mdir.name}.lock", "w") as lockf:
         fcntl.flock(lockf, fcntl.LOCK_EX)
         if (mdir / STAMP).exists() and exe.exists():
-            return Model(kind, top, mdir, exe, True, 0.0, log)
+            return Model(kind, top, mdir, exe, True, 0.0, log, tuple(files))
         if mdir.exists():
             shutil.rmtree(mdir)  # a build that died half way
         mdir.mkdir(parents=True)
         (mdir / "design.v").write_text(text)
+        write_data_files(mdir, files)
         label = "C++ harness" if kind == "harness" else "cocotb"
         if not quiet:
             _progress(f"streamfold: building Verilator model {top} ({label}) in {mdir} ... ")
@@ -238,7 +325,7 @@ def build_model(
             "top": top, "kind": kind, "seconds": round(dt, 3), "verilator": verilator_version(),
             "args": args, "cflags": cflags, "objcache": tool_env().get("OBJCACHE", ""),
         }, indent=2) + "\n")
-        return Model(kind, top, mdir, exe, False, dt, log)
+        return Model(kind, top, mdir, exe, False, dt, log, tuple(files))
 
 
 def _build_harness(mdir: Path, top: str, args: list, cflags: str, jobs: int, log: Path) -> None:

@@ -246,7 +246,7 @@ def sim_cache() -> Path:
 @pytest.mark.skipif(not _verilator_ok(), reason="verilator not installed")
 @pytest.mark.parametrize("name", list(HW_CASES))
 def test_verilator_bit_exact_and_cycles(name, sim_cache):
-    from streamfold.hw import emit_verilog
+    from streamfold.hw import emit_design
     from streamfold.hw.top import byte_width
     from streamfold.sim.run import measure, simulate_stream
     from streamfold.sim.streams import pack, unpack
@@ -255,7 +255,7 @@ def test_verilator_bit_exact_and_cycles(name, sim_cache):
     p = Pipeline(units)
     p.check()
     ins, outs = p.in_stream, p.out_stream
-    verilog = emit_verilog(p, "streamfold_top")
+    verilog = emit_design(p, "streamfold_top")  # the Verilog and any memory files
     rng = np.random.default_rng(zlib.crc32(name.encode()))
 
     def stream(frames, **kw):

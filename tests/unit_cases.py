@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from streamfold.compiler.ir import BIPOLAR, DataType, MatrixVectorUnit, Pipeline, divisors
-from streamfold.hw import emit_verilog
+from streamfold.hw import emit_design
 from streamfold.sim.reference import run_pipeline
 from streamfold.sim.run import measure, simulate_stream
 from streamfold.sim.simulate import axis_width
@@ -54,18 +54,23 @@ def random_mvau(rng, *, mw=None, mh=None, wbits=None, wsigned=None, ibits=None, 
 
 
 def check_pipeline(pipeline: Pipeline, frames: int, rng, *, p_gap=0.3, p_stall=0.3, engine="verilator",
-                   seed=0) -> dict:
-    """Stream random frames through the pipeline's Verilog; every integer must equal the reference."""
+                   seed=0, rom="auto") -> dict:
+    """Stream random frames through the pipeline's Verilog; every integer must equal the reference.
+
+    ``rom``: how :func:`streamfold.hw.emit_design` places the weight/threshold ROMs (``auto``,
+    ``inline`` or ``file``); the memory files go to the simulator with the Verilog."""
     ins, outs = pipeline.in_stream, pipeline.out_stream
     x = random_values(rng, ins.dtype, (frames,) + tuple(ins.shape))
     want = run_pipeline(pipeline, x)
-    res = simulate_stream(emit_verilog(pipeline), "streamfold_top", pack(x, ins), axis_width(ins.beat_bits),
+    design = emit_design(pipeline, rom=rom)
+    res = simulate_stream(design.verilog, "streamfold_top", pack(x, ins), axis_width(ins.beat_bits),
                           axis_width(outs.beat_bits), outs.beats_per_frame, ins.beats_per_frame,
-                          engine=engine, p_gap=p_gap, p_stall=p_stall, seed=seed, build_dir=SIM_CACHE)
+                          engine=engine, p_gap=p_gap, p_stall=p_stall, seed=seed, build_dir=SIM_CACHE,
+                          data_files=design.files)
     assert not res.stalled, res.stall
     assert res.tlast_errors() == []
     assert res.extra_out_beats == 0
     mask = (1 << outs.beat_bits) - 1
     got = unpack([b & mask for b in res.out_beats], outs)
     np.testing.assert_array_equal(got, want)
-    return {"result": res, "measure": measure(res)}
+    return {"result": res, "measure": measure(res), "design": design}

@@ -1,0 +1,225 @@
+"""Folding search: choose PE/SIMD per unit against cycles AND resources.
+
+Two goals:
+
+* :func:`fold_for_board` -- the highest throughput whose estimated resources fit the board under
+  a utilisation ceiling (default 80% of every resource). Starting from the cheapest fold of every
+  unit, it repeatedly speeds up the current bottleneck unit by its cheapest faster fold, and stops
+  when the next step would not fit (or nothing is faster). Only the bottleneck ever gets faster,
+  so the pipeline stays balanced: no unit pays for speed the bottleneck cannot use.
+* :func:`fold_for_fps` -- the least resources that reach a frame rate at a clock: every unit
+  takes its cheapest fold within the cycle budget ``clock / fps``.
+
+Resources come from :mod:`streamfold.compiler.resources` (calibrated against Yosys); FIFOs are
+sized (:mod:`streamfold.compiler.fifo_sizing`) and counted for the final check. Every visited
+state is kept for the throughput-versus-resources plot.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from .cost import unit_cycles
+from .errors import StreamfoldError
+from .fifo_sizing import size_fifos
+from .folding import tie_folds
+from .ir import Pipeline
+
+DEFAULT_CEILING = 0.8
+#: widest weight-memory word the search will build (PE * SIMD * weight bits); wider words mean
+#: thousands of memory columns and routing no real device closes timing on
+MAX_WEIGHT_WORD_BITS = 8192
+CLASSES = ("LUT", "FF", "BRAM", "URAM", "DSP")
+
+
+class FoldSearchError(StreamfoldError):
+    """No fold meets the goal: names the resource or layer that breaks it."""
+
+
+@dataclass
+class SearchState:
+    cycles: int
+    bottleneck: str
+    resources: dict
+    cost: float
+    fold: dict
+
+
+@dataclass
+class SearchResult:
+    pipeline: Pipeline
+    chosen: SearchState
+    visited: list = field(default_factory=list)
+    goal: str = ""
+
+    def to_json(self) -> dict:
+        return {"goal": self.goal,
+                "chosen": {"cycles": self.chosen.cycles, "bottleneck": self.chosen.bottleneck,
+                           "resources": self.chosen.resources},
+                "visited": [{"cycles": s.cycles, "cost": round(s.cost, 6), "resources": s.resources}
+                            for s in self.visited]}
+
+
+def _used(est: dict) -> dict:
+    return {"LUT": int(est.get("LUT_TOTAL", est.get("LUT", 0))), "FF": int(est.get("FF", 0)),
+            "BRAM": int(est.get("BRAM", 0)), "URAM": int(est.get("URAM", 0)), "DSP": int(est.get("DSP", 0))}
+
+
+class _Space:
+    """Candidate folds of every unit with their cycles and estimated resources (cached)."""
+
+    def __init__(self, pipeline: Pipeline, board):
+        from .resources import estimate_unit
+
+        self.board = board
+        self.family = board.family
+        self.cap = board.resources
+        self.units = list(pipeline.units)
+        self.fifo_depths = list(pipeline.fifo_depths)
+        self.options = []  # per unit: list of (cycles, cost, used, unit) sorted by cycles desc
+        for u in self.units:
+            opts = []
+            for combo in _combos(u.fold_choices()):
+                cand = dataclasses.replace(u, **combo) if combo else u
+                if hasattr(cand, "pe") and hasattr(cand, "simd") and hasattr(cand, "weight_dtype"):
+                    if cand.pe * cand.simd * cand.weight_dtype.bits > MAX_WEIGHT_WORD_BITS:
+                        continue
+                est = estimate_unit(cand, self.family) or {}
+                used = _used(est)
+                opts.append((unit_cycles(cand), self.cost(used), used, cand))
+            if not opts:
+                opts.append((unit_cycles(u), 0.0, _used({}), u))
+            # per cycle count keep the cheapest
+            best: dict = {}
+            for o in opts:
+                if o[0] not in best or o[1] < best[o[0]][1]:
+                    best[o[0]] = o
+            # Pareto: drop options that are both slower and dearer than another
+            pareto, cheapest = [], float("inf")
+            for o in sorted(best.values(), key=lambda o: o[0]):
+                if o[1] < cheapest:
+                    pareto.append(o)
+                    cheapest = o[1]
+            self.options.append(sorted(pareto, key=lambda o: -o[0]))
+
+    def cost(self, used: dict) -> float:
+        return sum(used[k] / self.cap[k] for k in CLASSES if self.cap.get(k))
+
+    def state(self, choice: list[int], with_fifos: bool = False) -> tuple[Pipeline, SearchState]:
+        units = [self.options[i][c][3] for i, c in enumerate(choice)]
+        pipe = tie_folds(Pipeline(units, list(self.fifo_depths)))
+        used = {k: 0 for k in CLASSES}
+        for i, c in enumerate(choice):
+            for k in CLASSES:
+                used[k] += self.options[i][c][2][k]
+        if with_fifos:
+            from .resources import estimate_pipeline
+
+            pipe = size_fifos(pipe)
+            used = _used(estimate_pipeline(pipe, self.family)["total"])
+        cyc = [self.options[i][c][0] for i, c in enumerate(choice)]
+        worst = max(range(len(cyc)), key=lambda i: cyc[i])
+        st = SearchState(cyc[worst], units[worst].name, used, self.cost(used),
+                         {u.name: u.folding() for u in units if u.folding()})
+        return pipe, st
+
+    def fits(self, used: dict, ceiling: float) -> tuple[bool, str]:
+        for k in CLASSES:
+            cap = self.cap.get(k, 0)
+            if used[k] > ceiling * cap:
+                return False, k
+        return True, ""
+
+
+def _combos(allowed: dict):
+    out = [{}]
+    for k, vals in allowed.items():
+        out = [dict(c, **{k: v}) for c in out for v in vals]
+    return out
+
+
+def _heaviest(space: _Space, choice: list[int], res: str) -> str:
+    i = max(range(len(choice)), key=lambda i: space.options[i][choice[i]][2][res])
+    return space.units[i].name
+
+
+def fold_for_board(pipeline: Pipeline, board, ceiling: float = DEFAULT_CEILING, log=None) -> SearchResult:
+    """Highest throughput that fits ``board`` with every resource under ``ceiling``."""
+    space = _Space(pipeline, board)
+    choice = [0] * len(space.units)  # slowest = cheapest option of each unit
+    _, st = space.state(choice)
+    ok, res = space.fits(st.resources, ceiling)
+    if not ok:
+        raise FoldSearchError(
+            f"nothing fits {board.name}: even the most folded design needs {st.resources[res]:,} {res} "
+            f"(ceiling {ceiling:.0%} of {space.cap[res]:,}); layer {_heaviest(space, choice, res)} uses "
+            f"the most; pick a larger board or raise --ceiling")
+    visited = [st]
+    while True:
+        cyc = [space.options[i][c][0] for i, c in enumerate(choice)]
+        worst = max(range(len(cyc)), key=lambda i: cyc[i])
+        if choice[worst] + 1 >= len(space.options[worst]):
+            break  # the bottleneck is as fast as it gets
+        trial = list(choice)
+        trial[worst] += 1
+        # units tied with the bottleneck move too, or nothing improves
+        for i in range(len(cyc)):
+            while i != worst and space.options[i][trial[i]][0] >= cyc[worst] and \
+                    trial[i] + 1 < len(space.options[i]):
+                trial[i] += 1
+        _, tst = space.state(trial)
+        ok, _ = space.fits(tst.resources, ceiling)
+        if not ok:
+            break
+        choice = trial
+        visited.append(tst)
+        if log and len(visited) % 20 == 0:
+            log(f"fold search: {len(visited)} folds visited, {tst.cycles} cycles/frame")
+    # FIFOs join for the final check; step back while they push it over the ceiling
+    while True:
+        pipe, st = space.state(choice, with_fifos=True)
+        ok, res = space.fits(st.resources, ceiling)
+        if ok or len(visited) < 2:
+            break
+        visited.pop()
+        choice = _choice_of(space, visited[-1])
+    return SearchResult(pipe, st, visited, f"max throughput on {board.name} under {ceiling:.0%}")
+
+
+def _choice_of(space: _Space, st: SearchState) -> list[int]:
+    out = []
+    for i, u in enumerate(space.units):
+        want = st.fold.get(u.name, {})
+        idx = next((j for j, o in enumerate(space.options[i]) if o[3].folding() == want), 0)
+        out.append(idx)
+    return out
+
+
+def fold_for_fps(pipeline: Pipeline, fps: float, clock_mhz: float, board=None,
+                 ceiling: float = DEFAULT_CEILING) -> SearchResult:
+    """Least resources reaching ``fps`` frames/s at ``clock_mhz``."""
+    from streamfold.boards import load_board
+
+    b = board or load_board("pynq-z1")  # resources need a family; pynq-z1 weighs them when no board
+    space = _Space(pipeline, b)
+    budget = int(clock_mhz * 1e6 // fps)
+    if budget < 1:
+        raise FoldSearchError(f"{fps:,.0f} frames/s at {clock_mhz:g} MHz leaves less than one cycle per frame")
+    choice, visited = [], []
+    for i, opts in enumerate(space.options):
+        ok = [j for j, o in enumerate(opts) if o[0] <= budget]
+        if not ok:
+            fastest = min(o[0] for o in opts)
+            raise FoldSearchError(
+                f"layer {space.units[i].name} needs at least {fastest:,} cycles per frame fully unfolded; "
+                f"{fps:,.0f} frames/s at {clock_mhz:g} MHz allows {budget:,}; lower the target or raise the clock")
+        choice.append(min(ok, key=lambda j: (opts[j][1], opts[j][0])))
+    pipe, st = space.state(choice, with_fifos=True)
+    visited.append(st)
+    if board is not None:
+        fits, res = space.fits(st.resources, ceiling)
+        if not fits:
+            raise FoldSearchError(
+                f"{fps:,.0f} frames/s needs {st.resources[res]:,} {res} on {b.name}, over the {ceiling:.0%} "
+                f"ceiling of {space.cap[res]:,}; layer {_heaviest(space, choice, res)} uses the most")
+    return SearchResult(pipe, st, visited, f"{fps:,.0f} frames/s at {clock_mhz:g} MHz")

@@ -1,0 +1,112 @@
+"""Small QONNX graphs built by hand with ``onnx.helper`` (no torch, no Brevitas).
+
+Used by the error, determinism and fuzz tests: each builds in milliseconds and is small enough to
+compile and mutate thousands of times.
+
+:func:`dense_model` is the default two-layer network::
+
+    x (1, 8) -> Quant(UINT4) -> MatMul(Quant(W1, INT4)) -> Mul -> Add -> Relu -> Quant(UINT4)
+             -> MatMul(Quant(W2, INT4)) -> Add -> y (1, 4)
+
+with hooks to put other nodes on the data path (``between``), change the activation width, drop
+the quantizers or make the input shape dynamic.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+QONNX_DOMAIN = "qonnx.custom_op.general"
+OPSET = 13
+
+
+class Graph:
+    """A tiny graph builder: every helper returns the name of the tensor it produces."""
+
+    def __init__(self, seed: int = 0):
+        self.nodes: list = []
+        self.inits: list = []
+        self.rng = np.random.default_rng(seed)
+        self.k = 0
+
+    def _name(self, prefix: str) -> str:
+        self.k += 1
+        return f"{prefix}_{self.k}"
+
+    def const(self, arr, prefix: str = "c") -> str:
+        name = self._name(prefix)
+        self.inits.append(numpy_helper.from_array(np.asarray(arr), name))
+        return name
+
+    def node(self, op: str, inputs: list, domain: str = "", **attrs) -> str:
+        out = self._name(op.lower())
+        self.nodes.append(helper.make_node(op, inputs, [out], name=self._name(op), domain=domain,
+                                           **attrs))
+        return out
+
+    def quant(self, x: str, scale: float, bits: int, signed: int = 0, narrow: int = 0) -> str:
+        ins = [x, self.const(np.float32(scale), "scale"), self.const(np.float32(0.0), "zp"),
+               self.const(np.float32(bits), "bits")]
+        return self.node("Quant", ins, domain=QONNX_DOMAIN, signed=signed, narrow=narrow,
+                         rounding_mode="ROUND")
+
+    def qweight(self, shape, bits: int = 4, scale=0.25) -> str:
+        lim = (1 << (bits - 1)) - 1
+        w = (self.rng.integers(-lim, lim + 1, size=shape) * np.asarray(scale)).astype(np.float32)
+        ins = [self.const(w, "w"), self.const(np.asarray(scale, dtype=np.float32), "wscale"),
+               self.const(np.float32(0.0), "zp"), self.const(np.float32(bits), "bits")]
+        return self.node("Quant", ins, domain=QONNX_DOMAIN, signed=1, narrow=1, rounding_mode="ROUND")
+
+    def model(self, x: str, x_shape, y: str, y_shape, name: str = "handmade") -> onnx.ModelProto:
+        g = helper.make_graph(self.nodes, name,
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info(y, TensorProto.FLOAT, y_shape)],
+                              initializer=self.inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET),
+                                                helper.make_opsetid(QONNX_DOMAIN, 1)],
+                              producer_name="streamfold-tests")
+        m.ir_version = 8
+        return m
+
+
+def dense_model(*, features=(8, 6, 4), act_bits: int = 4, in_bits: int = 4, w_bits: int = 4,
+                between=None, quantized: bool = True, dynamic: bool = False, seed: int = 0,
+                out_quant: bool = False) -> onnx.ModelProto:
+    """The default two-layer network (see the module docstring).
+
+    ``between(g, t) -> t``: extra nodes between the first matrix product's per-channel ops and its
+    activation quantizer. ``quantized=False``: the same network without any quantizer (a float
+    model). ``dynamic``: a symbolic batch and feature dimension. ``out_quant``: end in a Quant.
+    """
+    f0, f1, f2 = features
+    g = Graph(seed)
+    x = "x"
+    t = g.quant(x, 1 / 15, in_bits) if quantized else x
+    w1 = g.qweight((f0, f1), w_bits) if quantized else g.const(
+        g.rng.standard_normal((f0, f1)).astype(np.float32), "w")
+    t = g.node("MatMul", [t, w1])
+    t = g.node("Mul", [t, g.const(g.rng.uniform(0.5, 1.5, (1, f1)).astype(np.float32), "mul")])
+    t = g.node("Add", [t, g.const(g.rng.uniform(-1, 1, (1, f1)).astype(np.float32), "bias")])
+    t = g.node("Relu", [t])
+    if between is not None:
+        t = between(g, t)
+    if quantized:
+        t = g.quant(t, 0.5, act_bits)
+    w2 = g.qweight((f1, f2), w_bits) if quantized else g.const(
+        g.rng.standard_normal((f1, f2)).astype(np.float32), "w")
+    t = g.node("MatMul", [t, w2])
+    t = g.node("Add", [t, g.const(g.rng.uniform(-1, 1, (1, f2)).astype(np.float32), "bias")])
+    if out_quant:
+        t = g.quant(t, 0.25, 4, signed=1)
+    x_shape = ["batch", "features"] if dynamic else [1, f0]
+    return g.model(x, x_shape, t, [1, f2] if not dynamic else ["batch", f2])
+
+
+def save(model: onnx.ModelProto, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path

@@ -1,0 +1,271 @@
+"""Weight/threshold ROMs: inline ``Memory`` or ``streamfold_rom`` + ``$readmemh`` memory files.
+
+* emission: which ROMs go to files, file names and format, determinism, the appended module;
+* the ROM component in Amaranth's simulator (always inline there);
+* Verilator: units whose ROMs live in memory files are bit-exact under gaps and back-pressure,
+  on both engines (C++ harness and cocotb), with ``ram_style`` variants, including a unit large
+  enough to use files by default; missing files are an error, not silent zeros.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamfold.compiler.ir import BIPOLAR, DataType, Pipeline, VectorVectorUnit
+from streamfold.hw import ROM, ROM_INLINE_MAX_BITS, emit_design, emit_verilog, rom_files
+from streamfold.hw.rom import hex_image, rom_module_source
+from streamfold.hw.simulate import run_stream
+
+from unit_cases import SIM_CACHE, check_pipeline, random_mvau
+
+
+def _verilator_ok() -> bool:
+    from streamfold.sim.verilator_build import verilator_bin_dir
+
+    return verilator_bin_dir() is not None or shutil.which("verilator") is not None
+
+
+needs_verilator = pytest.mark.skipif(not _verilator_ok(), reason="verilator not installed")
+
+
+def big_mvau(seed=11, **kw):
+    """2-bit weights, 128 x 256: 64 Kib of weights (in a file by default), 4,096 cycles a vector."""
+    rng = np.random.default_rng(seed)
+    knobs = dict(mw=256, mh=128, wbits=2, wsigned=True, ibits=2, isigned=False, out_bits=2,
+                 pe=2, simd=4)
+    knobs.update(kw)
+    u = random_mvau(rng, **knobs)
+    u.name = "fc0"
+    return u, rng
+
+
+def small_mvau(seed=3, name="fc1/MatMul:0", **kw):
+    rng = np.random.default_rng(seed)
+    knobs = dict(mw=12, mh=6, wbits=3, wsigned=True, ibits=2, isigned=False, out_bits=2,
+                 pe=2, simd=3)
+    knobs.update(kw)
+    u = random_mvau(rng, **knobs)
+    u.name = name
+    return u, rng
+
+
+# ----------------------------------------------------------------------------- emission
+def test_hex_image_format():
+    assert hex_image([0, 5, 15], 4) == "0\n5\nf\n"
+    assert hex_image([1, 0x1ff], 9) == "001\n1ff\n"
+    assert hex_image([1, 0], 1) == "1\n0\n"
+    with pytest.raises(ValueError):
+        hex_image([16], 4)
+
+
+def test_rom_module_variants():
+    auto = rom_module_source("auto")
+    assert "module streamfold_rom #(" in auto and "rom_style" not in auto
+    assert "$readmemh(INIT_FILE, mem)" in auto and "if (en) data <= mem[addr];" in auto
+    blk = rom_module_source("block")
+    assert "module streamfold_rom_block #(" in blk
+    assert '(* rom_style = "block", ram_style = "block" *)' in blk
+
+
+def test_small_design_stays_inline():
+    u, _ = small_mvau()
+    p = Pipeline([u], [2, 2])
+    d = emit_design(p)
+    assert d.files == {}
+    assert "streamfold_rom" not in d.verilog and "$readmemh" not in d.verilog
+    assert d.verilog == emit_verilog(p)
+
+
+def test_large_design_uses_files_and_is_deterministic():
+    u, _ = big_mvau()
+    small, _ = small_mvau(mw=256, mh=4, pe=1, simd=256)  # one weight word: a constant
+    small.in_dtype = u.out_dtype
+    p = Pipeline([u, small], [2, 2, 2])
+    d = emit_design(p)
+    w_bits = u.weights.size * 2
+    assert w_bits > ROM_INLINE_MAX_BITS
+    assert list(d.files) == ["fc0_weights.hex"]  # thresholds: 64 words, small enough to inline
+    lines = d.files["fc0_weights.hex"].splitlines()
+    assert len(lines) == u.neuron_fold * u.synapse_fold
+    assert {len(l) for l in lines} == {u.pe * u.simd * 2 // 4}
+    from streamfold.hw.mvau import weight_words
+
+    assert [int(l, 16) for l in lines] == weight_words(u)
+    assert d.verilog.count("module streamfold_rom #(") == 1
+    assert '.INIT_FILE("fc0_weights.hex")' in d.verilog
+    assert len(d.verilog) < 200_000  # vs one `mem[i] = ...;` line per word inline
+    again = emit_design(Pipeline([big_mvau()[0], small], [2, 2, 2]))
+    assert again.verilog == d.verilog and again.files == d.files
+
+    # every ROM in a file; names from the unit names, sanitised
+    f = emit_design(p, rom="file")
+    assert set(f.files) == {"fc0_weights.hex", "fc0_thresholds.hex"}
+    # thresholds and weights of a unit with a non-identifier name
+    s2, _ = small_mvau()
+    f2 = emit_design(Pipeline([s2], [2, 2]), rom="file")
+    assert set(f2.files) == {"fc1_MatMul_0_weights.hex", "fc1_MatMul_0_thresholds.hex"}
+    # everything inline on request
+    i = emit_design(p, rom="inline")
+    assert i.files == {} and "streamfold_rom" not in i.verilog
+
+
+def test_ram_style_variant_and_threshold_knob():
+    u, _ = small_mvau()
+    u.ram_style = "distributed"
+    d = emit_design(Pipeline([u], [2, 2]), rom="auto", inline_max_bits=0)
+    assert len(d.files) == 2
+    assert "module streamfold_rom_distributed #(" in d.verilog
+    assert re.search(r"\bstreamfold_rom_distributed\s+#\(", d.verilog)
+    assert "module streamfold_rom #(" not in d.verilog
+
+
+def test_verilog_design_write(tmp_path):
+    u, _ = small_mvau()
+    d = emit_design(Pipeline([u], [2, 2]), rom="file")
+    paths = d.write(tmp_path)
+    assert paths[0].name == "streamfold_top.v"
+    assert sorted(p.name for p in paths[1:]) == sorted(d.files)
+    for name, text in d.files.items():
+        assert (tmp_path / name).read_text() == text
+
+
+# ----------------------------------------------------------------------------- Amaranth simulator
+def test_rom_component_in_amaranth_sim_is_inline():
+    """The ROM reads with one cycle of latency, and holds its word while en is low; under a
+    file-ROM context Amaranth's simulator still gets the inline memory (run_stream forces it)."""
+    from amaranth.hdl import Module, Signal
+    from amaranth.sim import Simulator
+
+    words = [3, 1, 4, 1, 5, 9, 2, 6]
+    for ctx in (False, True):
+        rom = ROM(4, len(words), words, name="t")
+        if ctx:
+            from streamfold.hw import inline_roms
+
+            with rom_files("file") as files, inline_roms():
+                sim = Simulator(rom)
+            assert files.files == {}
+        else:
+            sim = Simulator(rom)
+        sim.add_clock(1e-8)
+        got = []
+
+        async def bench(c):
+            for a in range(len(words)):
+                c.set(rom.addr, a)
+                c.set(rom.en, 1)
+                await c.tick()
+                got.append(c.get(rom.data))
+            c.set(rom.en, 0)
+            c.set(rom.addr, 0)
+            await c.tick()
+            got.append(c.get(rom.data))
+
+        sim.add_testbench(bench)
+        sim.run()
+        assert got == words + [words[-1]]
+
+
+def test_mvau_amaranth_sim_under_file_context():
+    from streamfold.hw import MatrixVectorUnitHW
+    from streamfold.sim.reference import run_pipeline
+    from streamfold.sim.streams import pack
+    from unit_cases import random_values
+
+    u, rng = small_mvau()
+    x = random_values(rng, u.in_dtype, (2,) + u.in_stream.shape)
+    y = run_pipeline(Pipeline([u]), x)
+    with rom_files("file"):
+        r = run_stream(MatrixVectorUnitHW(u), pack(x, u.in_stream), len(pack(y, u.out_stream)))
+    assert r.out == pack(y, u.out_stream)
+
+
+# ----------------------------------------------------------------------------- Verilator
+@needs_verilator
+@pytest.mark.parametrize("engine", ["verilator", "cocotb"])
+def test_file_roms_bit_exact_both_engines(engine):
+    u, rng = small_mvau(seed=5)
+    u.ram_style = "block"
+    out = check_pipeline(Pipeline([u], [2, 2]), frames=4, rng=rng, seed=2, engine=engine,
+                         rom="file")
+    assert set(out["design"].files) == {"fc1_MatMul_0_weights.hex", "fc1_MatMul_0_thresholds.hex"}
+
+
+@needs_verilator
+def test_large_mvau_in_files_bit_exact():
+    """A unit large enough to use memory files by default (64 Kib of weights), bit-exact under
+    gaps and back-pressure, and at full rate at the cost model's cycles per frame."""
+    from streamfold.compiler.cost import unit_cycles
+
+    u, rng = big_mvau()
+    p = Pipeline([u], [2, 2])
+    out = check_pipeline(p, frames=3, rng=rng, seed=4)
+    assert "fc0_weights.hex" in out["design"].files
+    full = check_pipeline(p, frames=3, rng=rng, p_gap=0.0, p_stall=0.0, seed=4)
+    assert full["measure"].ii == unit_cycles(u)
+
+
+@needs_verilator
+def test_vvau_file_roms_bit_exact():
+    from streamfold.compiler.ir import SlidingWindowUnit
+
+    rng = np.random.default_rng(21)
+    win = SlidingWindowUnit("win", (6, 6, 8), DataType.int_type(3), (3, 3), (1, 1), (1, 1, 1, 1), 0,
+                            2, True)
+    w = rng.integers(-4, 4, size=(8, 9))
+    dw = VectorVectorUnit("dw/conv", w, DataType.int_type(3), win.dtype, win.dtype,
+                          rows_shape=win.out_hw, pe=2)
+    lo, hi = dw.acc_range
+    dw.thresholds = np.sort(rng.integers(lo - 1, hi + 2, size=(8, 3)), axis=1)
+    dw.out_dtype, dw.out_bias = DataType.uint_type(2), 0
+    out = check_pipeline(Pipeline([win, dw]), frames=2, rng=rng, seed=1, rom="file")
+    assert set(out["design"].files) == {"dw_conv_weights.hex", "dw_conv_thresholds.hex"}
+
+
+@needs_verilator
+def test_changed_memory_file_changes_the_model_and_missing_file_is_an_error(tmp_path):
+    from streamfold.sim.run import simulate_stream
+    from streamfold.sim.simulate import axis_width
+    from streamfold.sim.streams import pack
+
+    u, rng = small_mvau(seed=8)
+    d = emit_design(Pipeline([u], [2, 2]), rom="file")
+    ins, outs = u.in_stream, u.out_stream
+    x = rng.integers(0, 4, size=(1,) + ins.shape)
+    args = (pack(x, ins), axis_width(ins.beat_bits), axis_width(outs.beat_bits),
+            outs.beats_per_frame, ins.beats_per_frame)
+    with pytest.raises(FileNotFoundError, match="memory file"):
+        simulate_stream(d.verilog, "streamfold_top", *args, build_dir=SIM_CACHE)
+    # a Verilog file next to its memory files needs nothing else
+    d.write(tmp_path)
+    r1 = simulate_stream(tmp_path / "streamfold_top.v", "streamfold_top", *args, build_dir=SIM_CACHE)
+    r2 = simulate_stream(d, "streamfold_top", *args, build_dir=SIM_CACHE)
+    assert r1.out_beats == r2.out_beats and r2.build_seconds == 0.0  # same model, reused
+    # other weights (all zero): another model, other outputs
+    zero = {k: ("0" * len(v.splitlines()[0]) + "\n") * len(v.splitlines()) if "weights" in k else v
+            for k, v in d.files.items()}
+    r3 = simulate_stream(d.verilog, "streamfold_top", *args, build_dir=SIM_CACHE, data_files=zero)
+    assert r3.out_beats != r1.out_beats
+
+
+def test_emitted_file_design_lints(tmp_path):
+    from streamfold.sim.verilator_build import tool_env
+
+    u, _ = small_mvau()
+    u.ram_style = "block"
+    d = emit_design(Pipeline([u], [2, 2]), rom="file")
+    d.write(tmp_path)
+    exe = shutil.which("verilator", path=tool_env()["PATH"])
+    if exe is None:
+        pytest.skip("verilator not installed")
+    res = subprocess.run([exe, "--lint-only", "-Wall", "-Wno-fatal", "--top-module", "streamfold_top",
+                          "streamfold_top.v"], cwd=tmp_path, capture_output=True, text=True,
+                         env=tool_env(), timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "%Error" not in res.stderr
