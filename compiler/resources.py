@@ -226,17 +226,24 @@ def _mem_features(mems: list[MemSpec], family: str) -> dict:
     return out
 
 
-def _dsp_product(a_bits: int, a_signed: bool, b_bits: int, b_signed: bool, family: str) -> int:
-    """DSP blocks Yosys' mul2dsp spends on one a x b multiplier (0: soft logic)."""
-    if a_signed != b_signed:  # the unsigned operand gains a sign bit
-        if a_signed:
+def _dsp_product(wd, xd, family: str) -> int:
+    """DSP blocks Yosys' ``mul2dsp`` spends on one weight x input multiplier (0: soft logic).
+
+    Operand widths are as Amaranth emits them (an unsigned operand of a signed product gains a
+    sign bit); the product width is what ``wreduce`` leaves: the bits its value range needs."""
+    a_bits, b_bits = wd.bits, xd.bits
+    if wd.signed != xd.signed:
+        if wd.signed:
             b_bits += 1
         else:
             a_bits += 1
     if min(a_bits, b_bits) < 2:
         return 0
+    prods = [p * q for p in (wd.min, wd.max) for q in (xd.min, xd.max)]
+    lo, hi = min(prods), max(prods)
+    y_bits = max((-lo - 1).bit_length(), hi.bit_length()) + (1 if lo < 0 else 0)
     ymin = {"xc7": 9, "xcup": 9, "ecp5": 0, "ice40": 11}[family]
-    if a_bits + b_bits < ymin:
+    if y_bits < ymin:
         return 0
     amax, bmax = {"xc7": (25, 18), "xcup": (27, 18), "ecp5": (18, 18), "ice40": (16, 16)}[family]
     a_bits, b_bits = max(a_bits, b_bits), min(a_bits, b_bits)
@@ -289,7 +296,7 @@ def _mvau_features(u, family: str) -> dict:
             other = xd if wd.bipolar else wd
             neg = pe * simd * (other.bits + 1)
         else:
-            per = _dsp_product(wd.bits, wd.signed, xd.bits, xd.signed, family)
+            per = _dsp_product(wd, xd, family)
             if per:
                 dsp = pe * simd * per
             else:
@@ -317,8 +324,9 @@ def _fifo_features(width: int, depth: int, family: str) -> dict:
     lut = {"const": int(depth > 0), "skid": width * (depth == 2), "ptr": clog2(depth) * big,
            "lut_w": width * (where in ("lutram", "logic")), "bram_w": width * (where == "bram"),
            "ram": mem["ram_bits"], "lutram_mux": mem["lutram_mux"]}
-    ff = {"const": int(depth > 0), "regs": width * {0: 0, 1: 1, 2: 2}.get(depth, 1),
-          "ptr": clog2(depth) * big, "bram_w": width * (where == "bram"), "ram": mem["ram_bits"]}
+    ff = {"const": int(depth > 0), "regs": width * {0: 0, 1: 1, 2: 2}.get(depth, 0),
+          "ptr": clog2(depth) * big, "lut_w": width * (where in ("lutram", "logic")),
+          "bram_w": width * (where == "bram"), "ram": mem["ram_bits"]}
     return {"LUT": lut, "FF": ff, "exact": {"BRAM": mem["BRAM"], "LUTRAM": mem["LUTRAM"],
                                            "URAM": mem["URAM"], "DSP": 0}, "memories": mem["maps"]}
 
@@ -344,7 +352,7 @@ FEATURES = {
                      "lutmux", "treelog"],
              "FF": ["const", "x", "dot", "acc", "out", "mem", "ctr", "ram"]},
     "fifo": {"LUT": ["const", "skid", "ptr", "lut_w", "bram_w", "ram", "lutram_mux"],
-             "FF": ["const", "regs", "ptr", "bram_w", "ram"]},
+             "FF": ["const", "regs", "ptr", "lut_w", "bram_w", "ram"]},
     "dwc": {"LUT": ["const", "buf", "ins", "count", "split"], "FF": ["const", "buf", "count"]},
 }
 
@@ -356,7 +364,7 @@ _DEFAULT_COEF = {
              "FF": {"const": 8, "x": 1, "dot": 1, "acc": 1, "out": 1, "mem": 1, "ctr": 1, "ram": 1}},
     "fifo": {"LUT": {"const": 3, "skid": 1, "ptr": 8, "lut_w": 0.3, "bram_w": 0.3, "ram": 0.3,
                      "lutram_mux": 1},
-             "FF": {"const": 2, "regs": 1, "ptr": 4, "bram_w": 1, "ram": 1}},
+             "FF": {"const": 2, "regs": 1, "ptr": 4, "lut_w": 1, "bram_w": 1, "ram": 1}},
     "dwc": {"LUT": {"const": 4, "buf": 1, "ins": 0.3, "count": 3, "split": 0.5}, "FF": {"const": 0, "buf": 1, "count": 1}},
 }
 
