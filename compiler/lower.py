@@ -37,6 +37,12 @@ MATRIX_OPS = {"MatMul", "Gemm"}
 #: every op the compiler accepts somewhere on the data path (extended by later unit kinds)
 CONV_OPS = {"Conv", "MaxPool", "GlobalAveragePool", "Pad"}
 SUPPORTED_OPS = sorted(SHAPE_OPS | CHANNEL_OPS | QUANTIZERS | MATRIX_OPS | CONV_OPS | {"Transpose"})
+#: widest stream element (inputs, weights, activations) the hardware takes
+MAX_BITS = 16
+#: widest activation a matrix product's thresholds produce (2**bits - 1 comparators per channel)
+MAX_THRESHOLD_BITS = 8
+#: qonnx's Quant rounding modes (qonnx.custom_op.general.intquant.resolve_rounding_mode)
+ROUNDING_MODES = ("ROUND", "HALF_EVEN", "CEIL", "FLOOR", "UP", "DOWN", "HALF_UP", "HALF_DOWN")
 
 
 @dataclass
@@ -126,6 +132,55 @@ class Lowering:
         self.counters[prefix] = k + 1
         return f"{prefix}{k}"
 
+    # -- quantizer parameters ---------------------------------------------------------------------
+    def _bit_width(self, node, what: str) -> int:
+        """The bit width input of a Quant node: a whole number in [1, MAX_BITS]."""
+        if len(node.input) < 4 or not node.input[3]:
+            raise CompileError(f"node {node.name!r} (Quant): needs 4 inputs (x, scale, zero point, "
+                               f"bit width), has {len(node.input)}")
+        raw = np.asarray(self._const(node, node.input[3], "bit width"))
+        if raw.size != 1 or raw.dtype.kind not in "fiu":
+            raise CompileError(f"node {node.name!r} (Quant): bit width must be one number, got "
+                               f"{raw.dtype} of shape {raw.shape}")
+        b = float(raw.reshape(-1)[0])
+        if not np.isfinite(b) or b != round(b) or b < 1:
+            raise CompileError(f"node {node.name!r} (Quant): bit width {b:g} is not a whole number "
+                               "of at least 1")
+        if b > MAX_BITS:
+            raise CompileError(f"node {node.name!r} (Quant): {b:.0f}-bit {what} exceed the "
+                               f"{MAX_BITS}-bit limit of the hardware; quantize to {MAX_BITS} bits "
+                               "or fewer")
+        return int(b)
+
+    def _scale(self, node, what: str, positive: bool) -> np.ndarray:
+        """The scale input of a quantizer: finite, non-zero (and positive for activations)."""
+        if len(node.input) < 2 or not node.input[1]:
+            raise CompileError(f"node {node.name!r} ({node.op_type}): has no scale input")
+        s = np.asarray(self._const(node, node.input[1], "scale"))
+        if s.dtype.kind not in "fiu" or s.size == 0:
+            raise CompileError(f"node {node.name!r} ({node.op_type}): {what} scale must be numbers, "
+                               f"got {s.dtype} of shape {s.shape}")
+        s = s.astype(np.float64)
+        bad = ~np.isfinite(s) | (s <= 0 if positive else s == 0)
+        if np.any(bad):
+            raise CompileError(f"node {node.name!r} ({node.op_type}): {what} scale "
+                               f"{s.reshape(-1)[np.argmax(bad.reshape(-1))]:g} is not "
+                               f"{'a positive' if positive else 'a non-zero'} finite number")
+        return s
+
+    def _broadcast(self, node, scale: np.ndarray, shape: tuple) -> np.ndarray:
+        try:
+            return np.broadcast_to(scale, shape)
+        except ValueError:
+            raise CompileError(f"node {node.name!r} ({node.op_type}): scale of shape {scale.shape} "
+                               f"does not broadcast to the weights' shape {tuple(shape)}") from None
+
+    def _rounding_mode(self, node) -> None:
+        mode = str(_attrs(node).get("rounding_mode", "ROUND"))
+        if mode.upper() not in ROUNDING_MODES:
+            raise CompileError(f"node {node.name!r} (Quant): unknown rounding_mode {mode!r}; "
+                               f"one of {', '.join(ROUNDING_MODES)}")
+
     # -- weights --------------------------------------------------------------------------------
     def quantized_weight(self, node, tensor: str) -> tuple[np.ndarray, np.ndarray, DataType]:
         """Follow ``tensor`` back to a quantized initializer.
@@ -157,14 +212,16 @@ class Lowering:
         a = _attrs(p)
         if p.op_type == "BipolarQuant":
             levels = bipolar_int(w)
-            scale = np.broadcast_to(np.asarray(self.consts[p.input[1]], dtype=np.float64), w.shape)
+            scale_c = self._scale(p, "weight", positive=False)
+            scale = self._broadcast(p, scale_c, w.shape)
             dtype = BIPOLAR
         else:
-            scale_c, zp, bits = (self._const(p, p.input[i], n) for i, n in
-                                 ((1, "scale"), (2, "zero point"), (3, "bit width")))
+            scale_c = self._scale(p, "weight", positive=False)
+            zp = self._const(p, p.input[2], "zero point")
             if np.any(np.asarray(zp) != 0):
                 raise CompileError(f"node {p.name!r} (Quant): weight zero point must be 0")
-            bits = int(np.asarray(bits).reshape(-1)[0])
+            bits = self._bit_width(p, "weights")
+            self._rounding_mode(p)
             signed, narrow = int(a.get("signed", 1)), int(a.get("narrow", 0))
             if bits == 1 and signed:
                 levels = bipolar_int(w)
@@ -172,7 +229,7 @@ class Lowering:
             else:
                 levels = quant_int(w, scale_c, zp, bits, signed, narrow, a.get("rounding_mode", "ROUND"))
                 dtype = DataType(bits, bool(signed), narrow=bool(narrow and signed))
-            scale = np.broadcast_to(np.asarray(scale_c, dtype=np.float64), w.shape)
+            scale = self._broadcast(p, scale_c, w.shape)
         for perm in reversed(perm_chain):
             levels = np.transpose(levels, perm)
             scale = np.transpose(scale, perm)
@@ -254,7 +311,7 @@ class Lowering:
     def _quantizer_type(self, node) -> tuple[DataType, float]:
         """Datatype and per-tensor scale of an activation quantizer."""
         a = _attrs(node)
-        scale = np.asarray(self._const(node, node.input[1], "scale"), dtype=np.float64)
+        scale = self._scale(node, "activation", positive=True)
         if scale.size != 1:
             raise CompileError(f"node {node.name!r} ({node.op_type}): per-channel activation scales "
                                "are not supported; use a per-tensor activation quantizer")
@@ -263,10 +320,8 @@ class Lowering:
         zp = self._const(node, node.input[2], "zero point")
         if np.any(np.asarray(zp) != 0):
             raise CompileError(f"node {node.name!r} (Quant): activation zero point must be 0")
-        bits = int(np.asarray(self._const(node, node.input[3], "bit width")).reshape(-1)[0])
-        if bits > 16:
-            raise CompileError(f"node {node.name!r} (Quant): {bits}-bit activations exceed the "
-                               "16-bit limit of the hardware; quantize to 16 bits or fewer")
+        bits = self._bit_width(node, "activations")
+        self._rounding_mode(node)
         signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
         if bits == 1 and signed:
             return BIPOLAR, float(scale.reshape(-1)[0])
@@ -498,6 +553,13 @@ class Lowering:
         op = node.op_type
         if op in QUANTIZERS:
             dtype, scale = self._quantizer_type(node)
+            if dtype.bits > MAX_THRESHOLD_BITS:
+                raise CompileError(
+                    f"node {node.name!r} (Quant): a {dtype.bits}-bit activation after matrix product "
+                    f"{state.source!r} needs {(1 << dtype.bits) - 1} thresholds per channel; the "
+                    f"threshold units take up to {MAX_THRESHOLD_BITS} bits "
+                    f"({(1 << MAX_THRESHOLD_BITS) - 1} thresholds); quantize to "
+                    f"{MAX_THRESHOLD_BITS} bits or fewer")
             unit = self._mvau(state, self._call(node, t), dtype)
             self.units.append(unit)
             return _Quantized(dtype, scale, self._shape(node.output[0]))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BuildError
+from .errors import BuildError, StreamfoldError
 from .ir import IR_VERSION, Pipeline, dumps
 from .ops import OpCall, bipolar_int, quant_int, run_chain
 
@@ -113,7 +113,16 @@ class CompiledModel:
                 raise StreamfoldError(f"input array has shape {tuple(x.shape)}; expected "
                                       f"(frames, {', '.join(map(str, want))}) for model input "
                                       f"{self.input_name!r}")
-        return x.astype(np.float32)
+        if x.shape[0] == 0:
+            raise StreamfoldError(f"input array has shape {tuple(x.shape)}: no frames; expected "
+                                  f"(frames, {', '.join(map(str, want))}) with at least one frame")
+        x = x.astype(np.float32)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            at = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise StreamfoldError(f"input array holds {x[at]} at index {list(at)} (frame {at[0]}); "
+                                  "inputs must be finite numbers")
+        return x
 
     # -- files --------------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
@@ -141,20 +150,49 @@ class CompiledModel:
     @staticmethod
     def load(folder: Path) -> "CompiledModel":
         folder = Path(folder)
-        if not (folder / "ir.json").exists() or not (folder / "ir_arrays.npz").exists():
-            raise BuildError(f"{folder}: not a streamfold build folder (no ir.json / ir_arrays.npz); "
-                             "create one with `streamfold compile MODEL -o BUILD`")
-        doc = json.loads((folder / "ir.json").read_text())
-        if doc.get("ir_version") != IR_VERSION:
-            raise BuildError(f"{folder}: built by a streamfold with IR version {doc.get('ir_version')}, "
-                             f"this one reads version {IR_VERSION}; compile the model again")
-        arrays = dict(np.load(folder / "ir_arrays.npz"))
-        pipeline = Pipeline.from_files(doc, arrays)
-        hi, ho, io = doc["host_in"], doc["host_out"], doc["io"]
-        host_in = HostInput([OpCall.from_json(d, arrays) for d in hi["ops"]],
-                            OpCall.from_json(hi["quantizer"], arrays), hi["layout"])
-        host_out = HostOutput(arrays[ho["mul"]], arrays[ho["add"]],
-                              [OpCall.from_json(d, arrays) for d in ho["ops"]], ho["layout"],
-                              ho.get("exact", False))
-        return CompiledModel(pipeline, host_in, host_out, io["input_name"], tuple(io["input_shape"]),
-                             io["output_name"], tuple(io["output_shape"]), io.get("source", ""))
+        again = "compile the model again with `streamfold compile MODEL -o BUILD`"
+        if not folder.is_dir():
+            raise BuildError(f"{folder}: no such build folder; create one with "
+                             "`streamfold compile MODEL -o BUILD`")
+        missing = [f for f in ("ir.json", "ir_arrays.npz") if not (folder / f).is_file()]
+        if missing:
+            raise BuildError(f"{folder}: not a complete streamfold build folder (no "
+                             f"{' and no '.join(missing)}); {again}")
+        try:
+            doc = json.loads((folder / "ir.json").read_text())
+        except (ValueError, UnicodeDecodeError, OSError) as e:
+            raise BuildError(f"{folder}/ir.json: not readable JSON ({_first_line(e)}); {again}") from None
+        version = doc.get("ir_version") if isinstance(doc, dict) else None
+        if version != IR_VERSION:
+            raise BuildError(f"{folder}: built by a streamfold with IR version {version}, "
+                             f"this one reads version {IR_VERSION}; {again}")
+        try:
+            with np.load(folder / "ir_arrays.npz", allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except Exception as e:  # zipfile, pickle and format errors: the file is damaged
+            raise BuildError(f"{folder}/ir_arrays.npz: not a readable NumPy archive "
+                             f"({type(e).__name__}: {_first_line(e)}); {again}") from None
+        try:
+            pipeline = Pipeline.from_files(doc, arrays)
+            hi, ho, io = doc["host_in"], doc["host_out"], doc["io"]
+            host_in = HostInput([OpCall.from_json(d, arrays) for d in hi["ops"]],
+                                OpCall.from_json(hi["quantizer"], arrays), hi["layout"])
+            host_out = HostOutput(arrays[ho["mul"]], arrays[ho["add"]],
+                                  [OpCall.from_json(d, arrays) for d in ho["ops"]], ho["layout"],
+                                  ho.get("exact", False))
+            cm = CompiledModel(pipeline, host_in, host_out, io["input_name"],
+                               tuple(io["input_shape"]), io["output_name"], tuple(io["output_shape"]),
+                               io.get("source", ""))
+            cm.pipeline.check()
+        except StreamfoldError:
+            raise
+        except Exception as e:  # a key, array or unit the IR needs is missing or malformed
+            what = f"missing entry {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {_first_line(e)}"
+            raise BuildError(f"{folder}: ir.json and ir_arrays.npz do not describe a valid pipeline "
+                             f"({what}); {again}") from None
+        return cm
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:160] if lines else type(e).__name__

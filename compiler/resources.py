@@ -201,11 +201,12 @@ def rom_columns(image: np.ndarray) -> tuple[int, int]:
 def _mem_features(mems: list[MemSpec], family: str) -> dict:
     """Totals over a part's memories: exact BRAM/LUTRAM/URAM and the soft-logic features."""
     k = LUT_K[family]
-    out = {"BRAM": 0, "LUTRAM": 0, "URAM": 0, "rom_lut": 0.0, "ram_bits": 0, "mem_reg": 0,
-           "lutram_mux": 0, "maps": {}}
+    out = {"BRAM": 0, "LUTRAM": 0, "URAM": 0, "rom_lut": 0.0, "rom_deep": 0.0, "ram_bits": 0, "mem_reg": 0,
+           "lutram_mux": 0, "maps": {}, "where": {}}
     for m in mems:
         r = map_memory(m, family)
         out["maps"][m.name] = r["config"]
+        out["where"][m.name] = r["map"]
         out["BRAM"] += r["BRAM"]
         out["LUTRAM"] += r["LUTRAM"]
         out["URAM"] += r["URAM"]
@@ -218,7 +219,9 @@ def _mem_features(mems: list[MemSpec], family: str) -> dict:
                 else:
                     regs = funcs = m.width
                 out["mem_reg"] += regs
-                out["rom_lut"] += funcs * math.ceil(m.depth / (1 << k))
+                # a column of up to 2**k words is one LUT; deeper ones grow (a lot on Xilinx)
+                out["rom_lut"] += funcs
+                out["rom_deep"] += funcs * max(0, m.depth - (1 << (k - 2))) / (1 << k)
             else:
                 out["ram_bits"] += m.depth * m.width
         if r["map"] == "lutram":  # read multiplexer and write decoder over address ranges
@@ -303,9 +306,11 @@ def _mvau_features(u, family: str) -> dict:
                 mul = pe * simd * wd.bits * xd.bits
         tree = pe * simd * pbits
     lut = {"const": 1, "pop": pop, "neg": neg, "mul": mul, "tree": tree, "acc": pe * ab,
-           "cmp": pe * n_thr * ab, "rom": mem["rom_lut"], "xmux": (NF > 1) * simd * ib, "ctr": ctr,
+           "cmp": pe * n_thr * ab, "rom": mem["rom_lut"], "romd": mem["rom_deep"], "xmux": (NF > 1) * simd * ib, "ctr": ctr,
            "ram": mem["ram_bits"], "dsp": dsp, "lutmux": mem["lutram_mux"],
-           "treelog": pe * simd * clog2(simd)}  # adder-tree depth grows with log2(simd)
+           "treelog": pe * simd * clog2(simd),  # adder-tree depth grows with log2(simd)
+           # weights in soft logic: the ROM outputs feed the products directly
+           "wlogic": pe * simd * wd.bits * (mem["where"].get("weights") == "logic")}
     ff = {"const": 1, "x": simd * ib, "dot": pe * min(dot_bits, ab), "acc": pe * ab, "out": pe * ob,
           "mem": mem["mem_reg"], "ctr": ctr, "ram": mem["ram_bits"]}
     return {"LUT": lut, "FF": ff,
@@ -349,7 +354,7 @@ def _dwc_features(width: int, a: int, b: int, family: str) -> dict:
 #: feature names of each (kind, resource), in the order calibration.json stores coefficients
 FEATURES = {
     "mvau": {"LUT": ["const", "pop", "neg", "mul", "tree", "acc", "cmp", "rom", "xmux", "ctr", "ram", "dsp",
-                     "lutmux", "treelog"],
+                     "lutmux", "treelog", "wlogic", "romd"],
              "FF": ["const", "x", "dot", "acc", "out", "mem", "ctr", "ram"]},
     "fifo": {"LUT": ["const", "skid", "ptr", "lut_w", "bram_w", "ram", "lutram_mux"],
              "FF": ["const", "regs", "ptr", "lut_w", "bram_w", "ram"]},
@@ -360,7 +365,7 @@ FEATURES = {
 _DEFAULT_COEF = {
     "mvau": {"LUT": {"const": 20, "pop": 1.2, "neg": 0.6, "mul": 1.0, "tree": 1.0, "acc": 1.0,
                      "cmp": 0.5, "rom": 1.3, "xmux": 1.0, "ctr": 2.0, "ram": 0.3, "dsp": 1.0, "lutmux": 1.0,
-                     "treelog": 0.2},
+                     "treelog": 0.2, "wlogic": 0.0, "romd": 2.0},
              "FF": {"const": 8, "x": 1, "dot": 1, "acc": 1, "out": 1, "mem": 1, "ctr": 1, "ram": 1}},
     "fifo": {"LUT": {"const": 3, "skid": 1, "ptr": 8, "lut_w": 0.3, "bram_w": 0.3, "ram": 0.3,
                      "lutram_mux": 1},

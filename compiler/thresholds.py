@@ -10,7 +10,12 @@ BatchNormalization/Relu the exporter produced, the thresholds reproduce it.
 
 A channel whose function decreases with the accumulator gets its weight row negated first. In
 binary (XNOR-popcount) mode the search runs over the popcount ``p`` with ``acc = 2 p - MW``.
-The result is verified on samples around every threshold; a chain that is not monotone is an error.
+The result is verified on every accumulator value in range when the ranges are small (up to
+``EXHAUSTIVE_POINTS`` values over all channels), else on samples around every threshold plus random
+ones -- sound there because every per-channel op streamfold accepts is monotone in its data input,
+except a division *by* the accumulator (or a batch-norm whose variance is the accumulator), which
+is then checked exhaustively up to ``EXHAUSTIVE_POINTS_NONMONOTONE`` values and refused beyond.
+A chain that is not monotone, or gives NaN, is an error.
 """
 from __future__ import annotations
 
@@ -18,6 +23,11 @@ import numpy as np
 
 from .errors import CompileError
 from .ops import OpCall, bipolar_int, quant_int, run_chain
+
+#: verify thresholds on every accumulator value when the channels' ranges hold at most this many
+EXHAUSTIVE_POINTS = 1 << 21
+#: ... and up to this many when the chain is not monotone by construction (else refuse)
+EXHAUSTIVE_POINTS_NONMONOTONE = 1 << 25
 
 
 def _levels_fn(q: OpCall):
@@ -37,12 +47,28 @@ def _levels_fn(q: OpCall):
     return levels, np.arange(lo, hi + 1)
 
 
+def monotone_by_construction(chain: list) -> bool:
+    """True when every op of ``chain`` is monotone in its data input (see the module docstring)."""
+    for op in chain:
+        slot = next((i for i, a in enumerate(op.inputs) if a is None), 0)
+        if op.op_type == "Div" and slot != 0:
+            return False
+        if op.op_type == "BatchNormalization" and slot not in (0, 1, 2, 3):
+            return False
+    return True
+
+
 def thresholds_for(unit, pre_scale: np.ndarray, chain: list, quantizer: OpCall, probe):
     """Return ``(thresholds (MH, T) int64, out_bias, sign (MH,))`` for ``unit``.
 
     ``probe(n)`` gives the shape to evaluate the chain on ``n`` samples of every channel in the
     model's layout (``(n, MH)`` or ``(n, MH, 1, 1)``).
     """
+    with np.errstate(all="ignore"):  # inf/NaN are diagnosed below, not warned about
+        return _thresholds_for(unit, pre_scale, chain, quantizer, probe)
+
+
+def _thresholds_for(unit, pre_scale: np.ndarray, chain: list, quantizer: OpCall, probe):
     mh, mw = (int(d) for d in unit.weights.shape)
     quantize, levels = _levels_fn(quantizer)
     binary = unit.binary
@@ -60,7 +86,19 @@ def thresholds_for(unit, pre_scale: np.ndarray, chain: list, quantizer: OpCall, 
         acc = 2 * domain - mw if binary else domain
         x = (acc * sign[None, :]).astype(np.float64) * pre[None, :]
         n = x.shape[0]
-        return np.asarray(run_chain(chain, x.reshape(probe(n)))).reshape(n, mh)
+        v = np.asarray(run_chain(chain, x.reshape(probe(n))), dtype=np.float64)
+        if v.size != n * mh:
+            raise CompileError(f"layer {unit.name}: the ops between its matrix product and quantizer "
+                               f"{quantizer.node!r} change the shape of its {mh} channels")
+        v = v.reshape(n, mh)
+        nan = np.isnan(v)
+        if nan.any():
+            i, c = np.argwhere(nan)[0]
+            raise CompileError(
+                f"layer {unit.name}: the ops between its matrix product and quantizer "
+                f"{quantizer.node!r} give NaN for accumulator {int(acc[i, c] * sign[c])} of channel "
+                f"{c}; check the constants of {', '.join(repr(op.node) for op in chain) or 'them'}")
+        return v
 
     def level(domain, sign):
         return np.asarray(quantize(model_value(domain, sign))).reshape(domain.shape)
@@ -96,25 +134,62 @@ def thresholds_for(unit, pre_scale: np.ndarray, chain: list, quantizer: OpCall, 
         lo_k = np.where(active & ~ok, mid + 1, lo_k)
     thr = lo_k.T.copy()  # (MH, T)
     thr = np.sort(thr, axis=1)
-    _verify(level_signed, thr, lo, hi, levels, unit.name, quantizer.node)
+    points = int((hi - lo + 1).sum())
+    monotone = monotone_by_construction(chain)
+    where = (unit.name, quantizer.node, sign, binary, mw)
+    if points <= EXHAUSTIVE_POINTS or (not monotone and points <= EXHAUSTIVE_POINTS_NONMONOTONE):
+        _verify_all(level_signed, thr, lo, hi, levels, where)
+    elif not monotone:
+        raise CompileError(
+            f"layer {unit.name}: the ops between its matrix product and quantizer {quantizer.node!r} "
+            f"divide by the accumulator, which need not be monotone, and its range ({points} values) "
+            "is too large to check every value; fold the division into a scale")
+    else:
+        _verify(level_signed, thr, lo, hi, levels, where)
     return thr.astype(np.int64), int(levels[0]), sign.astype(np.int64)
 
 
-def _verify(level_signed, thr, lo, hi, levels, name, node, samples: int = 64) -> None:
+def _counts(dom: np.ndarray, thr: np.ndarray) -> np.ndarray:
+    """``count[n, c] = #{k: dom[n, c] >= thr[c, k]}`` without an (N, MH, T) temporary."""
+    out = np.empty(dom.shape, dtype=np.int64)
+    for c in range(thr.shape[0]):
+        out[:, c] = np.searchsorted(thr[c], dom[:, c], side="right")
+    return out
+
+
+def _check(level_signed, dom, thr, levels, where) -> None:
+    name, node, sign, binary, mw = where
+    got = level_signed(dom)
+    expect = levels[_counts(dom, thr)]
+    bad = np.argwhere(got != expect)
+    if bad.size:
+        i, c = bad[0]
+        d = int(dom[i, c])  # the model's accumulator: undo the row's negation
+        acc = (2 * (d if sign[c] > 0 else mw - d) - mw) if binary else d * int(sign[c])
+        raise CompileError(
+            f"layer {name}: the ops between its matrix product and quantizer {node!r} are not monotone "
+            f"in the accumulator (channel {c}: accumulator {acc} gives level "
+            f"{int(got[i, c])}, thresholds would give {int(expect[i, c])}); they cannot become "
+            "thresholds")
+
+
+def _verify(level_signed, thr, lo, hi, levels, where, samples: int = 64) -> None:
     mh = thr.shape[0]
     rng = np.random.default_rng(0)
-    pts = [lo, hi]
+    pts = [lo, hi, np.clip(np.zeros_like(lo), lo, hi)]
     for k in range(thr.shape[1]):
         for d in (-1, 0):
             pts.append(np.clip(thr[:, k] + d, lo, hi))
     pts.extend(rng.integers(lo, hi + 1, size=(samples, mh)))
-    dom = np.stack(pts)
-    got = level_signed(dom)
-    count = (dom[:, :, None] >= thr[None, :, :]).sum(-1)
-    expect = levels[count]
-    bad = np.argwhere(got != expect)
-    if bad.size:
-        i, c = bad[0]
-        raise CompileError(
-            f"layer {name}: the ops between its matrix product and quantizer {node!r} are not monotone "
-            f"in the accumulator (channel {c}); they cannot become thresholds")
+    _check(level_signed, np.stack(pts), thr, levels, where)
+
+
+def _verify_all(level_signed, thr, lo, hi, levels, where, chunk: int = 1 << 18) -> None:
+    """Every accumulator value of every channel (in the row's own, sign-corrected domain)."""
+    mh = thr.shape[0]
+    span = int((hi - lo).max()) + 1
+    rows = max(1, chunk // mh)
+    for start in range(0, span, rows):
+        r = np.arange(start, min(span, start + rows), dtype=np.int64)
+        dom = np.minimum(lo[None, :] + r[:, None], hi[None, :])
+        _check(level_signed, dom, thr, levels, where)

@@ -225,7 +225,7 @@ def simulate_stream(
     timeout: float | None = None,
     keep_files: bool = False,
     quiet_build: bool = False,
-    cflags: str = "-O2",
+    cflags: str = "-std=c++17",
     verilator_args: Sequence[str] = (),
     data_files: DataFiles | None = None,
 ) -> StreamResult:

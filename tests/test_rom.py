@@ -84,7 +84,7 @@ def test_small_design_stays_inline():
 
 def test_large_design_uses_files_and_is_deterministic():
     u, _ = big_mvau()
-    small, _ = small_mvau(mw=128, mh=4, pe=1, simd=128)  # one weight word: a constant
+    small, _ = small_mvau(mw=128, mh=4, pe=4, simd=128)  # one weight word: a constant
     small.in_dtype = u.out_dtype
     p = Pipeline([u, small], [2, 2, 2])
     d = emit_design(p)
