@@ -165,12 +165,26 @@ def load_input(path) -> np.ndarray:
     from streamfold.compiler.errors import StreamfoldError
 
     p = Path(path)
+    if not p.exists():
+        raise StreamfoldError(f"{p}: no such input file")
+    if p.is_dir():
+        raise StreamfoldError(f"{p}: is a folder, expected a .npy file of inputs")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(6)
+    except OSError as e:
+        raise StreamfoldError(f"{p}: cannot read ({e.strerror or e})") from None
+    if head[:2] == b"PK":
+        raise StreamfoldError(f"{p}: is an .npz archive; pass one array saved with numpy.save")
+    if head != b"\x93NUMPY":
+        raise StreamfoldError(f"{p}: not a NumPy .npy file (no .npy header); save the inputs with "
+                              "numpy.save")
     try:
         return np.load(p, allow_pickle=False)
-    except FileNotFoundError:
-        raise StreamfoldError(f"{p}: no such input file") from None
-    except (ValueError, OSError) as e:
-        raise StreamfoldError(f"{p}: not a NumPy .npy array ({str(e).splitlines()[0][:120]})") from None
+    except (ValueError, OSError, EOFError) as e:
+        why = "it holds Python objects, not numbers" if "pickle" in str(e) else \
+            str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise StreamfoldError(f"{p}: not a readable NumPy .npy array ({why})") from None
 
 
 def read_sim_json(build) -> dict:
