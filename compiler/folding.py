@@ -14,6 +14,10 @@ from .errors import FoldFileError
 from .ir import FoldError, Pipeline
 
 
+#: memory styles a unit's ``ram_style`` knob takes (Vivado's ram_style/rom_style values)
+RAM_STYLES = ("auto", "block", "distributed", "ultra")
+
+
 def knobs_of(unit) -> dict:
     """The unit's fold knobs and, for each, the values it accepts."""
     return unit.fold_choices()
@@ -38,11 +42,20 @@ def apply_fold(pipeline: Pipeline, fold: dict, source: str = "fold") -> Pipeline
         allowed = knobs_of(u)
         for k, v in knobs.items():
             if k == "ram_style":
+                if not hasattr(u, "ram_style"):
+                    raise FoldFileError(f"{source}: layer {u.name!r} has no weight memory, so no knob "
+                                        "'ram_style'")
+                if v not in RAM_STYLES:
+                    raise FoldFileError(f"{source}: layer {u.name!r}: ram_style {v!r} is not one of "
+                                        f"{', '.join(RAM_STYLES)}")
                 continue
             if k not in allowed:
                 raise FoldFileError(f"{source}: layer {u.name!r} has no knob {k!r}; it has "
                                     f"{', '.join(allowed) or 'none'}")
-            if not isinstance(v, int) or isinstance(v, bool) or v not in allowed[k]:
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise FoldFileError(f"{source}: layer {u.name!r}: {k.upper()} must be a whole number, "
+                                    f"got {v!r}; pick one of {allowed[k]}")
+            if v not in allowed[k]:
                 raise FoldFileError(f"{source}: layer {u.name!r}: {k.upper()}={v!r} does not divide the "
                                     f"layer; pick one of {allowed[k]}")
         u = dataclasses.replace(u, **knobs)

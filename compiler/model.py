@@ -170,8 +170,11 @@ class CompiledModel:
             with np.load(folder / "ir_arrays.npz", allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
         except Exception as e:  # zipfile, pickle and format errors: the file is damaged
-            raise BuildError(f"{folder}/ir_arrays.npz: not a readable NumPy archive "
-                             f"({type(e).__name__}: {_first_line(e)}); {again}") from None
+            why = f"{type(e).__name__}: {_first_line(e)}"
+            if (folder / "ir_arrays.npz").read_bytes()[:2] != b"PK":
+                why = "not a zip archive"
+            raise BuildError(f"{folder}/ir_arrays.npz: not a readable NumPy archive ({why}); "
+                             f"{again}") from None
         try:
             pipeline = Pipeline.from_files(doc, arrays)
             hi, ho, io = doc["host_in"], doc["host_out"], doc["io"]

@@ -1,0 +1,69 @@
+"""Folding against a board's resources, or for a frame rate at least cost, checked in simulation."""
+from __future__ import annotations
+
+import pytest
+
+from streamfold.boards import list_boards, load_board
+from streamfold.compiler.build import lower_file, write_build
+from streamfold.compiler.search import fold_for_board
+
+from flow import SIM_CACHE
+from models import random_inputs
+
+CLASSES = ("LUT", "FF", "BRAM", "DSP")
+
+
+def _simulate(build, x):
+    from streamfold.sim.simulate import simulate_build
+
+    rep = simulate_build(build, x, engine="verilator", p_gap=0.2, p_stall=0.2, cache_dir=SIM_CACHE)["report"]
+    assert rep["bit_exact"], rep["runs"]
+    return rep
+
+
+def test_cnv_w1a1_fits_pynq_z1(qonnx_model, tmp_path):
+    board = load_board("pynq-z1")
+    path = qonnx_model("cnv_1w1a")
+    cm = lower_file(path, board=board)
+    report = write_build(cm, tmp_path / "b", board.clock_mhz, board=board)
+    util = report["resources"]["utilisation"]
+    assert all(util[k] <= 0.8 for k in CLASSES if k in util), util
+    t = report["totals"]
+    assert t["clock_mhz"] == 100 and t["expected_fps"] > 5311  # FINN's published CNV-W1A1 figure
+    assert report["search"]["visited"] and "search.png" in report["plots"]
+    rep = _simulate(tmp_path / "b", random_inputs("cnv_1w1a", 3, seed=5))
+    assert abs(rep["measured_cycles_per_frame"] / t["expected_cycles_per_frame"] - 1) <= 0.05
+
+
+def test_target_fps_grows_resources_and_meets_target(qonnx_model, tmp_path):
+    path = qonnx_model("cnv_1w1a")
+    costs, luts = [], []
+    for fps in (1000, 5000, 20000):
+        cm = lower_file(path, target_fps=fps, clock_mhz=100.0)
+        st = cm.search.chosen
+        costs.append(st.cost)
+        luts.append(st.resources["LUT"])
+        assert st.cycles <= 100e6 / fps
+        b = tmp_path / f"fps{fps}"
+        write_build(cm, b, 100.0)
+        rep = _simulate(b, random_inputs("cnv_1w1a", 2, seed=fps))
+        assert rep["measured_cycles_per_frame"] <= 100e6 / fps, (fps, rep["measured_cycles_per_frame"])
+    assert costs == sorted(costs) and luts == sorted(luts), (costs, luts)
+
+
+def test_every_board_loads():
+    names = list_boards()
+    assert {"pynq-z1", "pynq-z2", "arty-a7-100t", "ultra96-v2", "zcu104", "kv260", "alveo-u250",
+            "ulx3s-85f", "icebreaker"} <= set(names)
+    for n in names:
+        b = load_board(n)
+        assert b.lut > 0 and b.ff > 0 and b.clock_mhz > 0 and b.source
+
+
+@pytest.mark.parametrize("name", ["tfc_1w1a", "tfc_2w2a", "sfc_1w2a", "mlp_4bit", "cnv_1w1a", "cnv_2w2a"])
+def test_models_fold_for_the_largest_board(name, qonnx_model):
+    board = load_board("alveo-u250")
+    cm = lower_file(qonnx_model(name))
+    res = fold_for_board(cm.pipeline, board)
+    assert all(res.chosen.resources[k] <= 0.8 * board.resources[k] for k in CLASSES)
+    assert res.chosen.cycles <= min(s.cycles for s in res.visited)
