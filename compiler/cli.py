@@ -155,7 +155,7 @@ def cmd_synth(a) -> int:
 def cmd_demo(a) -> int:
     from .demo import run_demo
 
-    return run_demo(a.model, a.data, Path(a.build), a.frames, a.engine)
+    return run_demo(a.model, a.data, Path(a.build), a.frames, a.engine, a.board)
 
 
 def _fold_options(p) -> None:
@@ -220,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--build", default="demo_build", help="build folder (default demo_build)")
     d.add_argument("--frames", type=int, help="only the first N test images")
     d.add_argument("--engine", choices=["verilator", "cocotb"], default="verilator")
+    d.add_argument("--board", default="pynq-z1", help="board to fold for (default pynq-z1)")
     d.set_defaults(fn=cmd_demo)
 
     bd = sub.add_parser("boards", help="list the FPGA boards streamfold knows",

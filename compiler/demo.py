@@ -16,6 +16,7 @@ from .errors import StreamfoldError
 
 DEFAULT_MODEL = Path("examples/models/digits_w2a2.onnx")
 DEFAULT_DATA = Path("examples/models/digits_test.npz")
+DEFAULT_BOARD = "pynq-z1"
 
 
 def _log(msg: str) -> None:
@@ -42,7 +43,7 @@ def qonnx_predictions(model_path, x: np.ndarray, log=None) -> np.ndarray:
 
 
 def run_demo(model=DEFAULT_MODEL, data=DEFAULT_DATA, build=Path("demo_build"), frames=None,
-             engine="verilator", board=None) -> int:
+             engine="verilator", board=DEFAULT_BOARD) -> int:
     from streamfold.sim.simulate import simulate_build, write_sim_json
 
     from .build import compile_model
@@ -98,11 +99,15 @@ def run_demo(model=DEFAULT_MODEL, data=DEFAULT_DATA, build=Path("demo_build"), f
     print(f"throughput: {ii:g} cycles/frame measured ({t['expected_cycles_per_frame']} expected) = "
           f"{clock * 1e6 / ii:,.0f} frames/s at {clock:g} MHz; latency {rep['latency_cycles']} cycles "
           f"({rep['latency_cycles'] / clock:.1f} us)")
-    if "resources" in t:
-        r = t["resources"]
-        print("resources (estimate): " + ", ".join(f"{k} {v:,.0f}" for k, v in r.items()))
+    res = report.get("resources") or {}
+    if res:
+        tot, util = res["total"], res.get("utilisation", {})
+        items = [("LUT", "LUT_TOTAL"), ("FF", "FF"), ("BRAM18", "BRAM"), ("DSP", "DSP")]
+        print("resources (estimate" + (f", {res['board']}" if res.get("board") else "") + "): " + ", ".join(
+            f"{label} {tot.get(key, 0):,}" + (f" ({100 * util[key if key != 'LUT_TOTAL' else 'LUT']:.1f}%)"
+                                              if util else "") for label, key in items))
     print(f"\nreports: {build}/report.json, {build}/sim.json"
-          + "".join(f", {p}" for p in sorted(Path(build).glob("*.png"))))
+          + "".join(f", {build}/{p}" for p in report.get("plots", [])))
     ok = rep["bit_exact"] and agree_q == len(x) and (agree_t is None or agree_t == len(x))
     print(f"\ndemo finished in {time.monotonic() - t0:.0f} s: "
           + ("hardware, qonnx and PyTorch agree on every image" if ok else "DISAGREEMENT, see above"))

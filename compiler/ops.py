@@ -136,7 +136,26 @@ def _same_float(args):
 
 
 def evaluate(op_type: str, args: list, attrs: dict, node: str = "") -> np.ndarray:
-    """Evaluate one operator on NumPy arrays."""
+    """Evaluate one operator on NumPy arrays.
+
+    Inputs it cannot take (shapes that do not broadcast, missing inputs, unknown attribute values)
+    raise a one-line :class:`CompileError` naming the node; floating-point warnings are silenced
+    (NaN and inf are the callers' to check where they matter).
+    """
+    try:
+        with np.errstate(all="ignore"):
+            return _evaluate(op_type, args, attrs, node)
+    except CompileError:
+        raise
+    except (ValueError, IndexError, TypeError, KeyError, ArithmeticError, AttributeError) as e:
+        shapes = ", ".join("-" if a is None else str(np.shape(a)) for a in args)
+        msg = str(e).strip().splitlines()
+        raise CompileError(f"node {node!r} ({op_type}): cannot be evaluated on inputs of shapes "
+                           f"({shapes}) and attributes {attrs} ({type(e).__name__}: "
+                           f"{msg[0][:160] if msg else ''})") from None
+
+
+def _evaluate(op_type: str, args: list, attrs: dict, node: str = "") -> np.ndarray:
     if op_type in _ELEMENTWISE:
         a, b = _same_float([np.asarray(args[0]), np.asarray(args[1])])
         return _ELEMENTWISE[op_type](a, b)

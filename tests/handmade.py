@@ -110,3 +110,35 @@ def save(model: onnx.ModelProto, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
+
+
+def conv_model(*, channels=(1, 4, 6), size: int = 6, act_bits: int = 2, w_bits: int = 2,
+               seed: int = 0) -> onnx.ModelProto:
+    """A small convolutional network::
+
+        x (1, C0, S, S) -> Quant(UINT4) -> Conv 3x3 pad 1 (Quant W) -> BatchNormalization -> Relu
+          -> Quant(UINT act_bits) -> MaxPool 2x2 -> Conv 3x3 depthwise -> Mul -> Quant
+          -> Flatten -> Gemm(Quant W, bias) -> y (1, 3)
+    """
+    c0, c1, c2 = channels
+    g = Graph(seed)
+    t = g.quant("x", 1 / 15, 4)
+    t = g.node("Conv", [t, g.qweight((c1, c0, 3, 3), w_bits, 0.5)], kernel_shape=[3, 3],
+               pads=[1, 1, 1, 1], strides=[1, 1])
+    bn = [g.const(g.rng.uniform(0.5, 1.5, c1).astype(np.float32)),
+          g.const(g.rng.uniform(-1, 1, c1).astype(np.float32)),
+          g.const(g.rng.uniform(-1, 1, c1).astype(np.float32)),
+          g.const(g.rng.uniform(0.5, 2, c1).astype(np.float32))]
+    t = g.node("BatchNormalization", [t] + bn, epsilon=1e-5)
+    t = g.node("Relu", [t])
+    t = g.quant(t, 0.5, act_bits)
+    t = g.node("MaxPool", [t], kernel_shape=[2, 2], strides=[2, 2])
+    t = g.node("Conv", [t, g.qweight((c1, 1, 3, 3), w_bits, 0.5)], kernel_shape=[3, 3],
+               pads=[1, 1, 1, 1], group=c1)
+    t = g.node("Mul", [t, g.const(g.rng.uniform(0.2, 1, (1, c1, 1, 1)).astype(np.float32))])
+    t = g.quant(t, 0.5, act_bits)
+    t = g.node("Flatten", [t], axis=1)
+    half = size // 2
+    t = g.node("Gemm", [t, g.qweight((3, c1 * half * half), w_bits, 0.25),
+                        g.const(g.rng.uniform(-1, 1, 3).astype(np.float32), "bias")], transB=1)
+    return g.model("x", [1, c0, size, size], t, [1, 3])
