@@ -43,9 +43,16 @@ def swg_cycles(u) -> int:
     a frame's last window is read out, the buffer (``D`` pixels) can already take the next frame's
     pixels up to ``F_last + D - H*W``; the first window needs pixels up to ``L0``, the rest arrive
     at one word per clock with the output idle (``L``, ``F``, ``D``: :mod:`.memory`).
-    """
-    from .memory import window_geometry
 
+    Parallel (whole-window) mode, ``simd == kh*kw*C`` (:mod:`streamfold.hw.parallel_window`): one
+    scan step per clock, ``(vy1 - vy0 + 1) * (vx1 - vx0 + 1)`` steps per frame
+    (:func:`.memory.parallel_geometry`): ``H*W`` without padding, plus the padded rows/columns
+    that end a window (e.g. ``(H+1)*(W+1)`` for a 3x3 "same" convolution).
+    """
+    from .memory import parallel_geometry, window_geometry
+
+    if getattr(u, "parallel", False):
+        return parallel_geometry(u).steps
     g = window_geometry(u)
     preload = g.last_first + g.buffer_pixels - g.hw
     fill = max(0, g.first_last + 1 - preload) * g.cf

@@ -97,6 +97,8 @@ POOL_STAGE_LATENCY = 2
 #: cycles from a sliding-window read step to its output beat
 SWG_LATENCY = 1
 DEFAULT_FRAMES = 4
+#: units upstream of its anchor that a late schedule reaches (see the module docstring)
+LATE_REACH = 6
 MAX_FRAMES = 24
 
 _TIMELINES = {}
@@ -394,174 +396,213 @@ def dwc_latest(deadlines: np.ndarray, n_in: int, a: int, b: int) -> np.ndarray:
     return rchain(late)
 
 
-def fifo_peak(w: np.ndarray, r: np.ndarray) -> np.ndarray:
+def reads_before(r: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``#{j : r_j < w_k}`` for every ``k`` (``r`` and ``w`` nondecreasing)."""
+    if r.size == 0:
+        return np.zeros(w.size, dtype=np.int64)
+    lo = int(min(r[0], w[0]))
+    span = int(max(r[-1], w[-1])) - lo + 1
+    if span <= 8 * (r.size + w.size):  # a histogram over time beats a binary search
+        c = np.concatenate(([0], np.cumsum(np.bincount(r - lo, minlength=span))))
+        return c[w - lo]
+    return np.searchsorted(r, w, side="left")
+
+
+def fifo_occupancy(w: np.ndarray, r: np.ndarray) -> np.ndarray:
     """For each write ``k``: beats in the FIFO once it lands, ``k + 1 - #{j : r_j < w_k}``."""
-    k = np.arange(w.size, dtype=np.int64)
-    return k + 1 - np.searchsorted(r, w, side="left")
+    return np.arange(1, w.size + 1, dtype=np.int64) - reads_before(r, w)
 
 
 # ----------------------------------------------------------------------------- analysis
 @dataclass
-class Schedule:
-    """Beat times of every stream of a pipeline (one entry per unit)."""
-
-    reads: list  # cycle each unit takes each input beat
-    outs: list  # cycle each unit's output beat leaves
-    writes: list  # cycle each FIFO (1..n-1) takes each beat (after the width converter)
-    throttled: list
-
-
-@dataclass
 class FifoAnalysis:
-    """Result of :func:`analyse_fifos` (lists have one entry per FIFO, ``len(units) + 1``)."""
+    """Result of :func:`analyse_fifos` (lists have one entry per FIFO, ``len(units) + 1``, or
+    per unit where said)."""
 
     ii: int  # cycles per frame the input was fed at (the bottleneck's)
     frames: int  # frames simulated
-    schedule: str  # the schedule the depths come from ("earliest", "latest to <unit>")
+    modes: list  # per unit: "earliest" or "latest for <unit>" (see the module docstring)
     peaks: list  # analysed peak occupancy (beats; 0 for the source and sink FIFOs)
     depths: list  # chosen depths
     capped: list  # True where the cap cut the depth
     periods: list  # per unit: cycles between its last two output frames (earliest schedule)
+    bits: int = 0  # total FIFO bits of ``depths``
+    earliest_bits: int = 0  # total FIFO bits if every unit ran as early as possible
     dwc_throttled: list = field(default_factory=list)  # per unit: splitter hold-backs (see docs)
-    frame_peaks: list = field(default_factory=list)  # per FIFO: peak per frame
-    other_peaks: list = field(default_factory=list)  # peaks of the schedule not chosen
+    frame_peaks: list = field(default_factory=list)  # per FIFO: peak per frame (last left out)
 
 
-def _earliest(units, frames: int, ii: int) -> Schedule:
+def _source(units, frames: int, ii: int) -> np.ndarray:
     nb0 = units[0].in_stream.beats_per_frame
     j = np.arange(frames * nb0, dtype=np.int64)
-    avail = (j // nb0) * ii + (j % nb0) * ii // nb0  # the source, evenly paced at II per frame
-    reads, outs, writes, thr = [], [], [None], []
-    for k, u in enumerate(units):
-        if k == 0:
-            a = avail
-        else:
-            w, t = dwc_timeline(outs[-1], units[k - 1].out_stream.fold, u.in_stream.fold)
-            writes.append(w)
-            thr.append(t)
-            a = w + FIFO_LATENCY
-        r, o = unit_timeline(u, a, frames)
-        reads.append(r)
-        outs.append(o)
-    thr.append(0)
-    return Schedule(reads, outs, writes, thr)
+    return (j // nb0) * ii + (j % nb0) * ii // nb0  # evenly paced: one frame per II
 
 
-def _latest(units, frames: int, early: Schedule, upto: int) -> Schedule | None:
-    """Units ``0..upto`` as late as possible such that unit ``upto``'s output beats leave when
-    they do in ``early``; the units after it as in ``early``. ``None`` if the schedule could not
-    be made consistent."""
-    late_reads = [None] * (upto + 1)
-    dl = early.outs[upto]
-    for k in range(upto, -1, -1):
-        r = unit_latest(units[k], dl, frames, early.reads[k])
-        if r.shape != early.reads[k].shape or np.any(r < early.reads[k]):
-            return None
-        late_reads[k] = r
-        if k > 0:
-            dl = dwc_latest(r - FIFO_LATENCY, early.outs[k - 1].size,
-                            units[k - 1].out_stream.fold, units[k].in_stream.fold)
-    reads, outs, writes, thr = [], [], [None], []
-    for k in range(upto + 1):
-        u = units[k]
-        if k > 0:
-            w, t = dwc_timeline(outs[-1], units[k - 1].out_stream.fold, u.in_stream.fold)
-            if np.any(w + FIFO_LATENCY > late_reads[k]):
-                return None
-            writes.append(w)
-            thr.append(t)
-        r, o = unit_timeline(u, late_reads[k], frames)
-        if not np.array_equal(r, late_reads[k]):
-            return None
-        reads.append(r)
-        outs.append(o)
-    if not np.array_equal(outs[-1], early.outs[upto]):
-        return None
-    reads += early.reads[upto + 1:]
-    outs += early.outs[upto + 1:]
-    writes += early.writes[upto + 1:]
-    thr += early.throttled[upto:]
-    return Schedule(reads, outs, writes, thr)
+class _Modes:
+    """Schedules of every unit: earliest, and latest for each anchor within reach.
+
+    ``reads[k][i]`` / ``outs[k][i]``: unit ``k``'s times in its mode ``i``; ``anchor[k][i]``: -1
+    for the earliest mode, else the unit ``b >= k`` whose output times (earliest) the mode keeps.
+    """
+
+    def __init__(self, units, frames: int, ii: int, reach: int):
+        n = len(units)
+        self.units, self.frames = units, frames
+        self.reads = [[] for _ in range(n)]
+        self.outs = [[] for _ in range(n)]
+        self.anchor = [[] for _ in range(n)]
+        self.throttled = [0] * n
+        a = _source(units, frames, ii)
+        for k, u in enumerate(units):
+            if k > 0:
+                w, self.throttled[k - 1] = self._dwc(k, self.outs[k - 1][0])
+                a = w + FIFO_LATENCY
+            r, o = unit_timeline(u, a, frames)
+            self._add(k, -1, r, o)
+        for b in range(n):
+            dl = self.outs[b][0]
+            for k in range(b, max(-1, b - reach), -1):
+                early = self.reads[k][0]
+                r = unit_latest(units[k], dl, frames, early)
+                if r.shape != early.shape or np.any(r < early):
+                    break
+                r2, o = unit_timeline(units[k], r, frames)
+                if not np.array_equal(r2, r) or (k == b and not np.array_equal(o, self.outs[b][0])):
+                    break
+                if not self._add(k, b, r, o):
+                    break  # the same as an earlier mode: so is everything upstream
+                if k > 0:
+                    dl = dwc_latest(r - FIFO_LATENCY, self.outs[k - 1][0].size,
+                                    units[k - 1].out_stream.fold, units[k].in_stream.fold)
+
+    def _dwc(self, k: int, outs: np.ndarray):
+        return dwc_timeline(outs, self.units[k - 1].out_stream.fold, self.units[k].in_stream.fold)
+
+    def _add(self, k: int, b: int, r, o) -> bool:
+        for r0, o0 in zip(self.reads[k], self.outs[k]):
+            if np.array_equal(r0, r) and np.array_equal(o0, o):
+                return False
+        self.reads[k].append(r)
+        self.outs[k].append(o)
+        self.anchor[k].append(b)
+        return True
+
+    def name(self, k: int, i: int) -> str:
+        b = self.anchor[k][i]
+        return "earliest" if b < 0 else f"latest for {self.units[b].name}"
 
 
-def _peaks(sched: Schedule, frames: int) -> list:
-    """Per FIFO: peak occupancy per frame, the last frame left out (it has no successor: a
-    schedule as late as possible is not periodic there); empty for the source and sink FIFOs."""
-    n = len(sched.reads)
-    out = [[]]
-    for k in range(1, n):
-        occ = fifo_peak(sched.writes[k], sched.reads[k])
-        out.append([int(v) for v in occ.reshape(frames, -1).max(axis=1)[:-1]])
-    out.append([])
-    return out
+def _choose(units, modes: _Modes) -> tuple[list, list]:
+    """Modes of every unit minimising the FIFO bits (dynamic programme over the chain).
 
-
-def _depths(units, peaks: list) -> tuple[list, list]:
+    Unit ``k-1`` in mode ``s`` may feed unit ``k`` in mode ``t`` when ``s`` is the earliest mode,
+    or keeps unit ``k-1``'s own outputs (anchor ``k-1``), or has the same or an earlier anchor
+    than ``t``, and every beat is written ``FIFO_LATENCY`` before it is read (checked)."""
     n = len(units)
-    depths, capped = [], []
-    for k, p in enumerate(peaks):
+    widths = [u.in_stream.beat_bits for u in units]
+    best = [0] * len(modes.reads[0])
+    back = [[None] * len(modes.reads[0])]
+    occ_cache = {}
+    for k in range(1, n):
+        cap = max(MIN_DEPTH, min(MAX_DEPTH, units[k].in_stream.beats_per_frame + MARGIN))
+        writes = {}
+        nxt, bk = [], []
+        for t, rt in enumerate(modes.reads[k]):
+            at = modes.anchor[k][t]
+            cand = None
+            for s, os_ in enumerate(modes.outs[k - 1]):
+                as_ = modes.anchor[k - 1][s]
+                eff = -1 if as_ in (-1, k - 1) else as_
+                if eff > at and at != -1 or (at == -1 and eff != -1):
+                    continue
+                if s not in writes:
+                    writes[s] = modes._dwc(k, os_)[0]
+                w = writes[s]
+                if np.any(w + FIFO_LATENCY > rt):
+                    continue
+                key = (k, s, t)
+                occ = fifo_occupancy(w, rt)
+                occ_cache[key] = occ
+                depth = min(max(MIN_DEPTH, int(occ.max()) + MARGIN), cap)
+                c = best[s] + depth * widths[k]
+                if cand is None or c < cand[0]:
+                    cand = (c, s)
+            nxt.append(float("inf") if cand is None else cand[0])
+            bk.append(None if cand is None else cand[1])
+        best = nxt
+        back.append(bk)
+    t = min(range(len(best)), key=lambda i: (best[i], i))
+    choice = [t]
+    for k in range(n - 1, 0, -1):
+        t = back[k][t]
+        choice.append(t)
+    choice.reverse()
+    occs = [None] + [occ_cache[(k, choice[k - 1], choice[k])] for k in range(1, n)] + [None]
+    return choice, occs
+
+
+def _result(units, ii, frames, modes: _Modes, choice, occs) -> FifoAnalysis:
+    n = len(units)
+    peaks, frame_peaks, depths, capped = [], [], [], []
+    for k in range(n + 1):
         if k == 0 or k == n:
+            peaks.append(0)
+            frame_peaks.append([])
             depths.append(MIN_DEPTH)
             capped.append(False)
             continue
-        want = max(MIN_DEPTH, p + MARGIN)
+        per = occs[k].reshape(frames, -1).max(axis=1)[:-1]  # the last frame has no successor
+        frame_peaks.append([int(v) for v in per])
+        peaks.append(int(per.max()))
+        want = max(MIN_DEPTH, peaks[-1] + MARGIN)
         cap = max(MIN_DEPTH, min(MAX_DEPTH, units[k].in_stream.beats_per_frame + MARGIN))
         depths.append(min(want, cap))
         capped.append(want > cap)
-    return depths, capped
-
-
-def _fifo_bits(units, depths) -> int:
+    periods = []
+    for u, o in zip(units, modes.outs):
+        ob = u.out_stream.beats_per_frame
+        periods.append(int(o[0][-1] - o[0][-1 - ob]) if frames > 1 else None)
     widths = [u.in_stream.beat_bits for u in units] + [units[-1].out_stream.beat_bits]
-    return sum(d * w for d, w in zip(depths, widths))
+    bits = sum(d * w for d, w in zip(depths, widths))
+    early = [MIN_DEPTH]
+    for k in range(1, n):
+        w = modes._dwc(k, modes.outs[k - 1][0])[0]
+        occ = fifo_occupancy(w, modes.reads[k][0]).reshape(frames, -1)[:-1]
+        cap = max(MIN_DEPTH, min(MAX_DEPTH, units[k].in_stream.beats_per_frame + MARGIN))
+        early.append(min(max(MIN_DEPTH, int(occ.max()) + MARGIN), cap))
+    early.append(MIN_DEPTH)
+    ebits = sum(d * w for d, w in zip(early, widths))
+    return FifoAnalysis(ii, frames, [modes.name(k, i) for k, i in enumerate(choice)], peaks, depths,
+                        capped, periods, bits, ebits, list(modes.throttled), frame_peaks)
 
 
-def analyse_fifos(pipeline: Pipeline, frames: int | None = None, ii: int | None = None) -> FifoAnalysis:
-    """Timelines of the pipeline with unbounded FIFOs, input fed at ``ii`` (default: the
-    bottleneck's cycles per frame), and the depth every FIFO needs (see the module docstring)."""
-    from .cost import pipeline_cycles, unit_cycles
+def analyse_fifos(pipeline: Pipeline, frames: int | None = None, ii: int | None = None,
+                  reach: int | None = None) -> FifoAnalysis:
+    """Schedules of the pipeline with unbounded FIFOs, input fed at ``ii`` (default: the
+    bottleneck's cycles per frame), and the depth every FIFO needs (see the module docstring).
+    ``reach``: how many units upstream of its anchor a late schedule extends (default
+    ``LATE_REACH``)."""
+    from .cost import pipeline_cycles
 
     units = pipeline.units
     if ii is None:
         ii, _ = pipeline_cycles(pipeline)
-    ii = int(ii)
-    # candidate schedules: every unit as early as possible, or the units up to a bottleneck (or
-    # up to the last unit) as late as the bottleneck's schedule allows
-    cyc = [unit_cycles(u) for u in units]
-    split_points = sorted({k for k, c in enumerate(cyc) if c == max(cyc)} | {len(units) - 1})
+    ii, reach = int(ii), int(reach or LATE_REACH)
     nfr = int(frames or DEFAULT_FRAMES)
     while True:
-        early = _earliest(units, nfr, ii)
-        cands = [("earliest", early)]
-        for b in split_points:
-            late = _latest(units, nfr, early, b)
-            if late is not None:
-                cands.append((f"latest to {units[b].name}", late))
-        results = []
-        for name, sched in cands:
-            fp = _peaks(sched, nfr)
-            peaks = [max(p) if p else 0 for p in fp]
-            depths, capped = _depths(units, peaks)
-            results.append((_fifo_bits(units, depths), name, sched, fp, peaks, depths, capped))
+        modes = _Modes(units, nfr, ii, reach)
+        choice, occs = _choose(units, modes)
+        res = _result(units, ii, nfr, modes, choice, occs)
         # steady state: the last frame counted asks no more than the ones before
-        converged = all(len(p) < 2 or p[-1] <= max(p[:-1]) for r in results for p in r[3])
+        converged = all(len(p) < 2 or p[-1] <= max(p[:-1]) for p in res.frame_peaks)
         if frames is not None or converged or nfr >= MAX_FRAMES:
-            break
+            return res
         nfr = min(MAX_FRAMES, nfr * 2)
-    results.sort(key=lambda r: r[0])  # fewest bits; the earliest schedule first at a tie
-    _, name, sched, fp, peaks, depths, capped = results[0]
-    periods = []
-    for u, o in zip(units, early.outs):
-        ob = u.out_stream.beats_per_frame
-        periods.append(int(o[-1] - o[-1 - ob]) if nfr > 1 else None)
-    other = results[1][4] if len(results) > 1 else []
-    return FifoAnalysis(ii, nfr, name, peaks, depths, capped, periods, sched.throttled, fp, other)
 
 
 def size_fifos(pipeline: Pipeline) -> Pipeline:
     """The pipeline with every FIFO as deep as the analysis of its units' bursts asks."""
-    a = analyse_fifos(pipeline)
-    return Pipeline(list(pipeline.units), a.depths)
+    return Pipeline(list(pipeline.units), analyse_fifos(pipeline).depths)
 
 
 # ----------------------------------------------------------------------------- report

@@ -311,6 +311,12 @@ class SlidingWindowUnit(Unit):
     Window element order: ``(ky, kx, c)`` (the matrix-vector unit's column order), or, when
     ``depthwise``, ``(c // simd, ky, kx, c % simd)`` so a vector-vector unit with ``pe == simd``
     sees all kernel positions of one channel group together.
+
+    Folding: ``simd`` divides ``C`` (``simd`` channels of one kernel position per beat, in and
+    out), or, for a non-depthwise window, ``simd == kh*kw*C``: the *parallel* (whole-window)
+    mode, where an input beat is one whole pixel (``C`` elements) and an output beat one whole
+    window (``kh*kw*C`` elements, same order). :attr:`in_fold` / :attr:`out_fold` give the beat
+    sizes. (For a 1x1 kernel ``simd == C`` is both: one pixel is one window.)
     """
 
     kind: ClassVar[str] = "swg"
@@ -332,8 +338,29 @@ class SlidingWindowUnit(Unit):
         return _conv_out(h, kh, sh, pt, pb), _conv_out(w, kw, sw, pl, pr)
 
     @property
+    def window_elems(self) -> int:
+        """Elements of one window, ``kh*kw*C``."""
+        kh, kw = self.kernel
+        return int(kh) * int(kw) * int(self.in_shape[2])
+
+    @property
+    def parallel(self) -> bool:
+        """Whole-window mode: ``simd == kh*kw*C`` (never depthwise), one window per output beat."""
+        return not self.depthwise and self.simd == self.window_elems
+
+    @property
+    def in_fold(self) -> int:
+        """Elements per input beat: ``C`` in parallel mode, else ``simd``."""
+        return int(self.in_shape[2]) if self.parallel else self.simd
+
+    @property
+    def out_fold(self) -> int:
+        """Elements per output beat: ``kh*kw*C`` in parallel mode, else ``simd``."""
+        return self.window_elems if self.parallel else self.simd
+
+    @property
     def in_stream(self) -> StreamSpec:
-        return StreamSpec(tuple(self.in_shape), self.dtype, self.simd)
+        return StreamSpec(tuple(self.in_shape), self.dtype, self.in_fold)
 
     @property
     def out_stream(self) -> StreamSpec:
@@ -342,20 +369,26 @@ class SlidingWindowUnit(Unit):
         c = self.in_shape[2]
         if self.depthwise:
             return StreamSpec((oh, ow, c // self.simd, kh * kw, self.simd), self.dtype, self.simd)
-        return StreamSpec((oh, ow, kh * kw * c), self.dtype, self.simd)
+        return StreamSpec((oh, ow, kh * kw * c), self.dtype, self.out_fold)
 
     def folding(self) -> dict:
         return {"simd": self.simd}
 
+    def _simd_choices(self) -> list[int]:
+        c = divisors(self.in_shape[2])
+        return c if self.depthwise or self.window_elems in c else c + [self.window_elems]
+
     def fold_choices(self) -> dict:
-        # a depthwise window's SIMD follows its vector-vector unit's PE (see tie_folds)
-        return {} if self.depthwise else {"simd": divisors(self.in_shape[2])}
+        # a depthwise window's SIMD follows its vector-vector unit's PE (see tie_folds); a
+        # non-depthwise one also takes kh*kw*C, the whole-window (parallel) mode
+        return {} if self.depthwise else {"simd": self._simd_choices()}
 
     def check_folding(self) -> None:
         c = self.in_shape[2]
-        if self.simd < 1 or c % self.simd:
+        if self.simd < 1 or (c % self.simd and not self.parallel):
             raise FoldError(f"layer {self.name}: SIMD={self.simd} does not divide its {c} channels; "
-                            f"pick one of {divisors(c)}")
+                            f"pick one of {self._simd_choices()}"
+                            + ("" if self.depthwise else " (the last: a whole window per beat)"))
 
 
 @dataclass

@@ -1,9 +1,12 @@
 """Read a QONNX model from disk and clean it with qonnx's transformations."""
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from pathlib import Path
 
+import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 
@@ -39,12 +42,30 @@ def load_model(path: str | os.PathLike):
                          f"({_first_line(e)}); keep the .onnx.data file next to the model") from None
     _check_interface(proto, p)
     try:
-        model = ModelWrapper(proto)
-        model = cleanup_model(model)
+        with _quiet_onnxruntime(), np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # qonnx's notes would be extra lines on the CLI
+            model = ModelWrapper(proto)
+            model = cleanup_model(model)
     except Exception as e:  # qonnx raises many kinds; the user needs one line
         raise ModelError(f"{p}: qonnx could not clean the model ({type(e).__name__}: "
                          f"{_first_line(e)}); check it loads with qonnx.util.cleanup") from None
     return model
+
+
+@contextlib.contextmanager
+def _quiet_onnxruntime():
+    """qonnx folds constants with onnxruntime, whose C++ logger writes to stderr on its own: the
+    error raised (one line) says it all."""
+    try:
+        import onnxruntime as ort
+    except ImportError:  # pragma: no cover - a qonnx dependency
+        yield
+        return
+    ort.set_default_logger_severity(4)  # fatal only
+    try:
+        yield
+    finally:
+        ort.set_default_logger_severity(2)  # onnxruntime's default: warnings
 
 
 def _check_interface(proto, p: Path) -> None:

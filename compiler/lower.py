@@ -78,7 +78,7 @@ def _attrs(node) -> dict:
     out = {}
     for a in node.attribute:
         v = helper.get_attribute_value(a)
-        out[a.name] = v.decode() if isinstance(v, bytes) else v
+        out[a.name] = v.decode(errors="replace") if isinstance(v, bytes) else v
     return out
 
 
@@ -175,6 +175,40 @@ class Lowering:
             raise CompileError(f"node {node.name!r} ({node.op_type}): scale of shape {scale.shape} "
                                f"does not broadcast to the weights' shape {tuple(shape)}") from None
 
+    def _zero_point(self, node, what: str) -> np.ndarray:
+        if len(node.input) < 3 or not node.input[2]:
+            raise CompileError(f"node {node.name!r} (Quant): has no zero point input")
+        zp = np.asarray(self._const(node, node.input[2], "zero point"))
+        if zp.size != 1 or zp.dtype.kind not in "fiu" or float(zp.reshape(-1)[0]) != 0:
+            raise CompileError(f"node {node.name!r} (Quant): {what} zero point must be 0 (one number), "
+                               f"got {zp.reshape(-1)[:4].tolist()} of shape {zp.shape}")
+        return zp
+
+    def _ints(self, node, a: dict, name: str, n: int, default=None, low: int = 0) -> tuple:
+        """Attribute ``name``: ``n`` integers, each at least ``low``."""
+        v = a.get(name, default)
+        if v is None:
+            raise CompileError(f"node {node.name!r} ({node.op_type}): needs attribute {name}")
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = [v]
+        if not isinstance(v, (list, tuple)) or len(v) != n or \
+                not all(isinstance(x, int) and not isinstance(x, bool) and x >= low for x in v):
+            raise CompileError(f"node {node.name!r} ({node.op_type}): attribute {name}={v!r}; expected "
+                               f"{n} integer{'s' if n > 1 else ''} of at least {low}")
+        return tuple(int(x) for x in v)
+
+    def _input(self, node, i: int, what: str) -> str:
+        if len(node.input) <= i or not node.input[i]:
+            raise CompileError(f"node {node.name!r} ({node.op_type}): has no {what} (input {i})")
+        return node.input[i]
+
+    def _flag(self, node, name: str, default: int) -> int:
+        v = _attrs(node).get(name, default)
+        if not isinstance(v, int) or isinstance(v, bool) or v not in (0, 1):
+            raise CompileError(f"node {node.name!r} ({node.op_type}): attribute {name}={v!r}; expected "
+                               "0 or 1")
+        return v
+
     def _rounding_mode(self, node) -> None:
         mode = str(_attrs(node).get("rounding_mode", "ROUND"))
         if mode.upper() not in ROUNDING_MODES:
@@ -208,7 +242,10 @@ class Lowering:
                                    f"{p.name!r} ({p.op_type}); expected a Quant or BipolarQuant of "
                                    "an initializer")
             break
-        w = self._const(p, p.input[0], "weight initializer")
+        w = np.asarray(self._const(p, p.input[0], "weight initializer"))
+        if w.dtype.kind not in "fiu" or w.size == 0 or not np.all(np.isfinite(w)):
+            raise CompileError(f"node {p.name!r} ({p.op_type}): weight initializer {p.input[0]!r} "
+                               f"({w.dtype}, shape {w.shape}) must hold finite numbers")
         a = _attrs(p)
         if p.op_type == "BipolarQuant":
             levels = bipolar_int(w)
@@ -217,12 +254,10 @@ class Lowering:
             dtype = BIPOLAR
         else:
             scale_c = self._scale(p, "weight", positive=False)
-            zp = self._const(p, p.input[2], "zero point")
-            if np.any(np.asarray(zp) != 0):
-                raise CompileError(f"node {p.name!r} (Quant): weight zero point must be 0")
+            zp = self._zero_point(p, "weight")
             bits = self._bit_width(p, "weights")
             self._rounding_mode(p)
-            signed, narrow = int(a.get("signed", 1)), int(a.get("narrow", 0))
+            signed, narrow = self._flag(p, "signed", 1), self._flag(p, "narrow", 0)
             if bits == 1 and signed:
                 levels = bipolar_int(w)
                 dtype = BIPOLAR
@@ -268,6 +303,26 @@ class Lowering:
         handler = getattr(self, f"on_{kind}_{op}", None)
         if handler is None:
             handler = getattr(self, f"on_{kind}", None)
+        if not node.output or not node.output[0]:
+            raise CompileError(f"node {node.name!r} ({op}) has no output")
+        if op in QUANTIZERS or op in CHANNEL_OPS:
+            shape_in, shape_out = self._shape(t), self._shape(node.output[0])
+            consts = [np.shape(self.consts[i]) for i in node.input if i and i != t and i in self.consts]
+            try:
+                grown = op in CHANNEL_OPS and op != "BatchNormalization" and \
+                    np.broadcast_shapes(shape_in, *consts) != shape_in  # (BN's are (C,) on axis 1)
+            except ValueError:
+                grown = True
+            if grown:
+                raise CompileError(
+                    f"node {node.name!r} ({op}): a constant of shape "
+                    f"{next((c for c in consts if c != () and c != shape_in), consts)} does not act per channel on "
+                    f"its input of shape {shape_in}; only scalar or per-channel constants are supported")
+            if shape_in != shape_out:
+                raise CompileError(
+                    f"node {node.name!r} ({op}): the model gives its output shape {shape_out} but its "
+                    f"input has shape {shape_in}; elementwise ops keep the shape (are the model's "
+                    "shape annotations stale? re-export it)")
         return handler(node, state, t)
 
     def _call(self, node, t: str) -> OpCall:
@@ -317,12 +372,10 @@ class Lowering:
                                "are not supported; use a per-tensor activation quantizer")
         if node.op_type == "BipolarQuant":
             return BIPOLAR, float(scale.reshape(-1)[0])
-        zp = self._const(node, node.input[2], "zero point")
-        if np.any(np.asarray(zp) != 0):
-            raise CompileError(f"node {node.name!r} (Quant): activation zero point must be 0")
+        self._zero_point(node, "activation")
         bits = self._bit_width(node, "activations")
         self._rounding_mode(node)
-        signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
+        signed, narrow = bool(self._flag(node, "signed", 1)), bool(self._flag(node, "narrow", 0))
         if bits == 1 and signed:
             return BIPOLAR, float(scale.reshape(-1)[0])
         if narrow and not signed:
@@ -384,21 +437,30 @@ class Lowering:
         if node.op_type == "MatMul":
             if node.input[0] != t:
                 raise CompileError(f"node {node.name!r} (MatMul): the activation must be the first input")
-            levels, scale, wdt = self.quantized_weight(node, node.input[1])  # (MW, MH)
+            levels, scale, wdt = self.quantized_weight(node, self._input(node, 1, "weights"))  # (MW, MH)
             alpha, bias = 1.0, None
         else:
             if a.get("transA", 0) or node.input[0] != t:
                 raise CompileError(f"node {node.name!r} (Gemm): transposed or second-input activations "
                                    "are not supported")
-            levels, scale, wdt = self.quantized_weight(node, node.input[1])
-            if a.get("transB", 0):
+            levels, scale, wdt = self.quantized_weight(node, self._input(node, 1, "weights"))
+            if levels.ndim == 2 and a.get("transB", 0):
                 levels, scale = levels.T, scale.T
             alpha = float(a.get("alpha", 1.0))
             bias = None
             if len(node.input) > 2 and node.input[2]:
                 bias = np.asarray(self._const(node, node.input[2], "bias"), dtype=np.float64) * \
                     float(a.get("beta", 1.0))
+        if levels.ndim != 2:
+            raise CompileError(f"node {node.name!r} ({node.op_type}): weights of shape {levels.shape}; "
+                               "expected a matrix")
         mw, mh = levels.shape
+        out_shape = self._shape(node.output[0])
+        if out_shape != (state.shape[0], mh):
+            raise CompileError(f"node {node.name!r} ({node.op_type}): {mh} output features, but the "
+                               f"model gives its output shape {out_shape}")
+        if bias is not None and bias.size not in (1, mh):
+            raise CompileError(f"node {node.name!r} (Gemm): bias of shape {bias.shape} for {mh} outputs")
         if mw != state.shape[1]:
             raise CompileError(f"node {node.name!r}: weight has {mw} rows, input has {state.shape[1]} features")
         if not np.allclose(scale, scale[:1, :], rtol=1e-6, atol=0):
@@ -411,9 +473,10 @@ class Lowering:
             levels = levels[order]
         pre = scale[0, :] * state.scale * alpha
         acc = _Accumulating(self._name("fc"), node.name, levels.T.copy(), wdt, state.dtype, (),
-                            pre.astype(np.float64), self._shape(node.output[0]))
+                            pre.astype(np.float64), out_shape)
         if bias is not None:
-            acc.chain.append(OpCall("Add", [None, bias.reshape(1, -1)], {}, node.name + ".bias"))
+            acc.chain.append(OpCall("Add", [None, np.broadcast_to(bias.reshape(1, -1), (1, mh))], {},
+                                    node.name + ".bias"))
         return acc
 
     # convolutions and pooling ----------------------------------------------------------------
@@ -436,18 +499,22 @@ class Lowering:
             return (pads[0][0], pads[1][0], pads[0][1], pads[1][1])
         if auto == "VALID":
             return (0, 0, 0, 0)
-        p = list(a.get("pads", [0, 0, 0, 0]))
-        if len(p) != 4:
-            raise CompileError(f"node {node.name!r}: only 2D pads are supported, got {p}")
-        return tuple(int(v) for v in p)
+        if auto != "NOTSET":
+            raise CompileError(f"node {node.name!r} ({node.op_type}): unknown auto_pad {auto!r}")
+        return self._ints(node, a, "pads", 4, [0, 0, 0, 0])
 
     def _pad(self, node, state: _Quantized):
         a = _attrs(node)
         c, h, w = self._nchw(node, state)
         mode = a.get("mode", "constant")
         pads = a.get("pads")
-        if pads is None and len(node.input) > 1:
-            pads = [int(v) for v in np.asarray(self._const(node, node.input[1], "pads")).ravel()]
+        if pads is None and len(node.input) > 1 and node.input[1]:
+            arr = np.asarray(self._const(node, node.input[1], "pads"))
+            if arr.dtype.kind not in "iu":
+                raise CompileError(f"node {node.name!r} (Pad): pads must be integers, got {arr.dtype}")
+            pads = [int(v) for v in arr.ravel()]
+        if pads is not None:
+            pads = list(self._ints(node, {"pads": pads}, "pads", len(pads) if len(pads) == 8 else 8))
         if mode != "constant" or pads is None or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)):
             raise CompileError(f"node {node.name!r} (Pad): only constant padding of H and W is supported")
         value = 0.0
@@ -471,11 +538,17 @@ class Lowering:
             (pt, pl, pb, pr), pad_level = state.pad
             pre_pad = (pt, pl, pb, pr)
             h, w = h - pt - pb, w - pl - pr
-        levels, scale, wdt = self.quantized_weight(node, node.input[1])  # (OC, IC/g, KH, KW)
+        levels, scale, wdt = self.quantized_weight(node, self._input(node, 1, "weights"))  # (OC, IC/g, KH, KW)
+        if levels.ndim != 4:
+            raise CompileError(f"node {node.name!r} (Conv): weights of shape {levels.shape}; expected "
+                               "(out channels, in channels / group, KH, KW)")
         oc, icg, kh, kw = levels.shape
-        if any(d != 1 for d in a.get("dilations", [1, 1])):
+        if "kernel_shape" in a and self._ints(node, a, "kernel_shape", 2, low=1) != (kh, kw):
+            raise CompileError(f"node {node.name!r} (Conv): kernel_shape {a['kernel_shape']} does not "
+                               f"match the {kh}x{kw} weights")
+        if any(d != 1 for d in self._ints(node, a, "dilations", 2, [1, 1], low=1)):
             raise CompileError(f"node {node.name!r} (Conv): dilated convolutions are not supported")
-        stride = tuple(int(v) for v in a.get("strides", [1, 1]))
+        stride = self._ints(node, a, "strides", 2, [1, 1], low=1)
         pads = self._pads(node, a, (kh, kw), h, w, stride)
         if state.pad is not None:
             if any(pads):
@@ -490,12 +563,19 @@ class Lowering:
         if not np.allclose(sc, sc[:, :1], rtol=1e-6, atol=0):
             raise CompileError(f"node {node.name!r}: weight scale varies within an output channel; only "
                                "per-tensor or per-output-channel weight scales fold into thresholds")
-        group = int(a.get("group", 1))
+        group = self._ints(node, a, "group", 1, 1, low=1)[0]
         out_shape = self._shape(node.output[0])
+        if len(out_shape) != 4 or out_shape[1] != oc:
+            raise CompileError(f"node {node.name!r} (Conv): {oc} output channels, but the model gives its "
+                               f"output shape {out_shape}")
         oh, ow = out_shape[2], out_shape[3]
         bias = None
         if len(node.input) > 2 and node.input[2]:
             bias = np.asarray(self._const(node, node.input[2], "bias"), dtype=np.float64)
+            if bias.size not in (1, oc):
+                raise CompileError(f"node {node.name!r} (Conv): bias of shape {bias.shape} for {oc} "
+                                   "output channels")
+            bias = np.broadcast_to(bias.reshape(-1), (oc,))
         name = self._name("conv")
         pre = sc[:, 0] * state.scale
         if group == 1:
@@ -508,11 +588,17 @@ class Lowering:
                     raise CompileError(f"node {node.name!r}: window geometry gives {swg.out_hw}, the model "
                                        f"says {(oh, ow)}")
                 self.units.append(swg)
+            elif (oh, ow) != (h, w):
+                raise CompileError(f"node {node.name!r}: a 1x1 convolution keeps {(h, w)}, the model says "
+                                   f"{(oh, ow)}")
             wmat = levels.transpose(0, 2, 3, 1).reshape(oc, kh * kw * c)
             acc = _Accumulating(name, node.name, wmat, wdt, state.dtype, (oh, ow), pre, out_shape)
         elif group == c and icg == 1 and oc == c:
             swg = SlidingWindowUnit(f"{name}_win", (h, w, c), state.dtype, (kh, kw), stride, pads,
                                     pad_level if state.pad is not None else 0, 1, True, node.name)
+            if swg.out_hw != (oh, ow):
+                raise CompileError(f"node {node.name!r}: window geometry gives {swg.out_hw}, the model "
+                                   f"says {(oh, ow)}")
             self.units.append(swg)
             acc = _Accumulating(name, node.name, levels.reshape(c, kh * kw), wdt, state.dtype, (oh, ow),
                                 pre, out_shape, kind=VectorVectorUnit)
@@ -526,22 +612,30 @@ class Lowering:
     def _maxpool(self, node, state: _Quantized):
         a = _attrs(node)
         c, h, w = self._nchw(node, state)
-        k = tuple(int(v) for v in a["kernel_shape"])
-        stride = tuple(int(v) for v in a.get("strides", k))
-        if any(a.get("pads", [0, 0, 0, 0])) or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") \
-                or a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1, 1])):
+        k = self._ints(node, a, "kernel_shape", 2, low=1)
+        stride = self._ints(node, a, "strides", 2, k, low=1)
+        if any(self._ints(node, a, "pads", 4, [0, 0, 0, 0])) or \
+                a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or a.get("ceil_mode", 0) or \
+                any(d != 1 for d in self._ints(node, a, "dilations", 2, [1, 1], low=1)):
             raise CompileError(f"node {node.name!r} (MaxPool): only unpadded, undilated, floor-mode "
                                "max-pooling is supported")
         if state.scale <= 0:
             raise CompileError(f"node {node.name!r} (MaxPool): activation scale must be positive")
         unit = MaxPoolUnit(self._name("pool"), (h, w, c), state.dtype, k, stride, 1, node.name)
+        out_shape = self._shape(node.output[0])
+        if k[0] > h or k[1] > w or tuple(out_shape) != (state.shape[0], c) + unit.out_hw:
+            raise CompileError(f"node {node.name!r} (MaxPool): a {k[0]}x{k[1]} window with stride "
+                               f"{stride} on {h}x{w} gives {unit.out_hw}, the model says {out_shape}")
         self.units.append(unit)
-        state.shape = self._shape(node.output[0])
+        state.shape = out_shape
         return state
 
     def _global_avg(self, node, state: _Quantized):
         c, h, w = self._nchw(node, state)
         unit = GlobalSumPoolUnit(self._name("gap"), (h, w, c), state.dtype, 1, node.name)
+        if self._shape(node.output[0]) != (state.shape[0], c, 1, 1):
+            raise CompileError(f"node {node.name!r} (GlobalAveragePool): gives ({state.shape[0]}, {c}, 1, "
+                               f"1), the model says {self._shape(node.output[0])}")
         self.units.append(unit)
         state.dtype = unit.out_dtype
         state.scale = state.scale / (h * w)
@@ -628,6 +722,10 @@ class Lowering:
         else:
             raise CompileError(f"{self.source}: the output is reached before any quantized layer")
         pipeline = Pipeline(self.units)
+        try:
+            pipeline.check()
+        except ValueError as e:  # neighbouring units disagree: the model's shapes do not add up
+            raise CompileError(f"{self.source}: {e}; the model's tensor shapes are inconsistent") from None
         return CompiledModel(pipeline, self.host_in, host_out, self.input.name, self.in_shape,
                              self.output.name, out_shape, self.source)
 

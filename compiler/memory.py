@@ -31,6 +31,19 @@ window stream inside a frame::
 which is ``(kh-1)*W + kw + 1`` pixels for stride 1 with "same" padding, ``(kh-1)*W + 2*kw`` for
 stride 1 without padding, about ``kh*W + 2*kw`` for stride 2: (K-1) rows plus a few pixels, one
 more row for stride 2 (the next output row needs two new input rows), never a whole frame.
+
+Parallel (whole-window) mode
+----------------------------
+With ``simd == kh*kw*C`` (:attr:`~streamfold.compiler.ir.SlidingWindowUnit.parallel`) the
+generator (:mod:`streamfold.hw.parallel_window`) reads one pixel per input beat and emits one
+whole window per output beat. It scans the *padded* frame row by row, one step per clock: a step
+at virtual position ``(vy, vx)`` (padded coordinates, the image at ``[pt, pt+H) x [pl, pl+W)``)
+takes an input pixel when it is an image position, shifts the column ``vy-kh+1 .. vy`` into a
+``kh x kw`` register window and emits it when ``(vy, vx)`` is the bottom-right corner of an
+output window. Only rows ``vy0 .. vy1`` and columns ``vx0 .. vx1`` are scanned (see
+:func:`parallel_geometry`): padding before the first window corner or after the last image
+pixel that no window ends on costs no step. Memory: ``kh-1`` rows of ``W`` pixels
+(one memory of ``W`` words of ``(kh-1)*C*bits``), nothing for the padding.
 """
 from __future__ import annotations
 
@@ -131,7 +144,10 @@ def window_bounds(u):
 
 
 def window_geometry(u) -> WindowGeometry:
-    """The :class:`WindowGeometry` of a :class:`~streamfold.compiler.ir.SlidingWindowUnit`."""
+    """The :class:`WindowGeometry` of a :class:`~streamfold.compiler.ir.SlidingWindowUnit`.
+
+    For a unit in parallel mode (whose hardware is :func:`parallel_geometry`'s), the geometry the
+    circular-buffer generator would have at ``simd = C`` (one pixel per beat)."""
     h, w, c = (int(v) for v in u.in_shape)
     oh, ow = u.out_hw
     if oh < 1 or ow < 1:
@@ -141,14 +157,107 @@ def window_geometry(u) -> WindowGeometry:
     if big_l.size > 1:
         need = np.maximum(need[:-1], big_l[1:] - big_f[:-1] + 1)
     d = int(max(1, need.max()))
-    return WindowGeometry(h, w, c, c // u.simd, int(u.kernel[0]), int(u.kernel[1]),
+    cf = 1 if getattr(u, "parallel", False) else c // u.simd
+    return WindowGeometry(h, w, c, cf, int(u.kernel[0]), int(u.kernel[1]),
                           int(u.stride[0]), int(u.stride[1]), tuple(int(p) for p in u.pads), oh, ow,
                           d, int(big_l[0]), int(big_f[-1]))
 
 
 def swg_memories(u) -> list[MemoryShape]:
+    if getattr(u, "parallel", False):
+        g = parallel_geometry(u)
+        return [MemoryShape("line_buffer", g.line_buffer_width(u.dtype.bits), g.w)] if g.kh > 1 else []
     g = window_geometry(u)
     return [MemoryShape("line_buffer", u.simd * u.dtype.bits, g.buffer_words)]
+
+
+# ----------------------------------------------------------------------------- parallel window
+@dataclass(frozen=True)
+class ParallelWindowGeometry:
+    """The scan of the whole-window generator (see "Parallel mode" in the module docstring).
+
+    ``rows = (vy0, vy1)`` and ``cols = (vx0, vx1)`` are the virtual (padded) rows and columns
+    scanned per frame, one step per (row, column): ``vy0 = min(pt, kh-1)`` (the first image row
+    or the first window's bottom row, whichever comes first), ``vy1 = max(pt+H-1, (OH-1)*sh+kh-1)``
+    (the last image row or the last window's bottom row), likewise for columns.
+    """
+
+    h: int
+    w: int
+    c: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    pads: tuple  # (top, left, bottom, right)
+    oh: int
+    ow: int
+    rows: tuple  # (vy0, vy1)
+    cols: tuple  # (vx0, vx1)
+
+    @property
+    def n_rows(self) -> int:
+        return self.rows[1] - self.rows[0] + 1
+
+    @property
+    def n_cols(self) -> int:
+        return self.cols[1] - self.cols[0] + 1
+
+    @property
+    def steps(self) -> int:
+        """Steps (clock cycles at full rate) per frame."""
+        return self.n_rows * self.n_cols
+
+    @property
+    def last_row(self) -> int:
+        """Virtual row of the last output row's window bottom, ``(OH-1)*sh + kh-1``."""
+        return (self.oh - 1) * self.sh + self.kh - 1
+
+    @property
+    def last_col(self) -> int:
+        return (self.ow - 1) * self.sw + self.kw - 1
+
+    def image_row(self, vy):
+        """Whether virtual row(s) ``vy`` hold image pixels (NumPy-friendly)."""
+        return (vy >= self.pads[0]) & (vy < self.pads[0] + self.h)
+
+    def image_col(self, vx):
+        return (vx >= self.pads[1]) & (vx < self.pads[1] + self.w)
+
+    def emit_row(self, vy):
+        """Whether virtual row(s) ``vy`` are the bottom row of an output row's windows."""
+        return (vy >= self.kh - 1) & (vy <= self.last_row) & ((vy - (self.kh - 1)) % self.sh == 0)
+
+    def emit_col(self, vx):
+        return (vx >= self.kw - 1) & (vx <= self.last_col) & ((vx - (self.kw - 1)) % self.sw == 0)
+
+    def line_buffer_width(self, bits: int) -> int:
+        """Bits of one line-buffer word: the ``kh-1`` rows above of one column."""
+        return (self.kh - 1) * self.c * int(bits)
+
+
+def parallel_geometry(u) -> ParallelWindowGeometry:
+    """The :class:`ParallelWindowGeometry` of a sliding-window unit (whatever its fold)."""
+    h, w, c = (int(v) for v in u.in_shape)
+    oh, ow = u.out_hw
+    if oh < 1 or ow < 1:
+        raise ValueError(f"layer {u.name}: kernel {u.kernel} does not fit the padded input {u.in_shape}")
+    (kh, kw), (sh, sw) = (int(v) for v in u.kernel), (int(v) for v in u.stride)
+    pt, pl, _pb, _pr = (int(p) for p in u.pads)
+    rows = (min(pt, kh - 1), max(pt + h - 1, (oh - 1) * sh + kh - 1))
+    cols = (min(pl, kw - 1), max(pl + w - 1, (ow - 1) * sw + kw - 1))
+    return ParallelWindowGeometry(h, w, c, kh, kw, sh, sw, (pt, pl, _pb, _pr), oh, ow, rows, cols)
+
+
+def parallel_scan(u) -> tuple[np.ndarray, np.ndarray]:
+    """Per step of one frame, in scan order: ``(takes, emits)`` (bool arrays of ``steps``): the
+    step takes an input pixel / emits a window. ``takes.sum() == H*W``, ``emits.sum() == OH*OW``."""
+    g = parallel_geometry(u)
+    vy = np.arange(g.rows[0], g.rows[1] + 1, dtype=np.int64)[:, None]
+    vx = np.arange(g.cols[0], g.cols[1] + 1, dtype=np.int64)[None, :]
+    takes = g.image_row(vy) & g.image_col(vx)
+    emits = g.emit_row(vy) & g.emit_col(vx)
+    return takes.reshape(-1), emits.reshape(-1)
 
 
 # ----------------------------------------------------------------------------- pooling, vvau

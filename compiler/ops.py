@@ -151,7 +151,7 @@ def evaluate(op_type: str, args: list, attrs: dict, node: str = "") -> np.ndarra
         shapes = ", ".join("-" if a is None else str(np.shape(a)) for a in args)
         msg = str(e).strip().splitlines()
         raise CompileError(f"node {node!r} ({op_type}): cannot be evaluated on inputs of shapes "
-                           f"({shapes}) and attributes {attrs} ({type(e).__name__}: "
+                           f"({shapes}) and attributes {str(attrs)[:120]} ({type(e).__name__}: "
                            f"{msg[0][:160] if msg else ''})") from None
 
 

@@ -97,7 +97,8 @@ def _thresholds_for(unit, pre_scale: np.ndarray, chain: list, quantizer: OpCall,
             raise CompileError(
                 f"layer {unit.name}: the ops between its matrix product and quantizer "
                 f"{quantizer.node!r} give NaN for accumulator {int(acc[i, c] * sign[c])} of channel "
-                f"{c}; check the constants of {', '.join(repr(op.node) for op in chain) or 'them'}")
+                f"{c}; check the constants of "
+                f"{', '.join(repr(op.node) for op in chain if any(x is not None for x in op.inputs))}")
         return v
 
     def level(domain, sign):

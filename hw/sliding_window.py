@@ -28,6 +28,10 @@ clock:
   and padding come from counters (no multiplier, no division), the memory read is synchronous
   and the output beat is ``Mux(pad, pad_word, read_data)``.
 
+A unit in the whole-window (parallel) mode, ``simd == kh*kw*C``, gets
+:class:`streamfold.hw.parallel_window.ParallelWindowHW` instead (``SlidingWindowHW(unit)`` returns
+one): line buffers plus a ``kh x kw`` register window, one pixel in and one window out per clock.
+
 Timing (exact, verified in Verilator; see :func:`streamfold.compiler.cost.swg_cycles`): at steady
 state the output emits one beat per clock inside a frame; per frame the unit needs
 ``max(out_beats + fill, in_beats)`` clocks, where ``fill`` is the time to bring in the part of a
@@ -81,6 +85,14 @@ class SlidingWindowHW(wiring.Component):
     geometry : WindowGeometry
         Sizes derived from the unit (buffer depth ``buffer_pixels``/``buffer_words`` included).
     """
+
+    def __new__(cls, unit: SlidingWindowUnit):
+        # the whole-window fold (simd == kh*kw*C) has its own generator
+        if cls is SlidingWindowHW and getattr(unit, "parallel", False):
+            from .parallel_window import ParallelWindowHW
+
+            return ParallelWindowHW(unit)
+        return super().__new__(cls)
 
     def __init__(self, unit: SlidingWindowUnit):
         unit.check_folding()
