@@ -234,7 +234,7 @@ class Lowering:
                 perm_chain.append(_attrs(p).get("perm"))
                 t = p.input[0]
                 continue
-            if p.op_type in ("Identity", "Reshape") and p.op_type == "Identity":
+            if p.op_type == "Identity":
                 t = p.input[0]
                 continue
             if p.op_type not in QUANTIZERS:
@@ -699,7 +699,7 @@ class Lowering:
 
     # the end
     def _finish(self, state) -> CompiledModel:
-        if self.host_in is None or not self.units and not isinstance(state, _Accumulating):
+        if self.host_in is None or (not self.units and not isinstance(state, _Accumulating)):
             raise CompileError(f"{self.source}: no quantized matrix product found between input and "
                                "output; nothing to put in hardware")
         out_shape = self._shape(self.output.name)
@@ -710,10 +710,11 @@ class Lowering:
             unit.out_dtype = unit.acc_dtype
             self.units.append(unit)
             mw = unit.weights.shape[1]
-            if unit.binary:  # popcount -> +-1 dot product
-                mul, add = 2 * st_scale(state), -mw * st_scale(state)
+            pre = np.asarray(state.pre_scale, dtype=np.float64)
+            if unit.binary:  # popcount p -> dot product 2p - MW
+                mul, add = 2 * pre, -mw * pre
             else:
-                mul, add = st_scale(state), np.zeros_like(state.pre_scale)
+                mul, add = pre, np.zeros_like(pre)
             host_out = HostOutput(mul, add, state.chain, "flat" if len(state.shape) == 2 else "nchw")
         elif isinstance(state, _Quantized):
             c = state.shape[1] if len(state.shape) >= 2 else 1
@@ -728,10 +729,6 @@ class Lowering:
             raise CompileError(f"{self.source}: {e}; the model's tensor shapes are inconsistent") from None
         return CompiledModel(pipeline, self.host_in, host_out, self.input.name, self.in_shape,
                              self.output.name, out_shape, self.source)
-
-
-def st_scale(state: _Accumulating) -> np.ndarray:
-    return np.asarray(state.pre_scale, dtype=np.float64)
 
 
 def lower(model, source: str = "model") -> CompiledModel:

@@ -61,7 +61,7 @@ def quant_int(x, scale, zeropt, bitwidth, signed, narrow, rounding_mode="ROUND")
     bitwidth = np.asarray(bitwidth, dtype=np.float32)
     out = int_quant(x, scale, zeropt, bitwidth, signed, narrow, rounding_mode)
     return np.round(np.asarray(out, dtype=np.float64) / np.asarray(scale, dtype=np.float64)
-                    + np.asarray(zeropt, dtype=np.float64)).astype(np.int64) - np.int64(0)
+                    + np.asarray(zeropt, dtype=np.float64)).astype(np.int64)
 
 
 def bipolar_int(x) -> np.ndarray:
