@@ -80,6 +80,70 @@ MVAU_SWEEP = [
 SMALL = [0, 1, 4, 5, 6, 9, 10, 13, 14, 17, 18, 21, 23, 25, 27, 29]
 SWEEP_OF = {"xc7": list(range(len(MVAU_SWEEP))), "ecp5": list(range(len(MVAU_SWEEP))),
             "xcup": SMALL, "ice40": [0, 1, 4, 9, 10, 14, 17, 18, 20, 21, 23, 28]}
+# sliding windows: (H, W, C), kernel, stride, pads, SIMD (= kh*kw*C: whole-window mode), dtype
+SWG_SWEEP = [((16, 16, 32), 3, 1, 1, 8, "UINT4"), ((32, 32, 16), 3, 1, 0, 16, "UINT2"),
+             ((8, 8, 64), 3, 1, 1, 4, "UINT4"), ((16, 16, 8), 5, 1, 2, 8, "UINT8"),
+             ((28, 28, 1), 3, 1, 0, 1, "UINT8"), ((16, 16, 16), 2, 2, 0, 16, "UINT4"),
+             ((16, 16, 8), 3, 1, 1, 72, "UINT4"), ((32, 32, 3), 3, 1, 0, 27, "UINT8"),
+             ((8, 8, 32), 3, 1, 1, 288, "UINT2")]
+# pools: kind, (H, W, C), kernel, stride, PE, dtype
+POOL_SWEEP = [("maxpool", (16, 16, 32), 2, 2, 4, "UINT4"), ("maxpool", (32, 32, 16), 2, 2, 16, "BIPOLAR"),
+              ("maxpool", (8, 8, 64), 2, 2, 8, "UINT8"), ("maxpool", (28, 28, 8), 3, 2, 2, "UINT4"),
+              ("gsumpool", (8, 8, 64), 0, 0, 8, "UINT4"), ("gsumpool", (4, 4, 128), 0, 0, 16, "UINT8"),
+              ("gsumpool", (8, 8, 16), 0, 0, 16, "UINT2")]
+# vector-vector units: channels, K, PE, weight, input, thresholds, rows
+VVAU_SWEEP = [(32, 9, 4, "INT4", "UINT4", 15, (8, 8)), (64, 9, 8, "INT2", "UINT2", 3, (8, 8)),
+              (16, 9, 16, "INT8", "UINT8", 0, (4, 4)), (64, 9, 2, "BIPOLAR", "UINT4", 15, (8, 8)),
+              (128, 9, 16, "INT4", "UINT4", 15, (4, 4))]
+OTHER_FAMILIES = ("xc7", "ecp5")  # the other unit kinds are calibrated here; xcup/ice40 borrow
+
+
+def make_other(kind: str, p: dict):
+    from streamfold.compiler.ir import GlobalSumPoolUnit, MaxPoolUnit, SlidingWindowUnit, VectorVectorUnit
+    if kind == "swg":
+        k, st, pd = p["k"], p["s"], p["pad"]
+        u = SlidingWindowUnit(name=p["name"], in_shape=tuple(p["shape"]), dtype=DataType.parse(p["dtype"]),
+                              kernel=(k, k), stride=(st, st), pads=(pd,) * 4, simd=p["simd"])
+    elif kind == "maxpool":
+        u = MaxPoolUnit(name=p["name"], in_shape=tuple(p["shape"]), dtype=DataType.parse(p["dtype"]),
+                        kernel=(p["k"], p["k"]), stride=(p["s"], p["s"]), pe=p["pe"])
+    elif kind == "gsumpool":
+        u = GlobalSumPoolUnit(name=p["name"], in_shape=tuple(p["shape"]), dtype=DataType.parse(p["dtype"]),
+                              pe=p["pe"])
+    else:
+        rng = np.random.default_rng(p["seed"])
+        wd, xd = DataType.parse(p["w"]), DataType.parse(p["x"])
+        c, k = p["c"], p["k"]
+        w = rng.choice([-1, 1], size=(c, k)) if wd.bipolar else rng.integers(wd.min, wd.max + 1, (c, k))
+        u = VectorVectorUnit(name=p["name"], weights=w.astype(np.int64), weight_dtype=wd, in_dtype=xd,
+                             out_dtype=BIP, rows_shape=tuple(p["rows"]), pe=p["pe"])
+        lo, hi = u.acc_range
+        n = p["thr"]
+        if n:
+            u.thresholds = np.sort(rng.integers(lo, hi + 1, (c, n)), axis=1).astype(np.int64)
+            u.out_dtype = DataType.uint_type(n.bit_length())
+        else:
+            u.out_dtype = u.acc_dtype
+    u.check_folding()
+    return u
+
+
+def other_params() -> list[tuple[str, dict]]:
+    out = []
+    for i, (shape, k, st, pd, simd, dt) in enumerate(SWG_SWEEP):
+        out.append(("swg", {"name": f"swg_{i}", "shape": list(shape), "k": k, "s": st, "pad": pd, "simd": simd,
+                            "dtype": dt}))
+    for i, (kind, shape, k, st, pe, dt) in enumerate(POOL_SWEEP):
+        if kind == "gsumpool":
+            out.append((kind, {"name": f"gsum_{i}", "shape": list(shape), "pe": pe, "dtype": dt}))
+        else:
+            out.append((kind, {"name": f"maxpool_{i}", "shape": list(shape), "k": k, "s": st, "pe": pe, "dtype": dt}))
+    for i, (c, k, pe, wd, xd, n, rows) in enumerate(VVAU_SWEEP):
+        out.append(("vvau", {"name": f"vvau_{i}", "c": c, "k": k, "pe": pe, "w": wd, "x": xd, "thr": n,
+                             "rows": list(rows), "seed": 100 + i}))
+    return out
+
+
 FIFO_SWEEP = [(16, 2), (8, 1), (1, 2), (64, 2), (16, 3), (8, 32), (16, 64), (64, 16), (4, 256),
               (32, 512), (16, 1024), (72, 512), (8, 4096)]
 DWC_SWEEP = [(1, 16, 8), (1, 8, 16), (1, 4, 1), (1, 1, 4), (2, 4, 6), (4, 16, 4), (1, 64, 49),
@@ -98,6 +162,11 @@ def specs(family: str):
         u = make_mvau(f"m{i}", mh, mw, pe, simd, wd, xd, n, seed=i)
         out.append(("mvau", {"mh": mh, "mw": mw, "pe": pe, "simd": simd, "w": wd, "x": xd, "thr": n,
                              "seed": i}, u, lambda u=u: build_unit(u), f"mvau_{i}"))
+    if family in OTHER_FAMILIES:
+        from streamfold.compiler.resources import model_key
+        for kind, params in other_params():
+            u = make_other(kind, params)
+            out.append((model_key(u), params, u, lambda u=u: build_unit(u), params["name"]))
     for i, (w, d) in enumerate(FIFO_SWEEP):
         out.append(("fifo", {"width": w, "depth": d}, None, lambda w=w, d=d: StreamFIFO(w, d), f"fifo_{i}"))
     for i, (w, a, b) in enumerate(DWC_SWEEP):
@@ -107,6 +176,8 @@ def specs(family: str):
 
 
 def unit_of(kind: str, params: dict):
+    if kind in ("swg", "swg_buf", "maxpool", "gsumpool", "vvau"):
+        return make_other("swg" if kind == "swg_buf" else kind, params)
     if kind == "mvau":
         p = params
         return make_mvau(f"m{p['seed']}", p["mh"], p["mw"], p["pe"], p["simd"], p["w"], p["x"], p["thr"],
@@ -114,10 +185,11 @@ def unit_of(kind: str, params: dict):
     return None
 
 
-def sweep(families, jobs: int, log) -> dict:
-    samples = json.loads(SAMPLES.read_text()) if SAMPLES.exists() else {}
+def sweep(families, jobs: int, log, kinds=None) -> dict:
+    """Synthesise the sweep points of ``families`` (only ``kinds`` if given) and merge them into
+    the stored samples (a point replaces the stored one with the same key)."""
     for fam in families:
-        sp = specs(fam)
+        sp = [x for x in specs(fam) if not kinds or x[0] in kinds or (x[0] == "swg_buf" and "swg" in kinds)]
         t0 = time.monotonic()
         job_list = [dict(verilog=component_verilog(mk(), key), family=fam, top=key) for _, _, _, mk, key in sp]
         res = synth_many(job_list, jobs=jobs, log=log)
@@ -125,11 +197,13 @@ def sweep(families, jobs: int, log) -> dict:
         for (kind, params, _u, _mk, key), r in zip(sp, res):
             rows.append({"kind": kind, "key": key, "params": params, "resources": r["resources"],
                          "cells": r["cells"], "seconds": r["seconds"]})
-        samples[fam] = rows
+        samples = json.loads(SAMPLES.read_text()) if SAMPLES.exists() else {}  # others may have run
+        new_keys = {r["key"] for r in rows}
+        samples[fam] = [r for r in samples.get(fam, []) if r["key"] not in new_keys] + rows
         log(f"{fam}: {len(rows)} points in {time.monotonic() - t0:.0f} s "
             f"(synthesis {sum(r['seconds'] for r in rows):.0f} s of Yosys time)")
         SAMPLES.write_text(json.dumps(samples, indent=1) + "\n")
-    return samples
+    return json.loads(SAMPLES.read_text())
 
 
 def fit(samples: dict, log) -> dict:
@@ -191,11 +265,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--family", nargs="+", default=["xc7", "ecp5", "xcup", "ice40"])
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--kinds", nargs="+", help="only these part kinds (mvau fifo dwc swg maxpool gsumpool vvau)")
     ap.add_argument("--fit-only", action="store_true", help="refit from calibration_samples.json")
     ap.add_argument("--out", default=str(R.CALIBRATION_FILE))
     a = ap.parse_args(argv)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    samples = json.loads(SAMPLES.read_text()) if a.fit_only else sweep(a.family, a.jobs, log)
+    samples = json.loads(SAMPLES.read_text()) if a.fit_only else sweep(a.family, a.jobs, log, a.kinds)
     cal = fit(samples, log)
     Path(a.out).write_text(json.dumps(cal, indent=1) + "\n")
     log(f"wrote {a.out}")

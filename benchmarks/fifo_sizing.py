@@ -80,7 +80,7 @@ def run_case(model: Path, fold: dict | None, label: str, frames: int, random_run
     sized = list(p.fifo_depths)
     bits = sum(r["bits"] for r in fifo_report(p))
     row = {"model": model.stem, "fold": label, "expected": exp, "bottleneck": bottleneck,
-           "depths": sized, "fifo_bits": bits, "analysis_s": round(t_an, 3), "schedule": an.schedule}
+           "depths": sized, "fifo_bits": bits, "analysis_s": round(t_an, 3), "modes": an.modes, "earliest_bits": an.earliest_bits}
     b = work / f"{model.stem}_{label}"
     row["sized"] = measure(cm, sized, frames, b / "sized")
     if random_run:

@@ -265,52 +265,126 @@ for _k in ("maxpool", "gsumpool"):
 
 @timeline_of("swg")
 def swg_timeline(u, avail, frames):
+    if getattr(u, "parallel", False):
+        return _parallel_timeline(u, avail, frames)
     sg = _SwgFrames(u, frames)
-    cf, wb, n_in = sg.cf, sg.wb, sg.n_in
+    wb, n_in = sg.wb, sg.n_in
+    idx = np.arange(n_in, dtype=np.int64)
     w = np.empty(n_in, dtype=np.int64)
-    out = np.empty(sg.n_win * wb, dtype=np.int64)
-    ar = np.arange(wb, dtype=np.int64) + SWG_LATENCY
+    av = avail.tolist() if n_in < 4 * sg.n_win else None  # few beats per window: plain Python
+    starts = []
     written, w_next, e_prev = 0, 0, -1  # beats written, earliest next write, end of last window
-    for m in range(sg.n_win):
-        hi = int(sg.lim[m])
-        if hi > written:  # the beats the buffer can take while the reader is on window m
-            w[written:hi] = chain(np.maximum(avail[written:hi], e_prev + 1),
-                                  np.arange(written, hi, dtype=np.int64), w_next - written)
-            written, w_next = hi, int(w[hi - 1]) + 1
-        s = max(e_prev + 1, int(w[sg.need[m]]) + 1)
-        out[m * wb:(m + 1) * wb] = s + ar
-        e_prev = s + wb - 1
+    for lim, need in zip(sg.lim.tolist(), sg.need.tolist()):
+        if lim > written:  # the beats the buffer takes while the reader is on this window
+            if av is not None:
+                t = w_next
+                for k in range(written, lim):
+                    t = max(t, av[k], e_prev + 1)
+                    w[k] = t
+                    t += 1
+                w_next = t
+            else:
+                d = np.maximum(avail[written:lim], e_prev + 1) - idx[written:lim]
+                d[0] = max(d[0], w_next - written)
+                np.maximum.accumulate(d, out=d)
+                w[written:lim] = d + idx[written:lim]
+                w_next = int(w[lim - 1]) + 1
+            written = lim
+        st = max(e_prev + 1, int(w[need]) + 1)
+        starts.append(st)
+        e_prev = st + wb - 1
     if written < n_in:  # pixels no window of the last frame needs
-        w[written:] = chain(np.maximum(avail[written:], e_prev + 1),
-                            np.arange(written, n_in, dtype=np.int64), w_next - written)
-    return w, out
+        w[written:] = chain(np.maximum(avail[written:], e_prev + 1), idx[written:], w_next - written)
+    return w, _swg_outs(np.array(starts, dtype=np.int64), wb)
+
+
+def _swg_outs(starts: np.ndarray, wb: int) -> np.ndarray:
+    """Output beat times of windows whose reads start at ``starts`` (``wb`` beats each)."""
+    return (starts[:, None] + (np.arange(wb, dtype=np.int64) + SWG_LATENCY)[None, :]).reshape(-1)
 
 
 @latest_of("swg")
 def swg_latest(u, dl, frames, earliest):
+    """Latest writes and window starts; the reader may wait between windows (its outputs are
+    returned too: they are the latest, not the natural ones of the returned writes)."""
+    if getattr(u, "parallel", False):
+        return _parallel_latest(u, dl, frames, earliest)
     sg = _SwgFrames(u, frames)
     wb, n_in, nw = sg.wb, sg.n_in, sg.n_win
     w = np.empty(n_in, dtype=np.int64)
     bound = (dl.reshape(nw, wb) - np.arange(wb, dtype=np.int64)[None, :] - SWG_LATENCY).min(axis=1)
+    bound = bound.tolist()
+    need, lim, frees = sg.need.tolist(), sg.lim.tolist(), sg.frees.tolist()
+    starts = [0] * nw
     # the last window, then the beats no window needs (as early as possible after it)
-    s_next = int(bound[-1])
-    lo = int(sg.need[-1]) + 1
+    s_next = bound[-1]
+    lo = need[-1] + 1
     if lo < n_in:
         w[lo:] = chain(np.maximum(earliest[lo:], s_next + wb), np.arange(lo, n_in, dtype=np.int64),
                        s_next - lo)
+    ar = np.arange(n_in, dtype=np.int64)
     for m in range(nw - 1, -1, -1):
-        s = int(bound[m])
+        st = bound[m]
         if m < nw - 1:
-            s = min(s, s_next - wb)  # window m ends before window m+1 starts
-            if sg.frees[m] and sg.lim[m] < n_in:  # ... and before the writes it makes room for
-                s = min(s, int(w[sg.lim[m]]) - wb)
-        hi = int(sg.need[m])
-        lo = int(sg.need[m - 1]) + 1 if m > 0 else 0
-        if hi >= lo:
-            top = s - 1 if hi + 1 >= n_in else min(s - 1, int(w[hi + 1]) - 1)
-            w[lo:hi + 1] = top - (hi - np.arange(lo, hi + 1, dtype=np.int64))
-        s_next = s
-    return w
+            st = min(st, s_next - wb)  # window m ends before window m+1 starts
+            if frees[m] and lim[m] < n_in:  # ... and before the writes it makes room for
+                st = min(st, int(w[lim[m]]) - wb)
+        hi = need[m]
+        lo = need[m - 1] + 1 if m > 0 else 0
+        if hi >= lo:  # the beats window m waits for, back to back before it starts
+            top = st - 1 if hi + 1 >= n_in else min(st - 1, int(w[hi + 1]) - 1)
+            w[lo:hi + 1] = ar[lo:hi + 1] + (top - hi)
+        starts[m] = st
+        s_next = st
+    starts = np.array(starts, dtype=np.int64)
+    if not swg_schedule_ok(sg, w, starts) or np.any(w < earliest):
+        return swg_timeline(u, earliest, frames)  # (never seen) fall back to the earliest
+    return w, _swg_outs(starts, wb)
+
+
+def swg_schedule_ok(sg: "_SwgFrames", w: np.ndarray, starts: np.ndarray) -> bool:
+    """Whether writes ``w`` and window starts ``starts`` satisfy every constraint of the
+    sliding-window hardware: one write per clock, a window starts after the write of the last
+    pixel it needs and after the previous window's last beat, and a pixel is written only once
+    the reader is past every window whose first pixel plus ``D`` does not exceed it."""
+    ends = starts + sg.wb - 1
+    if np.any(np.diff(w) < 1) or np.any(starts[1:] <= ends[:-1]) or np.any(starts <= w[sg.need]):
+        return False
+    m = np.searchsorted(sg.lim, np.arange(w.size), side="right")  # first window with lim > k
+    prev = m - 1
+    has = prev >= 0
+    return bool(np.all(w[has] >= ends[prev[has]] + 1))
+
+
+def _parallel_steps(u, frames: int):
+    """Whole-window generator: global step indices of the pixel-taking and the window-emitting
+    steps (one step per clock, :func:`streamfold.compiler.memory.parallel_scan`)."""
+    from .memory import parallel_scan
+
+    takes, emits = parallel_scan(u)
+    n = takes.size
+    off = (np.arange(frames, dtype=np.int64) * n)[:, None]
+    gt = (off + np.flatnonzero(takes)[None, :]).reshape(-1)
+    ge = (off + np.flatnonzero(emits)[None, :]).reshape(-1)
+    return gt, ge
+
+
+def _parallel_timeline(u, avail, frames):
+    gt, ge = _parallel_steps(u, frames)
+    r = chain(avail, gt)
+    # an emitting step runs (g - g_last_take) after the last pixel-taking step before it
+    j = np.searchsorted(gt, ge, side="right") - 1
+    base = np.where(j >= 0, r[np.maximum(j, 0)] - gt[np.maximum(j, 0)], 0)
+    return r, ge + np.maximum(base, 0) + SWG_LATENCY
+
+
+def _parallel_latest(u, dl, frames, earliest):
+    gt, ge = _parallel_steps(u, frames)
+    # latest step times: t_g <= min over emitting steps e >= g of (dl_e - latency - (e - g))
+    lim = np.minimum.accumulate((dl - SWG_LATENCY - ge)[::-1])[::-1]
+    j = np.searchsorted(ge, gt, side="left")
+    late = np.where(j < ge.size, gt + lim[np.minimum(j, ge.size - 1)], BIG)
+    return _unbounded_tail(rchain(late, gt), earliest, gt)
 
 
 class _SwgFrames:
@@ -362,11 +436,16 @@ def unit_timeline(u, avail: np.ndarray, frames: int) -> tuple[np.ndarray, np.nda
     return fn(u, np.asarray(avail, dtype=np.int64), frames)
 
 
-def unit_latest(u, out_deadlines: np.ndarray, frames: int, earliest: np.ndarray) -> np.ndarray:
+def unit_latest(u, out_deadlines: np.ndarray, frames: int,
+                earliest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Latest read times of unit ``u``'s input beats such that every output beat leaves by its
-    deadline (``earliest``: the as-soon-as-possible reads, for beats no deadline reaches)."""
+    deadline (``earliest``: the as-soon-as-possible reads, for beats no deadline reaches), and
+    output times that go with them (the natural ones, or later where the unit can wait)."""
     fn = _LATEST.get(u.kind, generic_latest)
-    return fn(u, np.asarray(out_deadlines, dtype=np.int64), frames, np.asarray(earliest, dtype=np.int64))
+    res = fn(u, np.asarray(out_deadlines, dtype=np.int64), frames, np.asarray(earliest, dtype=np.int64))
+    if isinstance(res, tuple):
+        return res
+    return res, unit_timeline(u, res, frames)[1]
 
 
 def _dwc_src(n_in: int, a: int, b: int) -> np.ndarray:
@@ -402,7 +481,7 @@ def reads_before(r: np.ndarray, w: np.ndarray) -> np.ndarray:
         return np.zeros(w.size, dtype=np.int64)
     lo = int(min(r[0], w[0]))
     span = int(max(r[-1], w[-1])) - lo + 1
-    if span <= 8 * (r.size + w.size):  # a histogram over time beats a binary search
+    if span <= 2 * (r.size + w.size):  # a histogram over time beats a binary search
         c = np.concatenate(([0], np.cumsum(np.bincount(r - lo, minlength=span))))
         return c[w - lo]
     return np.searchsorted(r, w, side="left")
@@ -463,11 +542,9 @@ class _Modes:
             dl = self.outs[b][0]
             for k in range(b, max(-1, b - reach), -1):
                 early = self.reads[k][0]
-                r = unit_latest(units[k], dl, frames, early)
-                if r.shape != early.shape or np.any(r < early):
-                    break
-                r2, o = unit_timeline(units[k], r, frames)
-                if not np.array_equal(r2, r) or (k == b and not np.array_equal(o, self.outs[b][0])):
+                r, o = unit_latest(units[k], dl, frames, early)
+                if r.shape != early.shape or np.any(r < early) or np.any(o > dl) or \
+                        (k == b and not np.array_equal(o, self.outs[b][0])):
                     break
                 if not self._add(k, b, r, o):
                     break  # the same as an earlier mode: so is everything upstream
@@ -506,6 +583,7 @@ def _choose(units, modes: _Modes) -> tuple[list, list]:
     for k in range(1, n):
         cap = max(MIN_DEPTH, min(MAX_DEPTH, units[k].in_stream.beats_per_frame + MARGIN))
         writes = {}
+        n_counted = units[k].in_stream.beats_per_frame * (modes.frames - 1)
         nxt, bk = [], []
         for t, rt in enumerate(modes.reads[k]):
             at = modes.anchor[k][t]
@@ -521,7 +599,7 @@ def _choose(units, modes: _Modes) -> tuple[list, list]:
                 if np.any(w + FIFO_LATENCY > rt):
                     continue
                 key = (k, s, t)
-                occ = fifo_occupancy(w, rt)
+                occ = fifo_occupancy(w[:n_counted], rt)  # the last frame has no successor
                 occ_cache[key] = occ
                 depth = min(max(MIN_DEPTH, int(occ.max()) + MARGIN), cap)
                 c = best[s] + depth * widths[k]
@@ -551,7 +629,7 @@ def _result(units, ii, frames, modes: _Modes, choice, occs) -> FifoAnalysis:
             depths.append(MIN_DEPTH)
             capped.append(False)
             continue
-        per = occs[k].reshape(frames, -1).max(axis=1)[:-1]  # the last frame has no successor
+        per = occs[k].reshape(frames - 1, -1).max(axis=1)
         frame_peaks.append([int(v) for v in per])
         peaks.append(int(per.max()))
         want = max(MIN_DEPTH, peaks[-1] + MARGIN)
@@ -567,7 +645,7 @@ def _result(units, ii, frames, modes: _Modes, choice, occs) -> FifoAnalysis:
     early = [MIN_DEPTH]
     for k in range(1, n):
         w = modes._dwc(k, modes.outs[k - 1][0])[0]
-        occ = fifo_occupancy(w, modes.reads[k][0]).reshape(frames, -1)[:-1]
+        occ = fifo_occupancy(w, modes.reads[k][0]).reshape(frames, -1)[:-1]  # noqa: the last frame
         cap = max(MIN_DEPTH, min(MAX_DEPTH, units[k].in_stream.beats_per_frame + MARGIN))
         early.append(min(max(MIN_DEPTH, int(occ.max()) + MARGIN), cap))
     early.append(MIN_DEPTH)
@@ -587,7 +665,7 @@ def analyse_fifos(pipeline: Pipeline, frames: int | None = None, ii: int | None 
     units = pipeline.units
     if ii is None:
         ii, _ = pipeline_cycles(pipeline)
-    ii, reach = int(ii), int(reach or LATE_REACH)
+    ii, reach = int(ii), (LATE_REACH if reach is None else int(reach))
     nfr = int(frames or DEFAULT_FRAMES)
     while True:
         modes = _Modes(units, nfr, ii, reach)

@@ -139,9 +139,11 @@ class Lowering:
             raise CompileError(f"node {node.name!r} (Quant): needs 4 inputs (x, scale, zero point, "
                                f"bit width), has {len(node.input)}")
         raw = np.asarray(self._const(node, node.input[3], "bit width"))
-        if raw.size != 1 or raw.dtype.kind not in "fiu":
-            raise CompileError(f"node {node.name!r} (Quant): bit width must be one number, got "
-                               f"{raw.dtype} of shape {raw.shape}")
+        if raw.size != 1 or raw.dtype.kind != "f":
+            # QONNX's bit width is float32; qonnx computes 2**bits in the tensor's own type, which
+            # overflows for small integer types: the model would not mean what it says
+            raise CompileError(f"node {node.name!r} (Quant): bit width must be one float32 number, "
+                               f"got {raw.dtype} of shape {raw.shape}")
         b = float(raw.reshape(-1)[0])
         if not np.isfinite(b) or b != round(b) or b < 1:
             raise CompileError(f"node {node.name!r} (Quant): bit width {b:g} is not a whole number "

@@ -336,6 +336,115 @@ def _fifo_features(width: int, depth: int, family: str) -> dict:
                                            "URAM": mem["URAM"], "DSP": 0}, "memories": mem["maps"]}
 
 
+def swg_parallel_memories(u) -> list[MemSpec]:
+    """The whole-window generator's line buffer: ``W`` words of ``(kh-1)*C*bits`` (none for kh=1)."""
+    from .memory import swg_memories
+
+    return [MemSpec(m.name, m.depth, m.width, "sdp") for m in swg_memories(u)]
+
+
+def _swg_parallel_features(u, family: str) -> dict:
+    """Whole-window sliding window (:mod:`streamfold.hw.parallel_window`): a ``kh x kw`` register
+    window of pixels (``win`` FFs, clock-enabled shifts: no LUTs), pad multiplexers on the
+    incoming column and, with left padding, on the row-start clear of the older columns, scan
+    counters and the line-buffer memory."""
+    from .memory import parallel_geometry
+
+    g = parallel_geometry(u)
+    pix = g.c * u.dtype.bits
+    mem = _mem_features(swg_parallel_memories(u), family)
+    padded = any(g.pads)
+    clear = (g.kw - 1) * g.kh * pix if (g.cols[0] > 0 and g.kw > 1) else 0
+    ctr = clog2(g.rows[1] + 1) + clog2(g.cols[1] + 1) + clog2(g.w) * (g.kh > 1) + clog2(g.sh) + clog2(g.sw)
+    lut = {"const": 1, "pad": g.kh * pix * padded, "clear": clear, "ctr": ctr,
+           "ram": mem["ram_bits"], "lutmux": mem["lutram_mux"]}
+    ff = {"const": 1, "win": g.kh * g.kw * pix, "ctr": ctr, "mem": mem["mem_reg"], "ram": mem["ram_bits"]}
+    return {"LUT": lut, "FF": ff,
+            "exact": {"BRAM": mem["BRAM"], "LUTRAM": mem["LUTRAM"], "URAM": mem["URAM"], "DSP": 0},
+            "memories": mem["maps"]}
+
+
+def _shapes_to_specs(shapes, kind: str, style: str = "auto") -> list[MemSpec]:
+    return [MemSpec(m.name, max(int(m.depth), 1), int(m.width), kind, style) for m in shapes
+            if int(m.depth) * int(m.width) > 0]
+
+
+def _swg_buffer_features(u, family: str) -> dict:
+    """Circular-buffer sliding window (:mod:`streamfold.hw.sliding_window`): one line-buffer
+    memory (write and read on different addresses), pad multiplexer on the output beat, counters."""
+    from .memory import swg_memories
+    mems = _shapes_to_specs(swg_memories(u), "sdp")
+    for m in mems:  # the hardware gives the buffer at least 2 words
+        object.__setattr__(m, "depth", max(m.depth, 2))
+    mem = _mem_features(mems, family)
+    h, w, c = u.in_shape
+    kh, kw = u.kernel
+    ob = u.out_stream.beat_bits
+    ctr = sum(clog2(n) for n in (h, w, max(1, c // max(1, u.simd)), kh, kw)) + \
+        2 * sum(clog2(m.depth) for m in mems)
+    lut = {"const": 1, "pad": ob, "ctr": ctr, "ram": mem["ram_bits"], "lutmux": mem["lutram_mux"]}
+    ff = {"const": 1, "out": ob, "ctr": ctr, "mem": mem["mem_reg"], "ram": mem["ram_bits"]}
+    return {"LUT": lut, "FF": ff, "exact": {"BRAM": mem["BRAM"], "LUTRAM": mem["LUTRAM"],
+                                           "URAM": mem["URAM"], "DSP": 0}, "memories": mem["maps"]}
+
+
+def _pool_features(u, family: str) -> dict:
+    """Max-pool / global sum-pool (:mod:`streamfold.hw.window_reduce`): partial banks in memory
+    (read-modify-write) or registers, a max/add per lane, counters."""
+    from .memory import gsumpool_memories, maxpool_memories
+    shapes = maxpool_memories(u) if u.kind == "maxpool" else gsumpool_memories(u)
+    mems = _shapes_to_specs(shapes, "sdp")
+    mem = _mem_features(mems, family)
+    h, w, c = u.in_shape
+    ob = u.out_stream.beat_bits
+    ctr = sum(clog2(n) for n in (h, w, max(1, c // max(1, u.pe)))) + sum(clog2(m.depth) for m in mems)
+    lut = {"const": 1, "w": ob * max(1, len(mems)), "ctr": ctr, "ram": mem["ram_bits"],
+           "lutmux": mem["lutram_mux"]}
+    ff = {"const": 1, "w": ob, "regs": ob * (not mems), "ctr": ctr, "mem": mem["mem_reg"],
+          "ram": mem["ram_bits"]}
+    return {"LUT": lut, "FF": ff, "exact": {"BRAM": mem["BRAM"], "LUTRAM": mem["LUTRAM"],
+                                           "URAM": mem["URAM"], "DSP": 0}, "memories": mem["maps"]}
+
+
+def _vvau_features(u, family: str) -> dict:
+    """Vector-vector unit: ``pe`` products per clock, weight/threshold ROMs, accumulators,
+    comparators (the matrix-vector unit's structure with SIMD = 1 per lane)."""
+    from .memory import vvau_memories
+    mems = _shapes_to_specs(vvau_memories(u), "rom", getattr(u, "ram_style", "auto") or "auto")
+    mem = _mem_features(mems, family)
+    pe, K = u.pe, u.k
+    CF = u.channels // pe
+    wd, xd = u.weight_dtype, u.in_dtype
+    ab, ob = u.acc_dtype.bits, u.out_dtype.bits
+    n_thr = u.n_thresholds if u.thresholds is not None else 0
+    dsp = neg = mul = pop = 0
+    if u.binary:
+        pop = pe
+    elif wd.bipolar or xd.bipolar:
+        neg = pe * ((xd if wd.bipolar else wd).bits + 1)
+    else:
+        per = _dsp_product(wd, xd, family)
+        if per:
+            dsp = pe * per
+        else:
+            mul = pe * wd.bits * xd.bits
+    ctr = clog2(CF) * 3 + clog2(K) + clog2(CF * K)
+    lut = {"const": 1, "pop": pop, "neg": neg, "mul": mul, "acc": pe * ab, "cmp": pe * n_thr * ab,
+           "rom": mem["rom_lut"], "romd": mem["rom_deep"], "ctr": ctr, "dsp": dsp}
+    ff = {"const": 1, "x": pe * xd.bits, "acc": pe * ab, "out": pe * ob, "mem": mem["mem_reg"],
+          "ctr": ctr}
+    return {"LUT": lut, "FF": ff, "exact": {"BRAM": mem["BRAM"], "LUTRAM": mem["LUTRAM"],
+                                           "URAM": mem["URAM"], "DSP": dsp}, "memories": mem["maps"]}
+
+
+def model_key(unit) -> str:
+    """The model (FEATURES / calibration key) of a unit: its kind, except that the circular-buffer
+    sliding window is ``swg_buf`` (``swg`` is the whole-window mode)."""
+    if unit.kind == "swg" and not getattr(unit, "parallel", False):
+        return "swg_buf"
+    return unit.kind
+
+
 def _dwc_features(width: int, a: int, b: int, family: str) -> dict:
     if a == b:
         z = {"const": 0, "buf": 0, "ins": 0, "count": 0, "split": 0}
@@ -359,6 +468,14 @@ FEATURES = {
     "fifo": {"LUT": ["const", "skid", "ptr", "lut_w", "bram_w", "ram", "lutram_mux"],
              "FF": ["const", "regs", "ptr", "lut_w", "bram_w", "ram"]},
     "dwc": {"LUT": ["const", "buf", "ins", "count", "split"], "FF": ["const", "buf", "count"]},
+    # sliding window: only the whole-window (parallel) mode has a model (see has_model)
+    "swg": {"LUT": ["const", "pad", "clear", "ctr", "ram", "lutmux"],
+            "FF": ["const", "win", "ctr", "mem", "ram"]},
+    "swg_buf": {"LUT": ["const", "pad", "ctr", "ram", "lutmux"], "FF": ["const", "out", "ctr", "mem", "ram"]},
+    "maxpool": {"LUT": ["const", "w", "ctr", "ram", "lutmux"], "FF": ["const", "w", "regs", "ctr", "mem", "ram"]},
+    "gsumpool": {"LUT": ["const", "w", "ctr", "ram", "lutmux"], "FF": ["const", "w", "regs", "ctr", "mem", "ram"]},
+    "vvau": {"LUT": ["const", "pop", "neg", "mul", "acc", "cmp", "rom", "romd", "ctr", "dsp"],
+             "FF": ["const", "x", "acc", "out", "mem", "ctr"]},
 }
 
 #: coefficients used when calibration.json has none for a (family, kind): structural guesses
@@ -371,7 +488,26 @@ _DEFAULT_COEF = {
                      "lutram_mux": 1},
              "FF": {"const": 2, "regs": 1, "ptr": 4, "lut_w": 1, "bram_w": 1, "ram": 1}},
     "dwc": {"LUT": {"const": 4, "buf": 1, "ins": 0.3, "count": 3, "split": 0.5}, "FF": {"const": 0, "buf": 1, "count": 1}},
+    # checked by hand against Yosys synth_xilinx (xc7) on six whole-window units (3x3 ... 5x5,
+    # 1 to 64 channels, with and without padding): LUT within ~15 (+-10%), FF within ~5
+    "swg": {"LUT": {"const": 5, "pad": 1.0, "clear": 1.0, "ctr": 1.5, "ram": 0.3, "lutmux": 1.0},
+            "FF": {"const": 2, "win": 1, "ctr": 1, "mem": 0.05, "ram": 1}},
+    "swg_buf": {"LUT": {"const": 20, "pad": 1.0, "ctr": 3.0, "ram": 0.3, "lutmux": 1.0},
+                "FF": {"const": 6, "out": 1, "ctr": 1.5, "mem": 1, "ram": 1}},
+    "maxpool": {"LUT": {"const": 10, "w": 1.5, "ctr": 3, "ram": 0.3, "lutmux": 1},
+                "FF": {"const": 6, "w": 2, "regs": 1, "ctr": 2, "mem": 1, "ram": 1}},
+    "gsumpool": {"LUT": {"const": 10, "w": 1.5, "ctr": 3, "ram": 0.3, "lutmux": 1},
+                 "FF": {"const": 6, "w": 2, "regs": 1, "ctr": 2, "mem": 1, "ram": 1}},
+    "vvau": {"LUT": {"const": 20, "pop": 2, "neg": 3, "mul": 2, "acc": 1, "cmp": 0.8, "rom": 1.7,
+                     "romd": 5, "ctr": 1, "dsp": 3},
+             "FF": {"const": 10, "x": 1, "acc": 2, "out": 1, "mem": 1, "ctr": 1}},
 }
+
+
+def has_model(unit) -> bool:
+    """Whether :func:`estimate_unit` models ``unit``: its kind is in :data:`FEATURES`, and a
+    sliding window is in the whole-window mode (the circular-buffer generator has no model yet)."""
+    return model_key(unit) in FEATURES
 
 
 def part_features(kind: str, params: dict | None, family: str, unit=None) -> dict:
@@ -384,6 +520,14 @@ def part_features(kind: str, params: dict | None, family: str, unit=None) -> dic
         return _fifo_features(params["width"], params["depth"], family)
     if kind == "dwc":
         return _dwc_features(params["width"], params["a"], params["b"], family)
+    if kind == "swg" and unit is not None and getattr(unit, "parallel", False):
+        return _swg_parallel_features(unit, family)
+    if kind in ("swg", "swg_buf") and unit is not None:
+        return _swg_buffer_features(unit, family)
+    if kind in ("maxpool", "gsumpool"):
+        return _pool_features(unit, family)
+    if kind == "vvau":
+        return _vvau_features(unit, family)
     raise KeyError(kind)
 
 
@@ -395,10 +539,16 @@ def calibration() -> dict:
         return {"families": {}}
 
 
+#: a family without its own coefficients for a kind borrows those of a family with the same LUTs
+_SIBLING = {"xcup": "xc7", "xc7": "xcup", "ice40": "ecp5", "ecp5": "ice40"}
+
+
 def _coef(family: str, kind: str, res: str) -> tuple[dict, bool]:
-    c = calibration().get("families", {}).get(family, {}).get(kind, {}).get(res)
-    if c:
-        return c, True
+    fams = calibration().get("families", {})
+    for f in (family, _SIBLING[family]):
+        c = fams.get(f, {}).get(kind, {}).get(res)
+        if c:
+            return c, f == family
     return _DEFAULT_COEF[kind][res], False
 
 
@@ -423,10 +573,10 @@ def estimate_part(kind: str, params: dict, family: str) -> dict:
 
 
 def estimate_unit(unit, family: str) -> dict | None:
-    """Estimate of one IR unit on ``family`` (None for a kind with no model yet)."""
-    if unit.kind not in FEATURES:
+    """Estimate of one IR unit on ``family`` (None for a unit with no model yet, see :func:`has_model`)."""
+    if not has_model(unit):
         return None
-    return _from_features(unit.kind, part_features(unit.kind, None, family, unit=unit), family)
+    return _from_features(model_key(unit), part_features(unit.kind, None, family, unit=unit), family)
 
 
 def _add(total: dict, est: dict) -> None:

@@ -172,26 +172,34 @@ def cache_dir() -> Path:
     return d
 
 
-def synth_script(family: str, top: str, json_out: str | None = None) -> str:
+def synth_script(family: str, top: str, json_out: str | None = None, defer: bool = False) -> str:
+    """The Yosys script; ``defer`` elaborates modules only as instantiated (``read_verilog
+    -defer``), which the ``$readmemh`` ROM module needs (its default ``INIT_FILE`` is empty)."""
     if family not in SYNTH_SCRIPTS:
         raise SynthError(f"unknown family {family!r}; one of {', '.join(FAMILIES)}")
     cmd = f"{SYNTH_SCRIPTS[family]} -top {top}"
     if json_out:
         cmd += f" -json {json_out}"
-    return f"read_verilog design.v\n{cmd}\ntee -q -o stat.json stat -json\n"
+    read = "read_verilog -defer design.v" if defer else "read_verilog design.v"
+    return f"{read}\n{cmd}\ntee -q -o stat.json stat -json\n"
 
 
 def synth_verilog(verilog: str, family: str, top: str, *, use_cache: bool = True,
-                  netlist: Path | None = None, timeout: float = 1800) -> dict:
+                  netlist: Path | None = None, timeout: float = 1800, files: dict | None = None) -> dict:
     """Synthesise one Verilog text for ``family`` with ``top`` as top module.
+
+    ``files`` (bare name -> text) are written beside the Verilog: the memory files its ROMs read
+    with ``$readmemh`` (see :func:`streamfold.hw.referenced_files`).
 
     Returns ``{"cells": {type: n}, "resources": {class: n}, "other_cells": {...}, "seconds": s,
     "cached": bool}``. With ``netlist`` (a path) the JSON netlist is written there too (never
     cached), for :func:`place_and_route`.
     """
-    script = synth_script(family, top, "net.json" if netlist else None)
-    key = hashlib.sha256(f"{CACHE_VERSION}\n{os.environ.get('STREAMFOLD_YOSYS', 'yowasp')}\n"
-                         f"{script}\n{verilog}".encode()).hexdigest()[:32]
+    script = synth_script(family, top, "net.json" if netlist else None, defer=bool(files))
+    text = f"{CACHE_VERSION}\n{os.environ.get('STREAMFOLD_YOSYS', 'yowasp')}\n{script}\n{verilog}"
+    if files:
+        text += f"\n{sorted(files.items())}"
+    key = hashlib.sha256(text.encode()).hexdigest()[:32]
     cfile = cache_dir() / f"{key}.json"
     if use_cache and netlist is None and cfile.exists():
         try:
@@ -204,6 +212,10 @@ def synth_verilog(verilog: str, family: str, top: str, *, use_cache: bool = True
         tmp = Path(tmp)
         (tmp / "design.v").write_text(verilog)
         (tmp / "synth.ys").write_text(script)
+        for name, text in (files or {}).items():
+            if Path(name).name != name:
+                raise SynthError(f"memory file {name!r} is not a bare file name")
+            (tmp / name).write_text(text)
         t0 = time.monotonic()
         _run(_tool_cmd("yosys") + ["-q", "-l", "yosys.log", "-s", "synth.ys"], tmp, timeout,
              f"yosys ({family}, {top})")
@@ -322,7 +334,7 @@ def ooc_wrapper(verilog: str, top: str, wrap: str = "sf_ooc_wrap") -> str:
 
 
 def place_and_route(verilog: str, top: str, board, *, freq_mhz: float | None = None,
-                    seed: int = 1, timeout: float = 3600, log=None) -> dict:
+                    seed: int = 1, timeout: float = 3600, log=None, files: dict | None = None) -> dict:
     """Synthesise, place and route ``top`` on ``board`` (ECP5 or iCE40) and return its Fmax.
 
     ECP5 uses nextpnr's ``--out-of-context`` (no IO buffers, so pins need not fit the package);
@@ -340,7 +352,7 @@ def place_and_route(verilog: str, top: str, board, *, freq_mhz: float | None = N
     with tempfile.TemporaryDirectory(prefix="sf_pnr_") as tmp:
         tmp = Path(tmp)
         t0 = time.monotonic()
-        syn = synth_verilog(verilog, fam, top, netlist=tmp / "net.json", timeout=timeout)
+        syn = synth_verilog(verilog, fam, top, netlist=tmp / "net.json", timeout=timeout, files=files)
         t1 = time.monotonic()
         if log:
             log(f"synthesised {top} for place-and-route in {t1 - t0:.1f} s")
@@ -397,9 +409,17 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
     if b and fam != b.family:
         raise SynthError(f"board {b.name} is {b.family}, not {fam}")
     verilog = vfile.read_text()
+    from . import verilog as _v
+    mem_files = {}
+    for name in getattr(_v, "referenced_files", lambda _t: [])(verilog):
+        f = build / name
+        if not f.is_file():
+            raise SynthError(f"{build}: memory file {name} that {VERILOG_FILE} reads is missing; "
+                             "compile the model again")
+        mem_files[name] = f.read_text()
     est = estimate_pipeline(cm.pipeline, fam)
 
-    jobs_list = [dict(verilog=verilog, family=fam, top=TOP_NAME)]
+    jobs_list = [dict(verilog=verilog, family=fam, top=TOP_NAME, files=mem_files)]
     parts = []
     if per_unit:
         parts = pipeline_parts(cm.pipeline)
@@ -414,6 +434,7 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
            else os.environ["STREAMFOLD_YOSYS"],
            "seconds": {"wall": round(wall, 1), "yosys_total": round(sum(r["seconds"] for r in res), 1),
                        "top": total["seconds"]},
+           "memory_files": sorted(mem_files),
            "total": {"resources": total["resources"], "cells": total["cells"],
                      "other_cells": total["other_cells"], "cached": total["cached"]},
            "estimate": {"total": est["total"], "unmodelled": est["unmodelled"]},
@@ -455,7 +476,8 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
     if timing:
         if not b:
             raise SynthError("--timing needs --board (an ECP5 or iCE40 board)")
-        t = place_and_route(verilog, TOP_NAME, b, freq_mhz=target_mhz, seed=seed, log=log)
+        t = place_and_route(verilog, TOP_NAME, b, freq_mhz=target_mhz, seed=seed, log=log,
+                            files=mem_files)
         doc["timing"] = t
         if t["fmax_mhz"]:
             thr["fmax_mhz"] = t["fmax_mhz"]

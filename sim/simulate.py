@@ -99,6 +99,11 @@ def simulate_build(build, x: np.ndarray, *, engine: str = "auto", p_gap: float =
     from .run import simulate_stream
 
     build = Path(build)
+    if not (0.0 <= p_gap < 1.0):
+        raise SimulationError(f"gap probability {p_gap} (--gaps) must be in [0, 1): at 1 no beat "
+                              "would ever be offered")
+    if not (0.0 <= p_stall <= 1.0):
+        raise SimulationError(f"back-pressure probability {p_stall} (--stalls) must be in [0, 1]")
     cm = CompiledModel.load(build)
     vfile = build / VERILOG_FILE
     if not vfile.exists():

@@ -304,24 +304,68 @@ def compile_path(path: Path, emit: bool = False, out_dir: Path | None = None):
     return cm
 
 
-def check_mutant(data: bytes, path: Path, emit: bool = False) -> str:
-    """``"ok"``, ``"error"`` (a StreamfoldError), or raise AssertionError with the details."""
+def same_as_qonnx(cm, path: Path, frames: int = 3, seed: int = 0) -> None:
+    """The compiled model's NumPy reference computes what qonnx computes on the model file: a
+    mutant that compiles must not compile into something else."""
+    from models import qonnx_reference, random_inputs
+
+    from streamfold.compiler.load import _quiet_onnxruntime
+
+    x = random_inputs(tuple(cm.input_shape[1:]), frames, seed=seed)
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings(), _quiet_onnxruntime():
+            warnings.simplefilter("ignore")
+            q = qonnx_reference(path, x)
+    except Exception:  # qonnx cannot run the mutant either: nothing to compare with
+        return
+    try:
+        _, out = cm.reference(x)
+    except Exception as e:
+        raise AssertionError(f"the compiled model's reference fails: {type(e).__name__}: {e}\n"
+                             f"{traceback.format_exc()}") from None
+    assert out.shape == q.shape, f"output shape {out.shape}, qonnx {q.shape}"
+    if cm.host_out.exact:
+        np.testing.assert_array_equal(out, q, err_msg="compiled model differs from qonnx")
+    else:
+        scale = float(np.abs(q[np.isfinite(q)]).max()) if np.isfinite(q).any() else 1.0
+        np.testing.assert_allclose(out, q, rtol=1e-5, atol=1e-5 * (scale or 1.0),
+                                   err_msg="compiled model differs from qonnx")
+
+
+def _no_stderr(capfd) -> None:
+    if capfd is not None:
+        err = capfd.readouterr().err.strip()
+        assert not err, f"wrote to stderr: {err[:300]}"
+
+
+def check_mutant(data: bytes, path: Path, emit: bool = False, verify: bool = True, capfd=None) -> str:
+    """``"ok"``, ``"error"`` (a StreamfoldError), or raise AssertionError with the details.
+
+    ``verify``: a mutant that compiles is also run on random inputs through the compiled model's
+    NumPy reference and through qonnx: the outputs must agree."""
     path.write_bytes(data)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a warning would be an extra line on the CLI's stderr
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         try:
-            compile_path(path, emit, path.with_suffix(".build"))
-            return "ok"
+            cm = compile_path(path, emit, path.with_suffix(".build"))
+            _no_stderr(capfd)
         except StreamfoldError as e:
+            _no_stderr(capfd)
             msg = str(e)
             assert msg.strip() and "\n" not in msg.strip(), f"multi-line error: {msg!r}"
             return "error"
         except Exception as e:
             raise AssertionError(f"{type(e).__name__}: {e}\n{traceback.format_exc()}") from None
+    if verify:
+        same_as_qonnx(cm, path)
+    return "ok"
 
 
-def run_fuzz(tmp_path: Path, seeds, deadline: float | None = None, emit_every: int = 0) -> dict:
+def run_fuzz(tmp_path: Path, seeds, deadline: float | None = None, emit_every: int = 0,
+             capfd=None) -> dict:
+    """Mutate and compile; ``capfd`` (pytest's fixture): also fail on anything written to stderr
+    (onnxruntime's C++ logger writes there on its own)."""
     models = seed_models()
     names = sorted(models)
     stats = {"ok": 0, "error": 0, "mutants": 0, "failures": []}
@@ -333,7 +377,7 @@ def run_fuzz(tmp_path: Path, seeds, deadline: float | None = None, emit_every: i
         data, done = mutate(rng, models[name])
         emit = bool(emit_every) and stats["ok"] % emit_every == 0
         try:
-            res = check_mutant(data, tmp_path / f"m{seed}.onnx", emit=emit)
+            res = check_mutant(data, tmp_path / f"m{seed}.onnx", emit=emit, capfd=capfd)
             stats[res] += 1
         except AssertionError as e:
             stats["failures"].append((seed, name, done, str(e)))
@@ -359,7 +403,7 @@ def test_seed_models_compile(tmp_path):
         assert check_mutant(data, tmp_path / f"{name}.onnx") == "ok", name
 
 
-def test_fuzz_loader(tmp_path):
+def test_fuzz_loader(tmp_path, capfd):
     if os.environ.get("STREAMFOLD_FUZZ_SEED"):
         seeds = [int(os.environ["STREAMFOLD_FUZZ_SEED"])]
         deadline = None
@@ -369,8 +413,9 @@ def test_fuzz_loader(tmp_path):
     else:
         seeds = range(FAST_MUTANTS)
         deadline = None
-    stats = run_fuzz(tmp_path, seeds, deadline, emit_every=50 if NIGHTLY else 0)
-    print(f"fuzz: {stats['mutants']} mutants, {stats['ok']} compiled, {stats['error']} clean errors, "
-          f"{len(stats['failures'])} failures")
+    stats = run_fuzz(tmp_path, seeds, deadline, emit_every=50 if NIGHTLY else 0, capfd=capfd)
+    with capfd.disabled():
+            print(f"\nfuzz: {stats['mutants']} mutants, {stats['ok']} compiled, {stats['error']} clean "
+              f"errors, {len(stats['failures'])} failures")
     assert not stats["failures"], _report(stats)
     assert stats["ok"] + stats["error"] == stats["mutants"]

@@ -211,3 +211,31 @@ def test_cli_synth_unknown_board(tmp_path, capsys):
     out, _ = _build(tmp_path, [_mvau(16, 32, 2, 8)], [0, 0])
     assert main(["synth", str(out), "--board", "pynq-z7"]) == 2
     assert "did you mean" in capsys.readouterr().err
+
+
+def test_every_unit_kind_has_a_model():
+    from streamfold.compiler.ir import GlobalSumPoolUnit, MaxPoolUnit, SlidingWindowUnit, VectorVectorUnit
+    d = DataType.parse("UINT4")
+    units = [SlidingWindowUnit("s", (16, 16, 32), d, simd=8), SlidingWindowUnit("p", (16, 16, 8), d, simd=72),
+             MaxPoolUnit("m", (16, 16, 32), d, pe=4), GlobalSumPoolUnit("g", (8, 8, 64), d, pe=8),
+             VectorVectorUnit("v", np.ones((32, 9), dtype=np.int64), DataType.parse("INT4"), d,
+                              DataType.parse("INT13"), rows_shape=(8, 8), pe=4), _mvau()]
+    for u in units:
+        u.check_folding()
+        for fam in ("xc7", "xcup", "ecp5", "ice40"):
+            e = estimate_unit(u, fam)
+            assert e is not None and e["LUT"] > 0 and e["FF"] > 0, (u.kind, fam)
+    # the circular line buffer of 16x16x32 UINT4 at SIMD 8 is one RAMB18 on Xilinx
+    assert estimate_unit(units[0], "xc7")["BRAM"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.synth
+def test_synth_with_memory_file(yosys_warm, tmp_path):
+    """A weight ROM too large to stay inline goes to a $readmemh file; synthesis reads it."""
+    from streamfold.hw.synth import synth_build
+    out, _ = _build(tmp_path, [_mvau(64, 784, 4, 16, seed=5)], [0, 0])
+    assert list(out.glob("*.hex"))
+    doc = synth_build(out, board="ulx3s-85f")
+    assert doc["memory_files"] and doc["total"]["resources"]["BRAM"] == 4
+    assert doc["comparison"]["BRAM"]["estimate"] == 4
