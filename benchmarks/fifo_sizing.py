@@ -4,6 +4,7 @@ with unbounded (one frame deep) FIFOs, against the cost model's bottleneck.
     .venv/bin/python benchmarks/fifo_sizing.py                      # digits W2A2 and W1A1, 3 folds
     .venv/bin/python benchmarks/fifo_sizing.py --models digits_w2a2 --frames 30
     .venv/bin/python benchmarks/fifo_sizing.py --cnv                # also CNV-W1A1 (slow compile)
+    .venv/bin/python benchmarks/fifo_sizing.py --models --cnv --cnv-lanes 64 256 --old
 
 Per model and fold it prints: expected cycles/frame (bottleneck), measured with the analysed
 depths, measured with every FIFO one frame deep, the old rule (SF + 2 in front of MVAUs) for
@@ -99,6 +100,8 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--cnv", action="store_true", help="also CNV-W1A1 (needs brevitas; slow)")
     ap.add_argument("--cnv-frames", type=int, default=6)
+    ap.add_argument("--cnv-lanes", type=int, nargs="*", default=[],
+                    help="also CNV folds from default_fold(lanes=...) (e.g. 64 256)")
     ap.add_argument("--no-random", action="store_true", help="skip the gaps/back-pressure run")
     ap.add_argument("--old", action="store_true", help="also measure the old rule")
     ap.add_argument("--json", help="write the rows to this file")
@@ -113,8 +116,14 @@ def main(argv=None) -> int:
     if args.cnv:
         from models import export_model
 
-        m = export_model("cnv_1w1a", work / "cnv_1w1a.onnx")
-        cases.append((Path(m), None, "default"))
+        from streamfold.compiler.folding import default_fold
+
+        m = Path(export_model("cnv_1w1a", work / "cnv_1w1a.onnx"))
+        cases.append((m, None, "default"))
+        base = lower_file(m).pipeline
+        for lanes in args.cnv_lanes:
+            f = {u.name: u.folding() for u in default_fold(base, lanes=lanes).units if u.folding()}
+            cases.append((m, f, f"lanes{lanes}"))
     hdr = (f"{'model':12s} {'fold':10s} {'expected':>9s} {'sized':>9s} {'err':>7s} {'deep':>9s} "
            f"{'old':>9s} {'fifo bits':>10s} {'deep bits':>10s} {'random':>8s}")
     print(hdr)

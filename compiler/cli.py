@@ -100,9 +100,13 @@ def cmd_simulate(a) -> int:
     print(f"\nwrote {a.build}/sim.json" + (f", {a.output}" if a.output else ""))
     if not rep["bit_exact"]:
         for r in rep["runs"]:
-            if r["mismatches"] or r["stalled"] or not r["tlast_ok"]:
-                print(f"mismatch: {r['mismatches']} elements, first {r['first_mismatch']}, tlast ok "
-                      f"{r['tlast_ok']}, stalled {r['stalled']} {r['stall_report']}", file=sys.stderr)
+            run = f"(gaps {r['p_gap']:g}, back-pressure {r['p_stall']:g}, seed {r['seed']})"
+            if r["stalled"]:  # the report: a summary line, then streams and FIFO levels
+                print(f"streamfold: error: {run} {r['stall_report']}", file=sys.stderr)
+            elif r["mismatches"] or not r["tlast_ok"]:
+                print(f"streamfold: error: {run} the hardware differs from the reference: "
+                      f"{r['mismatches']} elements, first {r['first_mismatch']}; tlast "
+                      f"{'correct' if r['tlast_ok'] else 'wrong'}", file=sys.stderr)
         return 1
     return 0
 

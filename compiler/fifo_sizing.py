@@ -2,80 +2,95 @@
 
 Why FIFOs matter
 ----------------
-Every unit is faster than, or as fast as, the bottleneck (:func:`.cost.pipeline_cycles`), but
-most are *bursty*: a matrix-vector unit with ``NF > 1`` neuron folds reads a whole input vector in
-``SF`` cycles and then computes ``(NF - 1) * SF`` cycles without reading; a sliding window emits
-``kh*kw`` windows' worth of beats per input pixel and stalls its input while its line buffer is
-full; pools read evenly and emit in bursts. With shallow FIFOs a producer's burst meets a busy
-consumer, back-pressure propagates, and the pipeline runs slower than its bottleneck.
+Every unit is as fast as the bottleneck (:func:`.cost.pipeline_cycles`) or faster, but most are
+*bursty*: a matrix-vector unit with ``NF > 1`` neuron folds reads a whole input vector in ``SF``
+cycles and then computes ``(NF - 1) * SF`` cycles without reading; a sliding window emits
+``kh*kw`` windows' worth of beats per input pixel, cannot start a frame before ``kh - 1`` rows
+are in, and stops its input while its line buffer is full; pools read evenly and emit in bursts.
+With shallow FIFOs a burst meets a busy consumer, back-pressure spreads, and the pipeline runs
+slower than its bottleneck.
 
 Method
 ------
-1. **Schedules.** For each unit kind a *timeline* function gives, for a sequence of input beats
-   with known availability times ``a_k`` (the cycle from which beat ``k`` can be taken), the
-   cycle in which the unit takes each input beat (``r_k``) and the cycle in which each output beat
-   leaves (``o_j``), with its output never back-pressured. The schedules follow the hardware
-   (:mod:`streamfold.hw`) cycle by cycle:
+1. **Unit schedules** (:func:`unit_timeline`). For input beats available from cycles ``a_k``,
+   the cycle each is taken (``r_k``) and the cycle each output beat leaves (``o_j``), output never
+   back-pressured. They follow :mod:`streamfold.hw` cycle by cycle (checked against Amaranth's
+   simulator, with random input gaps, in ``tests/test_fifo_sizing.py``):
 
-   * ``mvau``: one ``(nf, sf)`` step per clock; input beat ``sf`` of vector ``v`` is taken at
-     step ``(v, 0, sf)``, no other step waits. With step index ``g_k = (k // SF)*NF*SF + k % SF``
-     of the step taking beat ``k``, ``r_k = max(r_{k-1} + g_k - g_{k-1}, a_k)``, which is
-     ``r = g + cummax(a - g)``. Output beat ``(v, nf)`` leaves ``MVAU_LATENCY`` cycles after
-     step ``(v, nf, SF-1)``, i.e. at ``r[v*SF + SF-1] + nf*SF + MVAU_LATENCY``.
-   * ``vvau``: one input beat per clock, ``r = k + cummax(a - k)``; the output beat of a channel
-     group leaves ``VVAU_LATENCY`` after its ``K``-th input beat.
-   * ``maxpool`` / ``gsumpool``: one input beat per clock; the output beat of a window leaves
-     ``POOL_STAGE_LATENCY`` per window-reduce stage after the input beat that closes the window.
-   * ``swg``: writer and reader of the circular buffer of ``D`` pixels (see
-     :mod:`.memory`): window ``m`` (frames counted on, ``Lg``/``Fg`` its global ``L``/``F``)
-     starts at ``s_m = max(e_{m-1} + 1, W(Lg(m)) + 1)`` (``W(P)``: write cycle of pixel ``P``'s
-     last beat), emits ``K*C/simd`` beats in consecutive cycles and ends at ``e_m``; a beat of
-     pixel ``P`` is written at ``max(w_prev + 1, a, e_{m(P)-1} + 1)`` where ``m(P)`` is the first
-     window with ``Fg(m) + D > P``. One vectorised recurrence per window.
-   * width converters: output beat ``j`` leaves one cycle after the input beat holding its last
-     element, at most one per cycle: ``o = j + cummax(c - j)``.
+   * ``mvau``: one ``(nf, sf)`` step per clock, input beat ``sf`` of vector ``v`` taken at step
+     ``(v, 0, sf)``, no other step waits. With ``g_k = (k // SF)*NF*SF + k % SF`` the step index
+     that takes beat ``k``, ``r_k = max(r_{k-1} + g_k - g_{k-1}, a_k)``, in closed form
+     ``r = g + cummax(a - g)``; output beat ``(v, nf)`` at ``r[v*SF + SF-1] + nf*SF + 4``
+     (:data:`MVAU_LATENCY`: LATENCY 3 of :mod:`streamfold.hw.mvau` plus the output register).
+   * ``vvau``: one beat per clock, ``r = k + cummax(a - k)``; a channel group's output 4 cycles
+     after its ``K``-th beat.
+   * ``maxpool`` / ``gsumpool``: one beat per clock; a window's output 2 cycles per window-reduce
+     stage after the beat that closes it.
+   * ``swg`` (circular buffer of ``D`` pixels, :mod:`.memory`; windows ``m`` counted on across
+     frames, ``Lg``/``Fg`` their global ``L``/``F``): window ``m``'s reads start at
+     ``s_m = max(s_{m-1} + K*C/simd, W(Lg(m)) + 1)`` (``W(P)``: write of pixel ``P``'s last
+     beat) and run one beat per clock; a beat of pixel ``P`` is written at
+     ``max(w_prev + 1, a, e_{m(P)-1} + 1)``, ``e`` a window's last read, ``m(P)`` the first window
+     with ``Fg(m) + D > P``. One vectorised recurrence per window. Whole-window mode: one scan
+     step per clock (:func:`.memory.parallel_scan`), pixel-taking steps chained as the MVAU's.
+   * width converters: output beat ``j`` one cycle after the input beat holding its last element,
+     one per clock: ``o = j + cummax(c - j)``. A *splitter* (``a > b`` elements) takes a beat
+     only every ``ceil(a/b)`` cycles; the unit before it is then modelled *paced*: an MVAU's
+     neuron fold lasts ``max(SF, ceil(a/b))`` cycles, a window's beats (or whole windows) leave
+     ``ceil(a/b)`` cycles apart (exact output times, reads never earlier than the hardware's).
 
    Unknown unit kinds fall back to "one input beat per clock, outputs in proportion".
 
-2. **Timeline of the whole pipeline** with unbounded FIFOs: frame ``f`` is available to the first
-   unit from cycle ``f * II`` (``II``: the bottleneck's cycles per frame), the source being as fast
-   as the first unit wants within that budget. Unit by unit in stream order, the producer's
-   output times (through the width converter, if any) are the FIFO's write times ``w_k``; the FIFO
-   shows a beat ``FIFO_LATENCY`` cycles after its write, ``a_k = w_k + FIFO_LATENCY``; the
-   consumer's timeline gives its read times ``r_k``. Every step is a NumPy max-plus recurrence (a
-   cumulative maximum), the sliding window one per window.
+2. **Latest schedules** (:func:`unit_latest`): the mirror image, for output deadlines, the latest
+   reads (``t = g + reverse cummin(deadline - g)``), never earlier than the earliest ones. A
+   sliding window may also wait between windows (its writer still respects the buffer).
 
-3. **Depth.** A beat written at ``w_k`` finds ``k - #{j : r_j < w_k}`` beats in the FIFO; the FIFO
-   (``amaranth.lib.fifo.SyncFIFOBuffered`` or the depth-2 skid buffer of :mod:`streamfold.hw.fifo`)
-   takes it without back-pressure when that count is below its depth, so the FIFO needs::
+3. **Pipeline schedules.** The source is paced at the pipeline's initiation interval ``II`` (the
+   bottleneck's cycles per frame): beat ``j`` of frame ``f`` from ``f*II + j*II // beats``. Unit by
+   unit, the producer's output times (through the width converter) are the FIFO's write times
+   ``w_k``, the FIFO shows a beat ``FIFO_LATENCY`` (2) cycles later, and the consumer's schedule
+   gives its reads ``r_k``: the *earliest* schedule, with unbounded FIFOs. Its period settles at
+   ``II`` (a max-plus system whose slowest unit needs ``II``). Each unit may instead run in a
+   *late* mode "for anchor ``b``": units ``b, b-1, ..``. (at most :data:`LATE_REACH` of them) as
+   late as possible while unit ``b``'s outputs keep their earliest times. Being late empties
+   FIFOs downstream of a unit and fills the ones upstream: buffering moves to narrower streams
+   (e.g. pixels in front of a sliding window rather than its 9x wider windows, or a pool's
+   input), and a window generator stops dumping its last rows of windows at a frame's end.
 
-       peak = max_k ( k + 1 - #{j : r_j < w_k} )        (searchsorted over the read times)
+4. **Depth.** A beat written at ``w_k`` finds ``k - #{j : r_j < w_k}`` beats in the FIFO, which
+   takes it without back-pressure when that count is below its depth
+   (``amaranth.lib.fifo.SyncFIFOBuffered``: write ``k`` needs read ``k - depth`` done; the same
+   for the depth-2 skid buffer), so a FIFO needs::
 
-   beats of the consumer's input stream, and ``depth = max(MIN_DEPTH, peak + MARGIN)``, capped at
-   ``MAX_DEPTH`` and at one frame of the stream plus the margin. The run goes over enough frames
-   for steady state: it starts with ``DEFAULT_FRAMES`` and doubles until the last frame's peak of
-   every FIFO equals the frame before.
+       peak = max_k ( k + 1 - #{j : r_j < w_k} )        (searchsorted, or a histogram)
 
-Why this is enough: with every FIFO at least as deep as its peak, the unbounded schedule is also
-a schedule of the bounded pipeline (no write ever meets a full FIFO), and a hardware pipeline of
-"as early as allowed" handshakes (a max-plus system) is never later than any of its feasible
-schedules, even with a source that runs ahead. So each frame leaves no later than in the analysed
-schedule, whose period is ``II``. The margin covers the few cycles by which a schedule may differ
-from the hardware (latencies are taken at their largest, e.g. ``FIFO_LATENCY`` 2 also for skid
-buffers, which only makes reads later and the peak larger).
+   beats of its consumer's input stream; ``depth = max(MIN_DEPTH, peak + MARGIN)``, capped at one
+   frame of the stream plus the margin and at :data:`MAX_DEPTH`. The mode of every unit (earliest,
+   or late for an anchor) is chosen by dynamic programming along the chain to minimise the total
+   FIFO bits ``sum(depth * beat width)``, over consistent pairs only (the producer's anchor, if
+   any, is not after the consumer's, and every beat is written ``FIFO_LATENCY`` before it is
+   read). Peaks are taken over all frames but the last (which has no successor), over
+   ``DEFAULT_FRAMES`` frames, doubled until the last frame counted asks no more than the ones
+   before.
 
-The first FIFO (``fifo_depths[0]``) is fed by the source and the last one drained by the sink,
-both assumed to keep up: they stay at ``MIN_DEPTH`` (2: a skid buffer, which also breaks the
-combinational ready path).
+Why this is enough: with every FIFO at least as deep as its peak, the chosen schedule is also a
+schedule of the bounded pipeline (no write meets a full FIFO). The hardware is a max-plus system
+of "as early as allowed" handshakes, never later than any of its feasible schedules, even with a
+source that runs ahead (as the simulation harness's does). So each frame leaves no later than in
+the analysed schedule, whose period is ``II``. The margin covers drift between the schedules and
+the hardware (none is known: they agree cycle for cycle; latencies are taken at their largest,
+e.g. ``FIFO_LATENCY`` 2 also for skid buffers, which only makes reads later and peaks larger).
 
-Limitation: a width converter that *splits* (``a`` elements per input beat into ``b | a``) takes
-its next input beat only when the last piece of the previous one leaves; a producer emitting
-faster than one beat per ``a/b`` cycles is then stalled, which the analysis does not model (it
-counts such beats in :attr:`FifoAnalysis.dwc_throttled`).
+The first FIFO (``fifo_depths[0]``) is fed by the source and the last drained by the sink, both
+assumed to keep up: they stay at ``MIN_DEPTH`` (2: a skid buffer, no combinational ready path).
+
+Limitations: paced schedules (splitters after a unit) are exact for the output but approximate,
+on the late side, for the reads; splitters after vector-vector units and pools are not paced
+(:attr:`FifoAnalysis.dwc_throttled` counts beats that would be held back). The analysis costs
+about one second for CNV-sized pipelines (17 units, ~10^5 beats per stream per frame).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,7 +123,8 @@ BIG = np.int64(1) << 60
 
 
 def timeline_of(kind: str):
-    """Register ``fn(unit, avail, frames) -> (read_times, out_times)`` for a unit kind."""
+    """Register ``fn(unit, avail, frames[, pace]) -> (read_times, out_times)`` for a unit kind
+    (``pace`` only for the kinds in :data:`PACED`)."""
     def deco(fn):
         _TIMELINES[kind] = fn
         return fn
@@ -116,7 +132,8 @@ def timeline_of(kind: str):
 
 
 def latest_of(kind: str):
-    """Register ``fn(unit, out_deadlines, frames) -> latest read times`` for a unit kind."""
+    """Register ``fn(unit, out_deadlines, frames, earliest[, pace])`` for a unit kind: the latest
+    read times, or ``(read_times, out_times)`` when the unit may also hold its outputs back."""
     def deco(fn):
         _LATEST[kind] = fn
         return fn
@@ -170,28 +187,31 @@ def _unbounded_tail(t: np.ndarray, earliest: np.ndarray, steps: np.ndarray | Non
 
 # ----------------------------------------------------------------------------- unit timelines
 @timeline_of("mvau")
-def mvau_timeline(u, avail, frames):
+def mvau_timeline(u, avail, frames, pace=1):
     nf_, sf_ = u.neuron_fold, u.synapse_fold
-    g = _mvau_steps(u, avail.size)
+    fold = max(sf_, pace)  # a splitting width converter after it stretches every neuron fold
+    g = _mvau_steps(u, avail.size, fold)
     r = chain(avail, g)
     last = r[sf_ - 1::sf_]  # step (v, 0, SF-1) of every vector
-    out = last[:, None] + (np.arange(nf_, dtype=np.int64) * sf_)[None, :] + MVAU_LATENCY
+    out = last[:, None] + (np.arange(nf_, dtype=np.int64) * fold)[None, :] + MVAU_LATENCY
     return r, out.reshape(-1)
 
 
-def _mvau_steps(u, n: int) -> np.ndarray:
-    """Step index of the step that takes input beat ``k`` (``(k // SF)*NF*SF + k % SF``)."""
+def _mvau_steps(u, n: int, fold: int) -> np.ndarray:
+    """Step index of the step that takes input beat ``k`` (``(k // SF)*NF*F + k % SF``, with
+    ``F = SF`` cycles per neuron fold unless paced)."""
     nf_, sf_ = u.neuron_fold, u.synapse_fold
     k = np.arange(n, dtype=np.int64)
-    return (k // sf_) * (nf_ * sf_) + k % sf_
+    return (k // sf_) * (nf_ * fold) + k % sf_
 
 
 @latest_of("mvau")
-def mvau_latest(u, dl, frames, earliest):
+def mvau_latest(u, dl, frames, earliest, pace=1):
     nf_, sf_ = u.neuron_fold, u.synapse_fold
+    fold = max(sf_, pace)
     n_in = earliest.size
-    g = _mvau_steps(u, n_in)
-    bound = (dl.reshape(-1, nf_) - (np.arange(nf_, dtype=np.int64) * sf_)[None, :]
+    g = _mvau_steps(u, n_in, fold)
+    bound = (dl.reshape(-1, nf_) - (np.arange(nf_, dtype=np.int64) * fold)[None, :]
              - MVAU_LATENCY).min(axis=1)
     late = np.full(n_in, BIG, dtype=np.int64)
     late[sf_ - 1::sf_] = bound
@@ -264,9 +284,9 @@ for _k in ("maxpool", "gsumpool"):
 
 
 @timeline_of("swg")
-def swg_timeline(u, avail, frames):
+def swg_timeline(u, avail, frames, pace=1):
     if getattr(u, "parallel", False):
-        return _parallel_timeline(u, avail, frames)
+        return _parallel_timeline(u, avail, frames, pace)
     sg = _SwgFrames(u, frames)
     wb, n_in = sg.wb, sg.n_in
     idx = np.arange(n_in, dtype=np.int64)
@@ -290,29 +310,33 @@ def swg_timeline(u, avail, frames):
                 w[written:lim] = d + idx[written:lim]
                 w_next = int(w[lim - 1]) + 1
             written = lim
-        st = max(e_prev + 1, int(w[need]) + 1)
+        st = max(e_prev + pace, int(w[need]) + 1)
         starts.append(st)
-        e_prev = st + wb - 1
+        e_prev = st + (wb - 1) * pace  # the window's last read step
     if written < n_in:  # pixels no window of the last frame needs
         w[written:] = chain(np.maximum(avail[written:], e_prev + 1), idx[written:], w_next - written)
-    return w, _swg_outs(np.array(starts, dtype=np.int64), wb)
+    return w, _swg_outs(np.array(starts, dtype=np.int64), wb, pace)
 
 
-def _swg_outs(starts: np.ndarray, wb: int) -> np.ndarray:
-    """Output beat times of windows whose reads start at ``starts`` (``wb`` beats each)."""
-    return (starts[:, None] + (np.arange(wb, dtype=np.int64) + SWG_LATENCY)[None, :]).reshape(-1)
+def _swg_outs(starts: np.ndarray, wb: int, pace: int = 1) -> np.ndarray:
+    """Output beat times of windows whose reads start at ``starts`` (``wb`` beats, one every
+    ``pace`` cycles)."""
+    steps = np.arange(wb, dtype=np.int64) * pace + SWG_LATENCY
+    return (starts[:, None] + steps[None, :]).reshape(-1)
 
 
 @latest_of("swg")
-def swg_latest(u, dl, frames, earliest):
+def swg_latest(u, dl, frames, earliest, pace=1):
     """Latest writes and window starts; the reader may wait between windows (its outputs are
     returned too: they are the latest, not the natural ones of the returned writes)."""
     if getattr(u, "parallel", False):
-        return _parallel_latest(u, dl, frames, earliest)
+        return _parallel_latest(u, dl, frames, earliest, pace)
     sg = _SwgFrames(u, frames)
     wb, n_in, nw = sg.wb, sg.n_in, sg.n_win
     w = np.empty(n_in, dtype=np.int64)
-    bound = (dl.reshape(nw, wb) - np.arange(wb, dtype=np.int64)[None, :] - SWG_LATENCY).min(axis=1)
+    span = (wb - 1) * pace  # first to last read step of a window
+    bound = (dl.reshape(nw, wb) - np.arange(wb, dtype=np.int64)[None, :] * pace
+             - SWG_LATENCY).min(axis=1)
     bound = bound.tolist()
     need, lim, frees = sg.need.tolist(), sg.lim.tolist(), sg.frees.tolist()
     starts = [0] * nw
@@ -320,15 +344,15 @@ def swg_latest(u, dl, frames, earliest):
     s_next = bound[-1]
     lo = need[-1] + 1
     if lo < n_in:
-        w[lo:] = chain(np.maximum(earliest[lo:], s_next + wb), np.arange(lo, n_in, dtype=np.int64),
-                       s_next - lo)
+        w[lo:] = chain(np.maximum(earliest[lo:], s_next + span + 1),
+                       np.arange(lo, n_in, dtype=np.int64), s_next - lo)
     ar = np.arange(n_in, dtype=np.int64)
     for m in range(nw - 1, -1, -1):
         st = bound[m]
         if m < nw - 1:
-            st = min(st, s_next - wb)  # window m ends before window m+1 starts
+            st = min(st, s_next - span - pace)  # window m ends before window m+1 starts
             if frees[m] and lim[m] < n_in:  # ... and before the writes it makes room for
-                st = min(st, int(w[lim[m]]) - wb)
+                st = min(st, int(w[lim[m]]) - 1 - span)
         hi = need[m]
         lo = need[m - 1] + 1 if m > 0 else 0
         if hi >= lo:  # the beats window m waits for, back to back before it starts
@@ -337,18 +361,19 @@ def swg_latest(u, dl, frames, earliest):
         starts[m] = st
         s_next = st
     starts = np.array(starts, dtype=np.int64)
-    if not swg_schedule_ok(sg, w, starts) or np.any(w < earliest):
-        return swg_timeline(u, earliest, frames)  # (never seen) fall back to the earliest
-    return w, _swg_outs(starts, wb)
+    if not swg_schedule_ok(sg, w, starts, pace) or np.any(w < earliest):
+        return swg_timeline(u, earliest, frames, pace)  # (never seen) fall back to the earliest
+    return w, _swg_outs(starts, wb, pace)
 
 
-def swg_schedule_ok(sg: "_SwgFrames", w: np.ndarray, starts: np.ndarray) -> bool:
+def swg_schedule_ok(sg: "_SwgFrames", w: np.ndarray, starts: np.ndarray, pace: int = 1) -> bool:
     """Whether writes ``w`` and window starts ``starts`` satisfy every constraint of the
     sliding-window hardware: one write per clock, a window starts after the write of the last
     pixel it needs and after the previous window's last beat, and a pixel is written only once
     the reader is past every window whose first pixel plus ``D`` does not exceed it."""
-    ends = starts + sg.wb - 1
-    if np.any(np.diff(w) < 1) or np.any(starts[1:] <= ends[:-1]) or np.any(starts <= w[sg.need]):
+    ends = starts + (sg.wb - 1) * pace
+    if np.any(np.diff(w) < 1) or np.any(starts[1:] < ends[:-1] + pace) or \
+            np.any(starts <= w[sg.need]):
         return False
     m = np.searchsorted(sg.lim, np.arange(w.size), side="right")  # first window with lim > k
     prev = m - 1
@@ -356,9 +381,11 @@ def swg_schedule_ok(sg: "_SwgFrames", w: np.ndarray, starts: np.ndarray) -> bool
     return bool(np.all(w[has] >= ends[prev[has]] + 1))
 
 
-def _parallel_steps(u, frames: int):
+def _parallel_steps(u, frames: int, pace: int = 1):
     """Whole-window generator: global step indices of the pixel-taking and the window-emitting
-    steps (one step per clock, :func:`streamfold.compiler.memory.parallel_scan`)."""
+    steps (one step per clock, :func:`streamfold.compiler.memory.parallel_scan`). With a splitter
+    after it taking a window every ``pace`` cycles, an emitting step comes at least ``pace``
+    cycles after the one before (every later step shifts with it)."""
     from .memory import parallel_scan
 
     takes, emits = parallel_scan(u)
@@ -366,11 +393,15 @@ def _parallel_steps(u, frames: int):
     off = (np.arange(frames, dtype=np.int64) * n)[:, None]
     gt = (off + np.flatnonzero(takes)[None, :]).reshape(-1)
     ge = (off + np.flatnonzero(emits)[None, :]).reshape(-1)
+    if pace > 1 and ge.size > 1:
+        shift = np.concatenate(([0], np.cumsum(np.maximum(0, pace - np.diff(ge)))))
+        gt = gt + np.where(gt >= ge[0], shift[np.searchsorted(ge, gt, side="right") - 1], 0)
+        ge = ge + shift
     return gt, ge
 
 
-def _parallel_timeline(u, avail, frames):
-    gt, ge = _parallel_steps(u, frames)
+def _parallel_timeline(u, avail, frames, pace=1):
+    gt, ge = _parallel_steps(u, frames, pace)
     r = chain(avail, gt)
     # an emitting step runs (g - g_last_take) after the last pixel-taking step before it
     j = np.searchsorted(gt, ge, side="right") - 1
@@ -378,8 +409,8 @@ def _parallel_timeline(u, avail, frames):
     return r, ge + np.maximum(base, 0) + SWG_LATENCY
 
 
-def _parallel_latest(u, dl, frames, earliest):
-    gt, ge = _parallel_steps(u, frames)
+def _parallel_latest(u, dl, frames, earliest, pace=1):
+    gt, ge = _parallel_steps(u, frames, pace)
     # latest step times: t_g <= min over emitting steps e >= g of (dl_e - latency - (e - g))
     lim = np.minimum.accumulate((dl - SWG_LATENCY - ge)[::-1])[::-1]
     j = np.searchsorted(ge, gt, side="left")
@@ -429,23 +460,40 @@ def generic_latest(u, dl, frames, earliest):
     return _unbounded_tail(rchain(late), earliest)
 
 
-def unit_timeline(u, avail: np.ndarray, frames: int) -> tuple[np.ndarray, np.ndarray]:
+#: unit kinds whose schedule models a splitting width converter after them (``pace``)
+PACED = ("mvau", "swg")
+
+
+def unit_timeline(u, avail: np.ndarray, frames: int, pace: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """``(read_times, out_times)`` of ``frames`` frames through unit ``u`` whose input beats are
-    available from ``avail`` (as soon as possible; output never back-pressured)."""
+    available from ``avail`` (as soon as possible; output never back-pressured, except that a
+    splitting width converter after it takes a beat only every ``pace`` cycles)."""
     fn = _TIMELINES.get(u.kind, generic_timeline)
-    return fn(u, np.asarray(avail, dtype=np.int64), frames)
+    kw = {"pace": pace} if pace > 1 and u.kind in PACED else {}
+    return fn(u, np.asarray(avail, dtype=np.int64), frames, **kw)
 
 
-def unit_latest(u, out_deadlines: np.ndarray, frames: int,
-                earliest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def unit_latest(u, out_deadlines: np.ndarray, frames: int, earliest: np.ndarray,
+                pace: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Latest read times of unit ``u``'s input beats such that every output beat leaves by its
     deadline (``earliest``: the as-soon-as-possible reads, for beats no deadline reaches), and
     output times that go with them (the natural ones, or later where the unit can wait)."""
     fn = _LATEST.get(u.kind, generic_latest)
-    res = fn(u, np.asarray(out_deadlines, dtype=np.int64), frames, np.asarray(earliest, dtype=np.int64))
+    kw = {"pace": pace} if pace > 1 and u.kind in PACED else {}
+    res = fn(u, np.asarray(out_deadlines, dtype=np.int64), frames,
+             np.asarray(earliest, dtype=np.int64), **kw)
     if isinstance(res, tuple):
         return res
-    return res, unit_timeline(u, res, frames)[1]
+    return res, unit_timeline(u, res, frames, pace)[1]
+
+
+def splitter_pace(units, k: int) -> int:
+    """Cycles per output beat of unit ``k`` that the width converter after it allows: ``ceil(a/b)``
+    for ``a`` elements per beat split into ``b < a``, else 1."""
+    if k + 1 >= len(units):
+        return 1
+    a, b = units[k].out_stream.fold, units[k + 1].in_stream.fold
+    return -(-a // b) if a > b else 1
 
 
 def _dwc_src(n_in: int, a: int, b: int) -> np.ndarray:
@@ -531,18 +579,19 @@ class _Modes:
         self.outs = [[] for _ in range(n)]
         self.anchor = [[] for _ in range(n)]
         self.throttled = [0] * n
+        self.pace = [splitter_pace(units, k) for k in range(n)]
         a = _source(units, frames, ii)
         for k, u in enumerate(units):
             if k > 0:
                 w, self.throttled[k - 1] = self._dwc(k, self.outs[k - 1][0])
                 a = w + FIFO_LATENCY
-            r, o = unit_timeline(u, a, frames)
+            r, o = unit_timeline(u, a, frames, self.pace[k])
             self._add(k, -1, r, o)
         for b in range(n):
             dl = self.outs[b][0]
             for k in range(b, max(-1, b - reach), -1):
                 early = self.reads[k][0]
-                r, o = unit_latest(units[k], dl, frames, early)
+                r, o = unit_latest(units[k], dl, frames, early, self.pace[k])
                 if r.shape != early.shape or np.any(r < early) or np.any(o > dl) or \
                         (k == b and not np.array_equal(o, self.outs[b][0])):
                     break

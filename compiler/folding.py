@@ -24,7 +24,14 @@ def knobs_of(unit) -> dict:
 
 
 def fold_to_json(pipeline: Pipeline) -> dict:
-    return {u.name: u.folding() for u in pipeline.units if u.folding()}
+    """The free knobs of every unit (tied ones, like a depthwise window's SIMD, follow others and
+    are left out, so the file reads back with :func:`apply_fold`)."""
+    out = {}
+    for u in pipeline.units:
+        free = {k: v for k, v in u.folding().items() if k in knobs_of(u)}
+        if free:
+            out[u.name] = free
+    return out
 
 
 def apply_fold(pipeline: Pipeline, fold: dict, source: str = "fold") -> Pipeline:
@@ -49,6 +56,9 @@ def apply_fold(pipeline: Pipeline, fold: dict, source: str = "fold") -> Pipeline
                     raise FoldFileError(f"{source}: layer {u.name!r}: ram_style {v!r} is not one of "
                                         f"{', '.join(RAM_STYLES)}")
                 continue
+            if k not in allowed and k in u.folding():
+                raise FoldFileError(f"{source}: layer {u.name!r}: {k.upper()} is not free, it follows "
+                                    "the next unit's folding (set that instead)")
             if k not in allowed:
                 raise FoldFileError(f"{source}: layer {u.name!r} has no knob {k!r}; it has "
                                     f"{', '.join(allowed) or 'none'}")

@@ -320,6 +320,16 @@ class Lowering:
                     f"node {node.name!r} ({op}): a constant of shape "
                     f"{next((c for c in consts if c != () and c != shape_in), consts)} does not act per channel on "
                     f"its input of shape {shape_in}; only scalar or per-channel constants are supported")
+            if op in CHANNEL_OPS and op not in ("Clip", "Max", "Min"):
+                for i in node.input:
+                    c = self.consts.get(i) if i != t else None
+                    if c is not None and np.asarray(c).dtype.kind == "f" and \
+                            not np.all(np.isfinite(c)):
+                        raise CompileError(
+                            f"node {node.name!r} ({op}): constant {i!r} holds "
+                            f"{np.asarray(c).reshape(-1)[~np.isfinite(np.asarray(c).reshape(-1))][0]}; "
+                            "arithmetic on inf or NaN has no single meaning (onnxruntime and NumPy "
+                            "disagree): use finite constants")
             if shape_in != shape_out:
                 raise CompileError(
                     f"node {node.name!r} ({op}): the model gives its output shape {shape_out} but its "

@@ -79,7 +79,7 @@ _FAMILY_LIB = {
     "xcup": {
         "logic_rom": 1 / 64,
         "lutram": [
-            ("SP", 16, 16, [(5, 16, True), (6, 8, True), (7, 4, False), (8, 2, False)], {"sp"}, 8),
+            ("SP", 16, 16, [(5, 16, True), (6, 8, False), (7, 4, False), (8, 2, False)], {"sp"}, 8),
             ("SP64X8SW", 16, 0, [(9, 1, True), (8, 2, True), (7, 4, True), (6, 8, True)], {"sp"}, 8),
             ("DP", 16, 16, [(5, 8, True), (6, 4, False), (7, 2, False), (8, 1, False)], {"sp", "sdp"}, 8),
             ("SDP", 16, 16, [(5, 14, True), (6, 7, True)], {"sp", "sdp"}, 8),
@@ -109,6 +109,7 @@ _FAMILY_LIB = {
 }
 _FACTOR_MUX = 0.5
 _FACTOR_DEMUX = 0.5
+_FACTOR_EMU = 2
 
 
 def _check_family(family: str) -> None:
@@ -154,6 +155,8 @@ def map_memory(m: MemSpec, family: str) -> dict:
                 c = cost * repl + _FACTOR_MUX * (mult_a - 1) * W
                 if mult_a > 1 and m.kind != "rom":
                     c += _FACTOR_DEMUX * mult_a
+                if name == "PDPW16KD" and m.kind != "rom":
+                    c += 2 * _FACTOR_EMU  # learnt: a written PDPW16KD loses near-ties to LUT-RAM
                 cands.append((c, {"map": "bram", "BRAM": repl * units, "LUTRAM": 0, "URAM": 0,
                                   "config": f"{name} {depth_u}x{u} x{repl}", "cost": c}))
     if style in ("ultra", "huge") and "uram" in lib and m.kind != "rom":
@@ -344,10 +347,10 @@ def swg_parallel_memories(u) -> list[MemSpec]:
 
 
 def _swg_parallel_features(u, family: str) -> dict:
-    """Whole-window sliding window (:mod:`streamfold.hw.parallel_window`): a ``kh x kw`` register
-    window of pixels (``win`` FFs, clock-enabled shifts: no LUTs), pad multiplexers on the
-    incoming column and, with left padding, on the row-start clear of the older columns, scan
-    counters and the line-buffer memory."""
+    """Whole-window sliding window (:mod:`streamfold.hw.parallel_window`): the ``kh x kw`` output
+    register and the ``kh x (kw-1)`` column history (``win`` FFs, clock-enabled: no LUTs), pad
+    multiplexers on the incoming column and, with left padding, on the row-start clear of the
+    history, scan counters and the line-buffer memory."""
     from .memory import parallel_geometry
 
     g = parallel_geometry(u)
@@ -358,7 +361,8 @@ def _swg_parallel_features(u, family: str) -> dict:
     ctr = clog2(g.rows[1] + 1) + clog2(g.cols[1] + 1) + clog2(g.w) * (g.kh > 1) + clog2(g.sh) + clog2(g.sw)
     lut = {"const": 1, "pad": g.kh * pix * padded, "clear": clear, "ctr": ctr,
            "ram": mem["ram_bits"], "lutmux": mem["lutram_mux"]}
-    ff = {"const": 1, "win": g.kh * g.kw * pix, "ctr": ctr, "mem": mem["mem_reg"], "ram": mem["ram_bits"]}
+    ff = {"const": 1, "win": g.kh * (2 * g.kw - 1) * pix, "ctr": ctr, "mem": mem["mem_reg"],
+          "ram": mem["ram_bits"]}
     return {"LUT": lut, "FF": ff,
             "exact": {"BRAM": mem["BRAM"], "LUTRAM": mem["LUTRAM"], "URAM": mem["URAM"], "DSP": 0},
             "memories": mem["maps"]}
@@ -468,7 +472,7 @@ FEATURES = {
     "fifo": {"LUT": ["const", "skid", "ptr", "lut_w", "bram_w", "ram", "lutram_mux"],
              "FF": ["const", "regs", "ptr", "lut_w", "bram_w", "ram"]},
     "dwc": {"LUT": ["const", "buf", "ins", "count", "split"], "FF": ["const", "buf", "count"]},
-    # sliding window: only the whole-window (parallel) mode has a model (see has_model)
+    # sliding window: "swg" is the whole-window (parallel) mode, "swg_buf" the circular buffer
     "swg": {"LUT": ["const", "pad", "clear", "ctr", "ram", "lutmux"],
             "FF": ["const", "win", "ctr", "mem", "ram"]},
     "swg_buf": {"LUT": ["const", "pad", "ctr", "ram", "lutmux"], "FF": ["const", "out", "ctr", "mem", "ram"]},
@@ -505,8 +509,7 @@ _DEFAULT_COEF = {
 
 
 def has_model(unit) -> bool:
-    """Whether :func:`estimate_unit` models ``unit``: its kind is in :data:`FEATURES`, and a
-    sliding window is in the whole-window mode (the circular-buffer generator has no model yet)."""
+    """Whether :func:`estimate_unit` models ``unit``: its :func:`model_key` is in :data:`FEATURES`."""
     return model_key(unit) in FEATURES
 
 

@@ -18,10 +18,16 @@ A step at ``(vy, vx)``:
 * builds the column of rows ``vy-kh+1 .. vy`` at ``vx``: the ``kh-1`` upper rows from the line
   buffer, the bottom one from the input; an element whose row or column is padding is the pad
   word;
-* shifts that column into a ``kh x kw`` register window (the oldest column drops out; the first
-  step of a row also clears the older columns to padding when the left padding needs it);
-* emits the window (the registers themselves drive the output) when ``(vy, vx)`` is the
-  bottom-right corner of an output window: ``vy = oy*sh + kh-1``, ``vx = ox*sw + kw-1``.
+* forms the window: the ``kw-1`` previous columns, kept in a ``kh x (kw-1)`` history register
+  (read as padding at a row's first step when the left padding needs it), and this column;
+  the history then shifts by one column (the oldest drops out);
+* emits the window into the output register when ``(vy, vx)`` is the bottom-right corner of an
+  output window: ``vy = oy*sh + kh-1``, ``vx = ox*sw + kw-1``.
+
+Registers: ``kh*(kw-1)*C*bits`` of history plus the ``kh*kw*C*bits`` output register. The
+separate output register lets the steps that emit nothing (the first ``kh-1`` rows, the start of
+every row, every other step for stride 2) go on while a window waits for a slow consumer (e.g. a
+width converter splitting it for an MVAU with ``SF > 1``).
 
 Line buffer
 -----------
@@ -35,8 +41,9 @@ first scanned row are never read: they are padding (``vy0 <= pt``), masked by ro
 
 Handshake
 ---------
-A step fires when the output register is free or being read (``~o.valid | o.ready``) and, if it
-takes a pixel, ``i.valid``; ``i.ready`` is that condition for a pixel-taking step. Padding steps
+A step fires when, if it emits, the output register is free or being read
+(``~o.valid | o.ready``) and, if it takes a pixel, ``i.valid``; ``i.ready`` is that condition for
+a pixel-taking step. Padding steps
 before the frame's first pixel also wait for ``i.valid`` (without taking the pixel), so no window
 of a frame leaves before that frame's input has begun. Fully
 back-pressured; at full rate one step per clock, so a frame takes ``steps`` clocks
@@ -185,7 +192,7 @@ class ParallelWindowHW(wiring.Component):
         adv = Signal(name="adv")
         fire = Signal(name="fire")
         m.d.comb += [
-            adv.eq(~pending | self.o.ready),
+            adv.eq(~emit | ~pending | self.o.ready),
             fire.eq(adv & (self.i.valid | ~wait_in)),
             self.i.ready.eq(adv & need_in),
         ]
@@ -220,20 +227,21 @@ class ParallelWindowHW(wiring.Component):
             bottom_ok.append(need_in)
         column.append(Mux(bottom_ok[0], new_px, pad) if bottom_ok else new_px)
 
-        # ------------------------------------------------------------------ register window
-        win = [[Signal(pix, name=f"win_{ky}_{kx}", init=self.pad_word()) for kx in range(kw)]
-               for ky in range(kh)]
+        # ------------------------------------------------------------------ window, output
+        hist = [[Signal(pix, name=f"hist_{ky}_{kx}", init=self.pad_word()) for kx in range(kw - 1)]
+                for ky in range(kh)]
         clear_left = vx0 > 0 and kw > 1  # older columns of a row's first step are padding
+        window = [[(Mux(row_first, pad, hist[ky][kx]) if clear_left else hist[ky][kx])
+                   for kx in range(kw - 1)] + [column[ky]] for ky in range(kh)]
         with m.If(fire):
             for ky in range(kh):
                 for kx in range(kw - 1):
-                    nxt = win[ky][kx + 1]
-                    m.d.sync += win[ky][kx].eq(Mux(row_first, pad, nxt) if clear_left else nxt)
-                m.d.sync += win[ky][kw - 1].eq(column[ky])
-        m.d.comb += [self.o.valid.eq(pending),
-                     self.o.payload.eq(Cat(*[win[ky][kx] for ky in range(kh) for kx in range(kw)]))]
-        with m.If(fire):
-            m.d.sync += pending.eq(emit)
+                    m.d.sync += hist[ky][kx].eq(window[ky][kx + 1])
+        out = Signal(self.unit.out_stream.beat_bits, name="out_window")
+        m.d.comb += [self.o.valid.eq(pending), self.o.payload.eq(out)]
+        with m.If(fire & emit):
+            m.d.sync += [out.eq(Cat(*[window[ky][kx] for ky in range(kh) for kx in range(kw)])),
+                         pending.eq(1)]
         with m.Elif(self.o.ready):
             m.d.sync += pending.eq(0)
 

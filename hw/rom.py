@@ -67,7 +67,11 @@ module {name} #(
   output reg [WIDTH-1:0] data
 );
 {attr}  reg [WIDTH-1:0] mem [0:DEPTH-1];
-  initial $readmemh(INIT_FILE, mem);
+  generate
+    if (INIT_FILE != "") begin : load
+      initial $readmemh(INIT_FILE, mem);
+    end
+  endgenerate
   always @(posedge clk) begin
     if (en) data <= mem[addr];
   end

@@ -121,6 +121,11 @@ class Accelerator(wiring.Component):
             last.o.ready.eq(self.m_axis_tready),
         ]
 
+        # clk and rst belong to the port contract even when nothing else is clocked (e.g. a 1x1
+        # max-pool between direct FIFOs): keep the sync domain in use
+        out_of_reset = Signal(name="out_of_reset")
+        m.d.sync += out_of_reset.eq(1)
+
         # tlast: count output beats within a frame
         if self.frame_beats > 1:
             beat = Signal(range(self.frame_beats))

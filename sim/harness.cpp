@@ -25,6 +25,11 @@
 // ends cycle c.
 #include "Vtop.h"
 #include "verilated.h"
+#ifdef STREAMFOLD_PROBES
+// Built with verilator --public-flat-rw (see streamfold.sim.run): every signal is in the scope
+// tables, so a stalled run can report the handshake of each internal stream and FIFO levels.
+#include "verilated_syms.h"
+#endif
 
 #include <chrono>
 #include <cinttypes>
@@ -220,6 +225,42 @@ struct LineWriter {
     }
 };
 
+#ifdef STREAMFOLD_PROBES
+// ", \"probes\": [[scope, name, value], ...]" for the stream handshakes (i__/o__ valid/ready)
+// and occupancy registers (level, valid, skid_valid) of every scope: the state a stall froze.
+static void write_probes(VerilatedContext* ctx, FILE* fs) {
+    static const char* const names[] = {"i__valid", "i__ready", "o__valid", "o__ready", "level",
+                                        "valid", "skid_valid"};
+    std::fprintf(fs, ", \"probes\": [");
+    bool first = true;
+    const VerilatedScopeNameMap* scopes = ctx->scopeNameMap();
+    if (scopes) {
+        for (const auto& sc : *scopes) {
+            const VerilatedVarNameMap* vars = sc.second->varsp();
+            if (!vars) continue;
+            for (const auto& vv : *vars) {
+                bool wanted = false;
+                for (const char* n : names) wanted = wanted || std::strcmp(vv.first, n) == 0;
+                if (!wanted) continue;
+                const VerilatedVar& var = vv.second;
+                uint64_t v;
+                switch (var.vltype()) {
+                case VLVT_UINT8: v = *static_cast<const CData*>(var.datap()); break;
+                case VLVT_UINT16: v = *static_cast<const SData*>(var.datap()); break;
+                case VLVT_UINT32: v = *static_cast<const IData*>(var.datap()); break;
+                case VLVT_UINT64: v = *static_cast<const QData*>(var.datap()); break;
+                default: continue;
+                }
+                std::fprintf(fs, "%s[\"%s\", \"%s\", %" PRIu64 "]", first ? "" : ", ", sc.first,
+                             vv.first, v);
+                first = false;
+            }
+        }
+    }
+    std::fprintf(fs, "]");
+}
+#endif
+
 // ------------------------------------------------------------------ main
 int main(int argc, char** argv) {
     const char* in_path = nullptr;
@@ -368,10 +409,14 @@ int main(int argc, char** argv) {
                  ", \"extra_out_beats\": %" PRIu64 ", \"idle_cycles\": %" PRIu64
                  ", \"s_axis_tvalid\": %d, \"s_axis_tready\": %d, \"m_axis_tvalid\": %d"
                  ", \"m_axis_tready\": %d, \"in_port_bytes\": %zu, \"out_port_bytes\": %zu"
-                 ", \"wall_s\": %.6f, \"cpu_s\": %.6f}\n",
+                 ", \"wall_s\": %.6f, \"cpu_s\": %.6f",
                  status, completed ? done_cycle : cyc, cyc, n_in, in_idx, n_out, extra, idle, st_sv,
                  st_sr, st_mv, st_mr, InPort::bytes, OutPort::bytes, wall,
                  static_cast<double>(c1 - c0) / CLOCKS_PER_SEC);
+#ifdef STREAMFOLD_PROBES
+    write_probes(ctx.get(), fs);
+#endif
+    std::fprintf(fs, "}\n");
     std::fclose(fs);
     return 0;
 }

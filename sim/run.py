@@ -42,6 +42,9 @@ from .verilator_build import (DataFiles, Model, VerilogSource, build_model, defa
 ENGINES = ("verilator", "cocotb")
 COCOTB_TEST_MODULE = "streamfold.sim.cocotb_bench"
 DEFAULT_STALL_LIMIT = 100_000
+#: build options of a harness that reports internal stream handshakes and FIFO levels in its
+#: summary ("probes"): pass as simulate_stream(..., **PROBE_BUILD); a separate cached build
+PROBE_BUILD = {"verilator_args": ("--public-flat-rw",), "cflags": "-std=c++17 -DSTREAMFOLD_PROBES"}
 #: files of a run directory (the simulator's working directory, which also holds the memory files)
 _RUN_FILES = frozenset({"in.hex", "out.txt", "frames.txt", "summary.json", "config.json",
                         "result.json", "sim.log", "results.xml"})
@@ -76,6 +79,9 @@ class StreamResult:
     build_seconds: float = 0.0  # time spent building now (0 when the cached model was reused)
     cycles_run: int = 0  # all cycles simulated after reset (includes the tail)
     handshake: dict = field(default_factory=dict)  # s/m tvalid/tready in the last cycle simulated
+    #: [scope, signal, value] of internal handshakes and FIFO levels at the end (harness built
+    #: with PROBE_BUILD, see streamfold.sim.simulate's stall diagnosis), else empty
+    probes: list = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -316,6 +322,7 @@ def simulate_stream(
         run_seconds=run_seconds,
         build_seconds=model.build_seconds,
         cycles_run=int(s.get("cycles_run", s["cycles"])),
+        probes=list(s.get("probes", [])),
         handshake={k: int(s[k]) for k in ("s_axis_tvalid", "s_axis_tready", "m_axis_tvalid",
                                           "m_axis_tready") if k in s},
     )

@@ -45,6 +45,7 @@ class RunCheck:
     stall_report: str = ""
     frame_end_cycles: list = field(default_factory=list)
     first_in_cycles: list = field(default_factory=list)
+    stall_diagnosis: dict | None = None  # streams and FIFO levels of a stalled run (sim/stall.py)
 
 
 def _check_run(res, cm: CompiledModel, expected: np.ndarray, frames: int, engine, p_gap, p_stall, seed):
@@ -123,6 +124,12 @@ def simulate_build(build, x: np.ndarray, *, engine: str = "auto", p_gap: float =
         raise SimulationError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     limit = stall_limit or max(10_000, 20 * cycles_expected)
     runs = [(p_gap, p_stall)] if (p_gap, p_stall) == (0.0, 0.0) else [(p_gap, p_stall), (0.0, 0.0)]
+
+    def cycle_bound(pg: float, ps: float) -> int:
+        """A run ends within this many cycles even if beats keep trickling (a livelock): 50x the
+        expected time at the requested gap and back-pressure rates, plus the stall limit."""
+        rate = (1.0 - pg) * max(1e-3, 1.0 - ps)
+        return int(limit + 50 * (frames + 2) * (cycles_expected + outs.beats_per_frame) / rate)
     import os
 
     cache = Path(cache_dir or os.environ.get("STREAMFOLD_SIM_CACHE") or build / "sim_build")
@@ -132,14 +139,23 @@ def simulate_build(build, x: np.ndarray, *, engine: str = "auto", p_gap: float =
         res = simulate_stream(vfile, TOP_NAME, beats, axis_width(ins.beat_bits), axis_width(outs.beat_bits),
                               outs.beats_per_frame, ins.beats_per_frame, engine=engine, p_gap=pg,
                               p_stall=ps, seed=seed, build_dir=cache, stall_limit=limit,
-                              data_files=data_files)
+                              max_cycles=cycle_bound(pg, ps), data_files=data_files)
         g, chk = _check_run(res, cm, expected, frames, engine, pg, ps, seed)
         if got is None and g is not None:
             got = g
         checks.append(chk)
         if log:
+            what = "stalled" if chk.stalled else "bit-exact" if chk.mismatches == 0 else \
+                f"{chk.mismatches} mismatches"
             log(f"{engine}: {frames} frames, {res.cycles} cycles (gaps {pg}, back-pressure {ps}) in "
-                f"{time.monotonic() - t0:.1f} s: {'bit-exact' if chk.mismatches == 0 else f'{chk.mismatches} mismatches'}")
+                f"{time.monotonic() - t0:.1f} s: {what}")
+        if res.stalled:
+            diag = _diagnose_stall(cm, res, frames, vfile, beats, dict(
+                in_width=axis_width(ins.beat_bits), out_width=axis_width(outs.beat_bits),
+                out_bpf=outs.beats_per_frame, in_bpf=ins.beats_per_frame, p_gap=pg, p_stall=ps,
+                seed=seed, build_dir=cache, stall_limit=limit, max_cycles=cycle_bound(pg, ps),
+                data_files=data_files), log)
+            chk.stall_report, chk.stall_diagnosis = diag.text, diag.to_json()
     timing = checks[-1]
     ii, lat = measure_timing(timing)
     exact = all(c.mismatches == 0 and c.tlast_ok and not c.stalled for c in checks)
@@ -158,6 +174,32 @@ def simulate_build(build, x: np.ndarray, *, engine: str = "auto", p_gap: float =
     outputs = cm.dequantize_output(got) if got is not None else None
     return {"report": report, "outputs": outputs, "hw_integers": got, "expected_integers": expected,
             "model": cm}
+
+
+def _diagnose_stall(cm: CompiledModel, res, frames: int, vfile, beats, kw: dict, log):
+    """Re-run a stalled simulation with a probing harness (same design, seed and limits, so the
+    same state) and explain it (:mod:`streamfold.sim.stall`); without probes when that fails."""
+    from .run import PROBE_BUILD, simulate_stream
+    from .stall import diagnose
+
+    probed = res
+    if not res.probes:
+        if log:
+            log("the design stalled: re-running it with internal probes to find the stuck stream")
+        try:
+            probed = simulate_stream(vfile, TOP_NAME, beats, kw["in_width"], kw["out_width"],
+                                     kw["out_bpf"], kw["in_bpf"], engine="verilator",
+                                     p_gap=kw["p_gap"], p_stall=kw["p_stall"], seed=kw["seed"],
+                                     build_dir=kw["build_dir"], stall_limit=kw["stall_limit"],
+                                     max_cycles=kw["max_cycles"], data_files=kw["data_files"],
+                                     **PROBE_BUILD)
+            if not probed.stalled:  # another engine's random pattern did not reproduce it
+                probed = res
+        except Exception as e:  # the diagnosis must never hide the stall itself
+            if log:
+                log(f"probing the stall failed ({type(e).__name__}: {e}); reporting the top level only")
+            probed = res
+    return diagnose(cm.pipeline, probed, TOP_NAME, frames)
 
 
 def write_sim_json(build, report: dict) -> Path:

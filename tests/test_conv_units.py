@@ -286,3 +286,215 @@ def test_verilator_bit_exact_and_cycles(name, sim_cache):
         assert want <= ii <= want * 1.02, msg
     else:
         assert ii >= want, msg
+
+
+# ============================================================================= whole-window mode
+# A non-depthwise window with simd == kh*kw*C reads one pixel per beat and emits one whole window
+# per beat (streamfold.hw.parallel_window); the element order is unchanged.
+from streamfold.compiler.memory import parallel_geometry, parallel_scan  # noqa: E402
+from streamfold.compiler.resources import estimate_unit, has_model, model_key  # noqa: E402
+
+
+def pwin(shape, dtype, k, s=(1, 1), pads=(0, 0, 0, 0), pad_value=0, name="win"):
+    """A sliding window in whole-window mode (simd = kh*kw*C)."""
+    return swg(shape, dtype, k, s, pads, pad_value, k[0] * k[1] * shape[2], name=name)
+
+
+def test_parallel_fold_in_ir():
+    u = pwin((32, 32, 3), INT8, (3, 3))
+    assert u.parallel and u.simd == 27
+    assert (u.in_stream.fold, u.out_stream.fold) == (3, 27)
+    assert u.in_stream.beats_per_frame == 32 * 32 and u.out_stream.beats_per_frame == 30 * 30
+    assert u.fold_choices() == {"simd": [1, 3, 27]}
+    u.check_folding()
+    with pytest.raises(Exception, match="pick one of"):
+        swg((32, 32, 3), INT8, (3, 3), simd=9).check_folding()
+    # a 1x1 kernel: simd = C is already one whole window per beat (listed once)
+    k1 = swg((8, 8, 4), INT4, (1, 1), (2, 2), simd=4)
+    assert k1.parallel and k1.fold_choices() == {"simd": [1, 2, 4]}
+    # other folds and depthwise windows are as before
+    lb = swg((8, 8, 4), INT4, (3, 3), simd=2)
+    assert not lb.parallel and (lb.in_stream.fold, lb.out_stream.fold) == (2, 2)
+    dw = swg((8, 8, 4), INT4, (3, 3), simd=2, depthwise=True)
+    assert not dw.parallel and dw.fold_choices() == {}
+    with pytest.raises(Exception):
+        swg((8, 8, 4), INT4, (3, 3), simd=36, depthwise=True).check_folding()
+    # the registered swg hardware hands this fold to the whole-window generator
+    from amaranth.hdl import Fragment
+
+    from streamfold.hw.parallel_window import ParallelWindowHW
+    from streamfold.hw.registry import build_unit
+
+    hw = build_unit(u)
+    assert isinstance(hw, ParallelWindowHW) and (len(hw.i.payload), len(hw.o.payload)) == (24, 216)
+    Fragment.get(hw, None)
+    hw_lb = build_unit(lb)
+    assert not isinstance(hw_lb, ParallelWindowHW)
+    Fragment.get(hw_lb, None)
+    # a downstream MVAU reads the whole window in one beat (SF = 1), and the IR round-trips
+    p = Pipeline([u, mvau(0, u, 8, BIP, pe=4, simd=27, n_thr=1, odt=UINT2)])
+    p.check()
+    q = Pipeline.from_files(*p.to_files())
+    assert q.units[0].parallel and q.units[0].out_stream == u.out_stream
+
+
+def test_parallel_reference_order():
+    for u in (pwin((5, 7, 3), INT4, (3, 3), (1, 1), (1, 1, 1, 1), -3),
+              pwin((6, 5, 2), BIP, (5, 3), (2, 1), (2, 0, 1, 1), 1)):
+        x = values(np.random.default_rng(3), u.dtype, (2,) + u.in_shape)
+        assert np.array_equal(run_unit(u, x), naive_windows(u, x))
+
+
+@pytest.mark.parametrize("h,w,c,k,s,pads", [
+    (32, 32, 3, 3, 1, (0, 0, 0, 0)), (32, 32, 16, 3, 1, (1, 1, 1, 1)), (28, 20, 2, 5, 1, (2, 2, 2, 2)),
+    (32, 32, 3, 3, 2, (0, 0, 0, 0)), (17, 9, 4, 3, 2, (1, 1, 1, 1)), (9, 8, 4, 1, 2, (0, 0, 0, 0)),
+    (6, 5, 2, 3, 2, (3, 4, 3, 0)), (7, 1, 2, 3, 1, (1, 0, 2, 0))])
+def test_parallel_geometry_cost_memory(h, w, c, k, s, pads):
+    kw = 1 if w == 1 else k
+    u = pwin((h, w, c), UINT3, (k, kw), (s, s), pads)
+    g = parallel_geometry(u)
+    takes, emits = parallel_scan(u)
+    assert takes.size == g.steps == unit_cycles(u)
+    assert takes.sum() == h * w and emits.sum() == u.out_hw[0] * u.out_hw[1]
+    assert g.steps >= max(h * w, u.out_hw[0] * u.out_hw[1])
+    if not any(pads):
+        assert unit_cycles(u) == h * w  # input-bound, no overhead
+    if pads == (1, 1, 1, 1) and s == 1 and k == 3:
+        assert unit_cycles(u) == (h + 1) * (w + 1)
+    # line buffer: kh-1 rows of W pixels, nothing for the padding, none for one kernel row
+    mems = swg_memories(u)
+    if k == 1:
+        assert mems == []
+    else:
+        (mem,) = mems
+        assert (mem.width, mem.depth) == ((k - 1) * c * UINT3.bits, w)
+        assert mem.bits == (k - 1) * w * c * UINT3.bits
+
+
+def test_parallel_beats_the_cnv_first_layer_bound():
+    """CNV's first layer (32x32x3, 3x3, VALID): one kernel position per clock needs 8,164
+    cycles/frame, a whole window per clock 1,024 (= H*W)."""
+    assert unit_cycles(swg((32, 32, 3), INT8, (3, 3), simd=3)) == 8164
+    assert unit_cycles(pwin((32, 32, 3), INT8, (3, 3))) == 1024
+
+
+def test_parallel_resource_estimate():
+    u = pwin((32, 32, 64), BIP, (3, 3))
+    assert has_model(u) and model_key(u) == "swg"
+    assert model_key(swg((32, 32, 64), BIP, (3, 3), simd=64)) == "swg_buf"
+    for fam in ("xc7", "ecp5"):
+        e = estimate_unit(u, fam)
+        assert e["FF"] >= 9 * 64  # the window registers
+        assert e["DSP"] == 0 and e["LUT_TOTAL"] > 0
+    # the line buffer: kh-1 rows of W pixels, LUT-RAM here (no block RAM)
+    assert estimate_unit(u, "xc7")["BRAM"] == 0 and estimate_unit(u, "xc7")["LUTRAM"] > 0
+    # padding adds the pad multiplexers
+    same = pwin((32, 32, 64), BIP, (3, 3), (1, 1), (1, 1, 1, 1), 1)
+    assert estimate_unit(same, "xc7")["LUT"] > estimate_unit(u, "xc7")["LUT"]
+
+
+def _parallel_case_units(name: str) -> list:
+    if name == "par_k3_valid_int":
+        return [pwin((7, 9, 4), INT4, (3, 3))]
+    if name == "par_k3_same_bipolar":
+        return [pwin((6, 5, 3), BIP, (3, 3), (1, 1), (1, 1, 1, 1), -1)]
+    if name == "par_k3_s2_same_uint":
+        return [pwin((9, 8, 2), UINT3, (3, 3), (2, 2), (1, 1, 1, 1), 5)]
+    if name == "par_k3_s2_valid_bipolar":
+        return [pwin((9, 7, 3), BIP, (3, 3), (2, 2))]
+    if name == "par_k3_asym_pads":
+        return [pwin((5, 6, 2), INT4, (3, 3), (1, 2), (2, 0, 1, 3), -7)]
+    if name == "par_k3_pads_beyond_kernel":  # whole windows in the padding, before the first pixel
+        return [pwin((5, 6, 2), INT4, (3, 3), (2, 1), (3, 4, 3, 0), -1)]
+    if name == "par_k1_s2_pads":
+        return [pwin((7, 6, 3), INT8, (1, 1), (2, 2), (1, 1, 0, 2), -100)]
+    if name == "par_k5_same_int":
+        return [pwin((8, 7, 2), INT4, (5, 5), (1, 1), (2, 2, 2, 2), 3)]
+    if name == "par_k5_s2_asym_bipolar":
+        return [pwin((11, 9, 2), BIP, (5, 5), (2, 2), (2, 1, 3, 2), 1)]
+    if name == "par_w1_kw1":  # one image column: the line buffer reads the word it writes
+        return [pwin((6, 1, 2), UINT3, (3, 1), (1, 1), (1, 0, 1, 0), 2)]
+    if name == "par_k3_32x32_int8":  # CNV's first window
+        return [pwin((32, 32, 3), INT8, (3, 3))]
+    if name == "par_mvau_sf1":  # the MVAU reads a whole window per beat
+        win = pwin((6, 5, 4), INT4, (3, 3), (1, 1), (1, 1, 1, 1), 0)
+        return [win, mvau(6, win, 6, INT4, pe=3, simd=36, n_thr=3, odt=UINT2)]
+    if name == "par_mvau_cnv0":  # CNV's first layer: 8-bit pixels, bipolar weights, SF = 1
+        win = pwin((12, 12, 3), INT8, (3, 3))
+        return [win, mvau(7, win, 16, BIP, pe=4, simd=27, n_thr=1, odt=BIP)]
+    if name == "par_dwc_mvau_sf3":  # a width converter splits each window into 3 beats
+        win = pwin((7, 6, 4), UINT3, (3, 3), (2, 1), (0, 1, 1, 1), 0)
+        return [win, mvau(8, win, 4, INT4, pe=4, simd=12, n_thr=2, odt=UINT2)]
+    raise KeyError(name)
+
+
+#: as HW_CASES: "exact" = measured cycles/frame equal the cost model, "pace" = within 2%;
+#: "split": a width converter splits each window, and the top level puts it between the window
+#: and the FIFO, so nothing absorbs the window's bursts: the steps that emit nothing (the frame's
+#: first kh-1 rows ...) may idle the MVAU, at most one cycle each: model <= measured <= model +
+#: (steps - windows) per frame
+PARALLEL_HW_CASES = {
+    "par_k3_valid_int": "exact",
+    "par_k3_same_bipolar": "exact",
+    "par_k3_s2_same_uint": "exact",
+    "par_k3_s2_valid_bipolar": "exact",
+    "par_k3_asym_pads": "exact",
+    "par_k3_pads_beyond_kernel": "exact",
+    "par_k1_s2_pads": "exact",
+    "par_k5_same_int": "exact",
+    "par_k5_s2_asym_bipolar": "exact",
+    "par_w1_kw1": "exact",
+    "par_k3_32x32_int8": "exact",
+    "par_mvau_sf1": "pace",
+    "par_mvau_cnv0": "pace",
+    "par_dwc_mvau_sf3": "split",
+}
+
+
+@pytest.mark.skipif(not _verilator_ok(), reason="verilator not installed")
+@pytest.mark.parametrize("name", list(PARALLEL_HW_CASES))
+def test_parallel_verilator_bit_exact_and_cycles(name, sim_cache):
+    from streamfold.compiler.fifo_sizing import size_fifos
+    from streamfold.hw import emit_design
+    from streamfold.hw.top import byte_width
+    from streamfold.sim.run import measure, simulate_stream
+    from streamfold.sim.streams import pack, unpack
+
+    units = _parallel_case_units(name)
+    assert units[0].parallel
+    p = Pipeline(units)
+    p.check()
+    if len(units) > 1:  # FIFO depths as a build sizes them (the window's output is bursty)
+        p = size_fifos(p)
+    ins, outs = p.in_stream, p.out_stream
+    verilog = emit_design(p, "streamfold_top")
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+
+    def stream(frames, **kw):
+        x = values(rng, ins.dtype, (frames,) + tuple(ins.shape))
+        want = run_pipeline(p, x)
+        r = simulate_stream(verilog, "streamfold_top", pack(x, ins), byte_width(ins.beat_bits),
+                            byte_width(outs.beat_bits), outs.beats_per_frame,
+                            ins.beats_per_frame, build_dir=sim_cache, stall_limit=20_000,
+                            quiet_build=True, **kw)
+        assert not r.stalled, r.stall
+        assert r.extra_out_beats == 0
+        assert not r.tlast_errors()
+        got = unpack(r.out_beats, outs).reshape(want.shape)
+        assert np.array_equal(got, want), f"{np.argwhere(got != want)[:5].tolist()}"
+        return r
+
+    stream(3, p_gap=0.35, p_stall=0.35, seed=7)  # random input gaps and output back-pressure
+    stream(2, p_gap=0.8, p_stall=0.1, seed=3)  # a starved input
+    r = stream(4)  # full rate
+    ii = measure(r).ii
+    want = max(unit_cycles(u) for u in units)
+    msg = f"measured {ii} cycles/frame, cost model {want}"
+    check = PARALLEL_HW_CASES[name]
+    if check == "exact":
+        assert ii == want, msg
+    elif check == "pace":
+        assert want <= ii <= want * 1.02, msg
+    else:
+        takes, emits = parallel_scan(units[0])
+        assert want <= ii <= want + takes.size - emits.sum(), msg

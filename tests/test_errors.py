@@ -226,8 +226,27 @@ def test_not_per_channel(capfd, tmp_path):
 def test_nan_constant(capfd, tmp_path):
     def nan_mul(g, t):
         return g.node("Mul", [t, g.const(np.full((1, 6), np.nan, np.float32))])
-    compile_error(capfd, tmp_path, dense_model(between=nan_mul), "layer fc0", "give NaN",
-                  "check the constants of", "'Mul_1'")
+    compile_error(capfd, tmp_path, dense_model(between=nan_mul), "node 'Mul_1' (Mul)", "holds nan",
+                  "finite constants")
+
+
+def test_inf_batchnorm_scale(capfd, tmp_path):
+    """Found by the fuzzer: an inf batch-norm scale compiled into a sign function of the input,
+    while onnxruntime (qonnx) computes NaN for every input; now refused."""
+    def inf_bn(g, t):
+        ones, zeros = np.ones(6, np.float32), np.zeros(6, np.float32)
+        gamma = ones.copy()
+        gamma[2] = np.inf
+        return g.node("BatchNormalization", [t, g.const(gamma), g.const(zeros), g.const(zeros),
+                                             g.const(ones)], epsilon=1e-5)
+    compile_error(capfd, tmp_path, dense_model(between=inf_bn), "(BatchNormalization)", "holds inf")
+
+
+def test_nan_in_chain(capfd, tmp_path):
+    def nan_max(g, t):
+        return g.node("Max", [t, g.const(np.float32(np.nan))])
+    compile_error(capfd, tmp_path, dense_model(between=nan_max), "layer fc0", "give NaN",
+                  "check the constants of", "'Max_0'")
 
 
 def test_branching_graph(capfd, tmp_path):
@@ -261,6 +280,17 @@ def test_fold_file(capfd, tmp_path, doc, fragments):
     model = save(dense_model(), tmp_path / "m.onnx")
     fold = _fold(tmp_path, doc)
     assert_error(capfd, ["compile", model, "-o", tmp_path / "b", "--fold", fold], "fold.json", *fragments)
+
+
+def test_fold_file_tied_knob(capfd, tmp_path):
+    """A depthwise window's SIMD follows its vector-vector unit's PE: not settable on its own (and
+    fold.json no longer writes it, so a build's fold.json reads back: test_determinism)."""
+    from handmade import conv_model
+
+    model = save(conv_model(), tmp_path / "conv.onnx")
+    fold = _fold(tmp_path, {"conv1_win": {"simd": 2}})
+    assert_error(capfd, ["compile", model, "-o", tmp_path / "b", "--fold", fold], "fold.json",
+                 "layer 'conv1_win': SIMD is not free, it follows the next unit's folding")
 
 
 def test_fold_file_missing(capfd, tmp_path):
@@ -388,3 +418,101 @@ def test_executable_exit_code_and_debug(tmp_path):
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode != 0
     assert "Traceback" in r.stderr and "ModelError" in r.stderr
+
+
+# ----------------------------------------------------------------------------- stalls
+def _verilator_ok() -> bool:
+    from streamfold.sim.verilator_build import tool_env
+
+    return shutil.which("verilator", path=tool_env()["PATH"]) is not None
+
+
+@pytest.mark.skipif(not _verilator_ok(), reason="verilator not installed")
+def test_stall_is_bounded_and_explained(capfd, tmp_path, build, monkeypatch):
+    """A sink that is never ready (--stalls 1.0): the run ends after the no-progress limit, the
+    report names the stuck stream and the FIFO levels, and the command exits non-zero."""
+    monkeypatch.setenv("STREAMFOLD_SIM_CACHE", os.environ.get("STREAMFOLD_SIM_CACHE")
+                       or str(REPO / "build" / "sim_cache"))
+    x = _npy(tmp_path, "x.npy", np.random.default_rng(0).random((3, 8)).astype(np.float32))
+    rc, out, lines = run_cli(capfd, "simulate", build, "--input", x, "--engine", "verilator",
+                             "--stalls", "1.0")
+    assert rc == 1
+    err = "\n".join(lines)
+    first = next(l for l in lines if l.startswith("streamfold: error:"))
+    for f in ("the design stalled", "no beat moved on either side for 10000 cycles",
+              "3/3 input beats accepted", "0/3 output beats received"):
+        assert f in first, first
+    assert "stuck at fifo2 (output) -> m_axis: the sink is not taking beats" in err
+    assert "fc1 (mvau) -> fifo2 (output)  valid=1 ready=0  *" in err
+    assert "FIFO occupancy: fifo0 0/2" in err and "fifo2 (output) 2/2 full" in err
+    sim = json.loads((build / "sim.json").read_text())
+    run = sim["runs"][0]
+    assert run["stalled"] and sim["bit_exact"] is False
+    assert run["cycles"] <= 10_000 + 50  # ended by the no-progress limit, not by a timeout
+    assert run["stall_diagnosis"]["stuck_at"] == "fifo2 (output) -> m_axis"
+    assert {f["name"]: f["occupancy"] for f in run["stall_diagnosis"]["fifos"]}["fifo2 (output)"] == 2
+    assert not sim["runs"][1]["stalled"]  # the full-rate run still completes
+
+
+def _stalled_result(probes, **kw):
+    from streamfold.sim.run import StreamResult
+
+    base = dict(out_beats=[], out_last=[], out_cycles=[], in_frame_start_cycles=[0], cycles=5000,
+                stalled=True, stall="no beat moved on either side for 5000 cycles (stopped at cycle "
+                "5000): ...", status="stall", engine="verilator", in_beats_per_frame=1,
+                out_beats_per_frame=1, in_beats_total=4, in_accepted=4, expected_out_beats=4,
+                handshake={"s_axis_tvalid": 0, "s_axis_tready": 1, "m_axis_tvalid": 0,
+                           "m_axis_tready": 1}, probes=probes)
+    base.update(kw)
+    return StreamResult(**base)
+
+
+def _two_layers():
+    from streamfold.compiler.ir import BIPOLAR, DataType, MatrixVectorUnit, Pipeline
+
+    a = MatrixVectorUnit("fc0", np.ones((4, 8), np.int64), DataType(2, True), DataType(2, False),
+                         BIPOLAR, pe=4, simd=8)
+    a.out_dtype = DataType(2, False)
+    a.thresholds, a.out_bias = np.zeros((4, 3), np.int64), 0
+    b = MatrixVectorUnit("fc1", np.ones((2, 4), np.int64), DataType(2, True), DataType(2, False),
+                         BIPOLAR, pe=1, simd=2)
+    b.out_dtype = b.acc_dtype
+    return Pipeline([a, b], [2, 3, 1])
+
+
+def test_stall_diagnosis_names_a_stuck_unit():
+    """An internal deadlock (synthetic probes): fc1 holds its input and produces nothing."""
+    from streamfold.sim.stall import diagnose
+
+    top = "top.streamfold_top"
+    hs = {"fifo0": (0, 1, 0, 1), "u0_fc0": (0, 1, 1, 1), "dwc0": (1, 1, 1, 0),
+          "fifo1": (1, 0, 1, 0), "u1_fc1": (1, 0, 0, 1), "fifo2": (0, 1, 0, 1)}
+    probes = []
+    for inst, (iv, ir, ov, orr) in hs.items():
+        for name, v in (("i__valid", iv), ("i__ready", ir), ("o__valid", ov), ("o__ready", orr)):
+            probes.append([f"{top}.{inst}", name, v])
+    probes += [[f"{top}.fifo0", "skid_valid", 0], [f"{top}.fifo1.fifo", "level", 3],
+               [f"{top}.fifo1.fifo.unbuffered", "level", 2], [f"{top}.fifo2", "valid", 0]]
+    rep = diagnose(_two_layers(), _stalled_result(probes, expected_out_beats=8, out_beats_per_frame=2))
+    assert rep.stuck_at == "fifo1 -> fc1 (mvau)"
+    assert "fc1 (mvau) does not take the beat offered to it while its own output is idle: it is stuck" \
+        in rep.text
+    assert "dwc0 -> fifo1" in rep.text  # the width converter between the two folds is listed
+    assert "FIFO occupancy: fifo0 0/2, fifo1 3/3 full, fifo2 (output) 0/1" in rep.text
+    assert "0/8 output beats received (0/4 frames out, 2 beats per frame)" in rep.summary
+
+
+def test_stall_diagnosis_lost_beats_and_no_probes():
+    from streamfold.sim.stall import diagnose
+
+    top = "top.streamfold_top"
+    probes = [[f"{top}.{inst}", n, 0 if "valid" in n else 1]
+              for inst in ("fifo0", "u0_fc0", "dwc0", "fifo1", "u1_fc1", "fifo2")
+              for n in ("i__valid", "i__ready", "o__valid", "o__ready")]
+    rep = diagnose(_two_layers(), _stalled_result(probes, out_beats=[1, 2], out_last=[1, 1],
+                                                  out_cycles=[3, 4]))
+    assert "every input beat was accepted and nothing is in flight, but 2 output beats never came" \
+        in rep.text
+    bare = diagnose(_two_layers(), _stalled_result([], handshake={
+        "s_axis_tvalid": 0, "s_axis_tready": 1, "m_axis_tvalid": 1, "m_axis_tready": 0}))
+    assert "internal streams not probed" in bare.text and bare.stuck_at == "m_axis"

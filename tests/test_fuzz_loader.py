@@ -419,3 +419,128 @@ def test_fuzz_loader(tmp_path, capfd):
               f"errors, {len(stats['failures'])} failures")
     assert not stats["failures"], _report(stats)
     assert stats["ok"] + stats["error"] == stats["mutants"]
+
+
+# ----------------------------------------------------------------------------- regressions
+def _node(m, op: str, k: int = 0):
+    return [n for n in m.graph.node if n.op_type == op][k]
+
+
+def _init(m, name: str):
+    return next(t for t in m.graph.initializer if t.name == name)
+
+
+def _set_init(m, name: str, arr) -> None:
+    _init(m, name).CopyFrom(numpy_helper.from_array(np.asarray(arr), name))
+
+
+def _set_attr(node, name: str, value) -> None:
+    for a in list(node.attribute):
+        if a.name == name:
+            node.attribute.remove(a)
+    if value is not None:
+        node.attribute.append(helper.make_attribute(name, value))
+
+
+def _digits():
+    return onnx.load(str(REPO / "examples" / "models" / "digits_w1a1.onnx"))
+
+
+def r_int8_bit_width():
+    """qonnx computes 2**bits in the bit width's own type: an int8 8 overflows, so qonnx's output
+    is not what the model says; the compiled design silently differed from qonnx."""
+    m = _digits()
+    q = _node(m, "Quant")
+    bits = numpy_helper.to_array(_init(m, q.input[3]))
+    _set_init(m, q.input[3], bits.astype(np.int8))
+    return m, "bit width must be one float32 number"
+
+
+def r_inf_batchnorm_scale():
+    """An inf batch-norm scale: onnxruntime gives NaN for every input, NumPy a sign function."""
+    m = _digits()
+    bn = _node(m, "BatchNormalization")
+    g = numpy_helper.to_array(_init(m, bn.input[1])).copy()
+    g[3] = np.inf
+    _set_init(m, bn.input[1], g)
+    return m, "holds inf"
+
+
+def r_stale_shapes():
+    """A Conv's pads removed while the file's shape annotations still say 8x8: the windows and
+    the next layer disagreed (a ValueError from the pipeline check)."""
+    m = _digits()
+    _set_attr(_node(m, "Conv"), "pads", None)
+    return m, "elementwise ops keep the shape"
+
+
+def r_quant_missing_input():
+    m = dense_model()
+    q = _node(m, "Quant", 1)
+    del q.input[3]
+    return m, "Quant"
+
+
+def r_empty_zero_point():
+    m = dense_model()
+    q = _node(m, "Quant", 2)
+    _set_init(m, q.input[2], np.zeros(0, np.float32))
+    return m, "(Quant)"
+
+
+def r_vector_weights():
+    m = dense_model(out_quant=True)
+    q = _node(m, "Quant", 1)
+    w = numpy_helper.to_array(_init(m, q.input[0]))
+    _set_init(m, q.input[0], w.reshape(-1)[:7])
+    return m, "expected a matrix"
+
+
+def r_conv_weights_rank2():
+    m = conv_model()
+    q = _node(m, "Quant", 1)
+    w = numpy_helper.to_array(_init(m, q.input[0]))
+    _set_init(m, q.input[0], w.reshape(w.shape[0], -1))
+    return m, "(Conv)"
+
+
+def r_kernel_shape_float():
+    m = conv_model()
+    _set_attr(_node(m, "MaxPool"), "kernel_shape", float("nan"))
+    return m, "(MaxPool)"
+
+
+def r_signed_string():
+    m = conv_model()
+    _set_attr(_node(m, "Quant", 1), "signed", "HALF_UP")
+    return m, "attribute signed='HALF_UP'; expected 0 or 1"
+
+
+def r_rounding_mode_garbled():
+    m = dense_model()
+    _set_attr(_node(m, "Quant", 0), "rounding_mode", b"\xfa\xfb")
+    return m, "unknown rounding_mode"
+
+
+def r_conv_missing_weights():
+    m = conv_model()
+    conv = _node(m, "Conv")
+    del conv.input[1]
+    return m, "(Conv)"
+
+
+REGRESSIONS = [r_int8_bit_width, r_inf_batchnorm_scale, r_stale_shapes, r_quant_missing_input,
+               r_empty_zero_point, r_vector_weights, r_conv_weights_rank2, r_kernel_shape_float,
+               r_signed_string, r_rounding_mode_garbled, r_conv_missing_weights]
+
+
+@pytest.mark.parametrize("case", REGRESSIONS, ids=[f.__name__[2:] for f in REGRESSIONS])
+def test_fuzz_regression(tmp_path, case):
+    """Mutants the fuzzer found raising a non-Streamfold exception or compiling into a design
+    that differs from qonnx: each now ends in a clear one-line error."""
+    m, fragment = case()
+    path = tmp_path / "mutant.onnx"
+    path.write_bytes(m.SerializeToString())
+    with pytest.raises(StreamfoldError) as e:
+        compile_path(path)
+    assert fragment in str(e.value) and "\n" not in str(e.value)

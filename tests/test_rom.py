@@ -67,7 +67,7 @@ def test_hex_image_format():
 def test_rom_module_variants():
     auto = rom_module_source("auto")
     assert "module streamfold_rom #(" in auto and "rom_style" not in auto
-    assert "$readmemh(INIT_FILE, mem)" in auto and "if (en) data <= mem[addr];" in auto
+    assert "$readmemh(INIT_FILE, mem);" in auto and "if (en) data <= mem[addr];" in auto
     blk = rom_module_source("block")
     assert "module streamfold_rom_block #(" in blk
     assert '(* rom_style = "block", ram_style = "block" *)' in blk

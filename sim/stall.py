@@ -1,0 +1,163 @@
+"""Explain a stalled simulation: which streams are stuck, and how full the FIFOs are.
+
+A stalled run (no beat moved on either side for the stall limit) is re-run with a harness built
+with ``--public-flat-rw`` (:data:`streamfold.sim.run.PROBE_BUILD`): the same design, seed and
+limits stop in the same state, and the harness dumps the valid/ready of every internal stream (the
+``i``/``o`` members of each FIFO, unit and width converter of :class:`streamfold.hw.top.Accelerator`)
+and the FIFOs' occupancy registers. :func:`diagnose` turns that into a report:
+
+* every stream in stream order with its valid/ready ("waiting" when a beat is offered and not
+  taken);
+* every FIFO's occupancy out of its depth;
+* where the jam starts: the most downstream waiting stream. At ``m_axis`` the sink is not taking
+  beats (back-pressure from outside the design); at a unit's input, with the unit's output idle,
+  the unit is stuck; with nothing in flight and input left, the design stopped accepting input;
+  with every input beat accepted and output beats missing, beats were lost on the way.
+
+Without probes (a harness that was not built for them) the report still gives the top-level
+handshake, frames in and out, and expected versus received beats.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+
+def _ident(name: str) -> str:  # as streamfold.hw.top names unit instances
+    return re.sub(r"\W", "_", str(name)) or "unit"
+
+
+@dataclass
+class Component:
+    scope: str  # instance name under the top module ("fifo0", "u0_fc0", "dwc0")
+    label: str  # what the report calls it
+    kind: str  # "fifo", "unit", "dwc"
+    depth: int | None = None  # FIFOs
+
+
+@dataclass
+class StallReport:
+    text: str  # several lines: the summary line first
+    summary: str  # the first line
+    streams: list = field(default_factory=list)  # {"from", "to", "valid", "ready", "waiting"}
+    fifos: list = field(default_factory=list)  # {"name", "depth", "occupancy"}
+    stuck_at: str = ""  # the stream where the jam starts ("" when unknown)
+
+    def to_json(self) -> dict:
+        return {"summary": self.summary, "stuck_at": self.stuck_at, "streams": self.streams,
+                "fifos": self.fifos}
+
+
+def components(pipeline) -> list:
+    """The accelerator's stream components in order, named as :mod:`streamfold.hw.top` names them."""
+    out = []
+    units = pipeline.units
+    for k, u in enumerate(units):
+        out.append(Component(f"fifo{k}", f"fifo{k}", "fifo", pipeline.fifo_depths[k]))
+        out.append(Component(f"u{k}_{_ident(u.name)}", f"{u.name} ({u.kind})", "unit"))
+        if k + 1 < len(units) and u.out_stream.fold != units[k + 1].in_stream.fold:
+            out.append(Component(f"dwc{k}", f"dwc{k}", "dwc"))
+    n = len(units)
+    out.append(Component(f"fifo{n}", f"fifo{n} (output)", "fifo", pipeline.fifo_depths[-1]))
+    return out
+
+
+def _probe_table(probes: list, top: str) -> dict:
+    """{instance path below the top: {signal: value}} from the harness's [scope, name, value]."""
+    table: dict = {}
+    marker = f"{top}."
+    for scope, name, value in probes:
+        if scope.endswith(top):
+            rel = ""
+        elif marker in scope:
+            rel = scope.split(marker, 1)[1]
+        else:
+            continue
+        table.setdefault(rel, {})[name] = int(value)
+    return table
+
+
+def _occupancy(c: Component, table: dict):
+    sig = table.get(c.scope, {})
+    if c.depth == 0:
+        return 0
+    if c.depth == 1:
+        return sig.get("valid")
+    if c.depth == 2:
+        if "o__valid" in sig and "skid_valid" in sig:
+            return sig["o__valid"] + sig["skid_valid"]
+        return None
+    levels = sorted((k, v["level"]) for k, v in table.items()
+                    if k.startswith(c.scope + ".") and "level" in v)
+    return min(levels, key=lambda kv: kv[0].count("."))[1] if levels else None
+
+
+def diagnose(pipeline, result, top: str = "streamfold_top", frames: int | None = None) -> StallReport:
+    """The report of a stalled :class:`streamfold.sim.run.StreamResult` (see the module docstring)."""
+    in_bpf, out_bpf = result.in_beats_per_frame, result.out_beats_per_frame
+    frames = frames if frames is not None else result.in_beats_total // in_bpf
+    got = len(result.out_beats)
+    why = result.stall or "the run did not complete"
+    head = (f"the design stalled: {why.split(':')[0]}; {result.in_accepted}/{result.in_beats_total} "
+            f"input beats accepted ({result.in_accepted // in_bpf}/{frames} frames in), "
+            f"{got}/{result.expected_out_beats} output beats received ({got // out_bpf}/{frames} "
+            f"frames out, {out_bpf} beats per frame)")
+    hs = result.handshake
+    table = _probe_table(result.probes, top)
+    if not table:
+        lines = [head, f"  top level in the last cycle: s_axis tvalid={hs.get('s_axis_tvalid')} "
+                       f"tready={hs.get('s_axis_tready')}, m_axis tvalid={hs.get('m_axis_tvalid')} "
+                       f"tready={hs.get('m_axis_tready')} (internal streams not probed)"]
+        culprit = ""
+        if hs.get("m_axis_tvalid") == 1 and hs.get("m_axis_tready") == 0:
+            culprit = "m_axis"
+            lines.append("  stuck at m_axis: the sink is not taking beats (m_axis_tready=0)")
+        return StallReport("\n".join(lines), head, stuck_at=culprit)
+
+    comps = components(pipeline)
+    streams = []
+    names = ["s_axis"] + [c.label for c in comps] + ["m_axis"]
+    for i in range(len(comps) + 1):
+        if i == 0:  # s_axis -> first FIFO
+            sig = table.get(comps[0].scope, {})
+            v, r = sig.get("i__valid"), sig.get("i__ready")
+        else:
+            up = table.get(comps[i - 1].scope, {})
+            v, r = up.get("o__valid"), up.get("o__ready")
+        streams.append({"from": names[i], "to": names[i + 1], "valid": v, "ready": r,
+                        "waiting": v == 1 and r == 0})
+    fifos = [{"name": c.label, "depth": c.depth, "occupancy": _occupancy(c, table)}
+             for c in comps if c.kind == "fifo"]
+
+    waiting = [i for i, s in enumerate(streams) if s["waiting"]]
+    if waiting:
+        i = waiting[-1]
+        s = streams[i]
+        stuck_at = f"{s['from']} -> {s['to']}"
+        if s["to"] == "m_axis":
+            why_line = ("the sink is not taking beats (m_axis_tready=0): back-pressure from outside "
+                        "the design; the streams and FIFOs before it filled up")
+        else:
+            nxt = streams[i + 1]
+            why_line = (f"{s['to']} does not take the beat offered to it while its own output is "
+                        f"{'idle' if nxt['valid'] == 0 else 'not moving'}: it is stuck")
+    elif result.in_accepted < result.in_beats_total:
+        stuck_at = "s_axis -> " + names[1]
+        why_line = ("nothing is in flight, yet the design does not accept more input "
+                    f"(s_axis_tready={streams[0]['ready']})")
+    else:
+        stuck_at = ""
+        why_line = (f"every input beat was accepted and nothing is in flight, but "
+                    f"{result.expected_out_beats - got} output beats never came: beats were lost "
+                    "inside the design")
+    lines = [head, f"  stuck at {stuck_at or '(no stream)'}: {why_line}",
+             "  streams (valid/ready when it stopped; * = a beat offered and not taken):"]
+    w = max(len(f"{s['from']} -> {s['to']}") for s in streams)
+    for s in streams:
+        lines.append(f"    {(s['from'] + ' -> ' + s['to']).ljust(w)}  valid={s['valid']} "
+                     f"ready={s['ready']}{'  *' if s['waiting'] else ''}")
+    lines.append("  FIFO occupancy: " + ", ".join(
+        f"{f['name']} {'?' if f['occupancy'] is None else f['occupancy']}/{f['depth']}"
+        + (" full" if f["occupancy"] is not None and f["depth"] and f["occupancy"] >= f["depth"]
+           else "") for f in fifos))
+    return StallReport("\n".join(lines), head, streams, fifos, stuck_at)
