@@ -311,7 +311,7 @@ class Lowering:
             shape_in, shape_out = self._shape(t), self._shape(node.output[0])
             consts = [np.shape(self.consts[i]) for i in node.input if i and i != t and i in self.consts]
             try:
-                grown = op in CHANNEL_OPS and op != "BatchNormalization" and \
+                grown = op != "BatchNormalization" and \
                     np.broadcast_shapes(shape_in, *consts) != shape_in  # (BN's are (C,) on axis 1)
             except ValueError:
                 grown = True

@@ -349,7 +349,13 @@ def _build_harness(mdir: Path, top: str, args: list, cflags: str, jobs: int, log
 def _build_cocotb(mdir: Path, top: str, args: list, cflags: str, log: Path) -> None:
     from cocotb_tools.runner import get_runner
 
-    with _patched_environ(tool_env()):
+    env = tool_env()
+    # The runner runs make itself, which never sees Verilator's -MAKEFLAGS: hand the same make
+    # variables (the precompiled-header flag above all, without which a split build fails) to that
+    # make as command-line variables through the MAKEFLAGS environment variable.
+    make_vars = " ".join(MAKE_ARGS[1::2])
+    env["MAKEFLAGS"] = f"{env.get('MAKEFLAGS', '')} -- {make_vars}".strip()
+    with _patched_environ(env):
         runner = get_runner("verilator")
         try:
             runner.build(

@@ -7,14 +7,16 @@ import pytest
 
 # Hypothesis profiles (tests/test_properties.py): "fast" for `make test` (few examples, each a
 # Verilator build; derandomized, so reruns reuse the cached builds) and "nightly" (many random
-# examples), chosen with STREAMFOLD_HYPOTHESIS_PROFILE.
+# examples; STREAMFOLD_HYPOTHESIS_EXAMPLES overrides how many), chosen with
+# STREAMFOLD_HYPOTHESIS_PROFILE.
 try:
     from hypothesis import HealthCheck, settings
 
     _slow_ok = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
     settings.register_profile("fast", max_examples=4, deadline=None, derandomize=True,
                               suppress_health_check=_slow_ok, print_blob=True)
-    settings.register_profile("nightly", max_examples=200, deadline=None,
+    settings.register_profile("nightly", deadline=None,
+                              max_examples=int(os.environ.get("STREAMFOLD_HYPOTHESIS_EXAMPLES", "200")),
                               suppress_health_check=_slow_ok, print_blob=True)
     settings.load_profile(os.environ.get("STREAMFOLD_HYPOTHESIS_PROFILE", "fast"))
 except ImportError:  # hypothesis is a test extra

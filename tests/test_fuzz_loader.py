@@ -33,7 +33,7 @@ from onnx import helper, numpy_helper
 from streamfold.compiler.build import lower_file, make_report
 from streamfold.compiler.errors import StreamfoldError
 
-from handmade import conv_model, dense_model, save
+from handmade import conv_model, dense_model
 
 REPO = Path(__file__).resolve().parent.parent
 NIGHTLY = os.environ.get("STREAMFOLD_HYPOTHESIS_PROFILE") == "nightly"
@@ -529,7 +529,16 @@ def r_conv_missing_weights():
     return m, "(Conv)"
 
 
-REGRESSIONS = [r_int8_bit_width, r_inf_batchnorm_scale, r_stale_shapes, r_quant_missing_input,
+def r_quant_scale_rank3():
+    """An activation scale of shape (1, 1, 1) on a (1, 4) tensor: qonnx's executor broadcasts the
+    output to (1, 1, 4) (not the shape the model declares); the compiled model gave (1, 4)."""
+    m = dense_model(out_quant=True, act_bits=2)
+    q = _node(m, "Quant", 4)
+    _set_init(m, q.input[1], numpy_helper.to_array(_init(m, q.input[1])).reshape(1, 1, 1))
+    return m, "constant of shape (1, 1, 1) does not act per channel"
+
+
+REGRESSIONS = [r_quant_scale_rank3, r_int8_bit_width, r_inf_batchnorm_scale, r_stale_shapes, r_quant_missing_input,
                r_empty_zero_point, r_vector_weights, r_conv_weights_rank2, r_kernel_shape_float,
                r_signed_string, r_rounding_mode_garbled, r_conv_missing_weights]
 
