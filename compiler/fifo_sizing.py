@@ -381,11 +381,11 @@ def swg_schedule_ok(sg: "_SwgFrames", w: np.ndarray, starts: np.ndarray, pace: i
     return bool(np.all(w[has] >= ends[prev[has]] + 1))
 
 
-def _parallel_steps(u, frames: int, pace: int = 1):
-    """Whole-window generator: global step indices of the pixel-taking and the window-emitting
-    steps (one step per clock, :func:`streamfold.compiler.memory.parallel_scan`). With a splitter
-    after it taking a window every ``pace`` cycles, an emitting step comes at least ``pace``
-    cycles after the one before (every later step shifts with it)."""
+def _parallel_steps(u, frames: int):
+    """Whole-window generator (:mod:`streamfold.hw.parallel_window`), one scan step per clock
+    (:func:`streamfold.compiler.memory.parallel_scan`): per frame ``n`` steps; global indices of
+    the pixel-taking steps ``gt`` and of the window-emitting steps ``ge``; ``pre``: the steps
+    before a frame's first pixel (top/left padding), which wait for that pixel to be offered."""
     from .memory import parallel_scan
 
     takes, emits = parallel_scan(u)
@@ -393,24 +393,71 @@ def _parallel_steps(u, frames: int, pace: int = 1):
     off = (np.arange(frames, dtype=np.int64) * n)[:, None]
     gt = (off + np.flatnonzero(takes)[None, :]).reshape(-1)
     ge = (off + np.flatnonzero(emits)[None, :]).reshape(-1)
-    if pace > 1 and ge.size > 1:
-        shift = np.concatenate(([0], np.cumsum(np.maximum(0, pace - np.diff(ge)))))
-        gt = gt + np.where(gt >= ge[0], shift[np.searchsorted(ge, gt, side="right") - 1], 0)
-        ge = ge + shift
-    return gt, ge
+    pre = int(np.argmax(takes))  # steps before the first pixel of a frame
+    return gt, ge, n, pre
 
 
 def _parallel_timeline(u, avail, frames, pace=1):
-    gt, ge = _parallel_steps(u, frames, pace)
-    r = chain(avail, gt)
-    # an emitting step runs (g - g_last_take) after the last pixel-taking step before it
-    j = np.searchsorted(gt, ge, side="right") - 1
-    base = np.where(j >= 0, r[np.maximum(j, 0)] - gt[np.maximum(j, 0)], 0)
+    gt, ge, n, pre = _parallel_steps(u, frames)
+    if pace > 1:
+        return _parallel_paced(u, avail, frames, pace)
+    hw = u.in_stream.beats_per_frame
+    if pre:  # a frame's first step waits for its first pixel too
+        gc = np.concatenate((gt, np.arange(frames, dtype=np.int64) * n))
+        ec = np.concatenate((avail, avail[np.arange(frames) * hw]))
+        order = np.argsort(gc, kind="stable")
+        tc = chain(ec[order], gc[order])
+        r = np.empty_like(avail)
+        pos = np.empty(order.size, dtype=np.int64)
+        pos[order] = np.arange(order.size)
+        r[:] = tc[pos[:gt.size]]
+        gs = gc[order]
+    else:
+        r = chain(avail, gt)
+        tc, gs = r, gt
+    # an emitting step runs (g - g_c) after the last waiting step g_c before it
+    j = np.searchsorted(gs, ge, side="right") - 1
+    jj = np.maximum(j, 0)
+    base = np.where(j >= 0, tc[jj] - gs[jj], 0)
     return r, ge + np.maximum(base, 0) + SWG_LATENCY
 
 
+def _parallel_paced(u, avail, frames, pace):
+    """Whole-window generator whose windows a splitter takes one every ``pace`` cycles: an
+    emitting step fires only once the previous window is taken (the output register is free or
+    being read); window ``j`` is taken at ``A_j = max(t_j + 1, A_{j-1} + pace)``. One Python step
+    per scan step (the recurrence is not a plain chain)."""
+    from .memory import parallel_scan
+
+    takes, emits = parallel_scan(u)
+    takes, emits = takes.tolist(), emits.tolist()
+    pre = takes.index(True)
+    av = avail.tolist()
+    hw = u.in_stream.beats_per_frame
+    reads, outs = [], []
+    t, taken, k = -1, -(1 << 62), 0
+    for f in range(frames):
+        first = av[f * hw]
+        for s in range(len(takes)):
+            e = t + 1
+            if takes[s]:
+                e = max(e, av[k])
+                reads.append(e)
+                k += 1
+            elif s < pre:
+                e = max(e, first)
+            if emits[s]:
+                e = max(e, taken)
+                taken = max(e + 1, taken + pace)
+                outs.append(taken)
+            t = e
+    return np.array(reads, dtype=np.int64), np.array(outs, dtype=np.int64) + (SWG_LATENCY - 1)
+
+
 def _parallel_latest(u, dl, frames, earliest, pace=1):
-    gt, ge = _parallel_steps(u, frames, pace)
+    gt, ge, n, pre = _parallel_steps(u, frames)
+    if pace > 1 or pre:  # no late schedule: keep the earliest
+        return _parallel_timeline(u, earliest, frames, pace)
     # latest step times: t_g <= min over emitting steps e >= g of (dl_e - latency - (e - g))
     lim = np.minimum.accumulate((dl - SWG_LATENCY - ge)[::-1])[::-1]
     j = np.searchsorted(ge, gt, side="left")
@@ -546,7 +593,7 @@ class FifoAnalysis:
     """Result of :func:`analyse_fifos` (lists have one entry per FIFO, ``len(units) + 1``, or
     per unit where said)."""
 
-    ii: int  # cycles per frame the input was fed at (the bottleneck's)
+    ii: int  # cycles per frame the input was fed at (the bottleneck's, or a slower unit's)
     frames: int  # frames simulated
     modes: list  # per unit: "earliest" or "latest for <unit>" (see the module docstring)
     peaks: list  # analysed peak occupancy (beats; 0 for the source and sink FIFOs)
@@ -557,6 +604,10 @@ class FifoAnalysis:
     earliest_bits: int = 0  # total FIFO bits if every unit ran as early as possible
     dwc_throttled: list = field(default_factory=list)  # per unit: splitter hold-backs (see docs)
     frame_peaks: list = field(default_factory=list)  # per FIFO: peak per frame (last left out)
+    cost_ii: int = 0  # the cost model's cycles per frame (:func:`.cost.pipeline_cycles`)
+    #: the first unit whose schedule needs more than ``cost_ii`` cycles per frame (a width
+    #: converter splitting its output), or None; ``ii`` is then the pipeline's real pace
+    slow_unit: str | None = None
 
 
 def _source(units, frames: int, ii: int) -> np.ndarray:
@@ -712,19 +763,33 @@ def analyse_fifos(pipeline: Pipeline, frames: int | None = None, ii: int | None 
     from .cost import pipeline_cycles
 
     units = pipeline.units
-    if ii is None:
-        ii, _ = pipeline_cycles(pipeline)
-    ii, reach = int(ii), (LATE_REACH if reach is None else int(reach))
+    fixed_ii = ii is not None
+    cost_ii = int(ii) if fixed_ii else pipeline_cycles(pipeline)[0]
+    ii, reach = cost_ii, (LATE_REACH if reach is None else int(reach))
     nfr = int(frames or DEFAULT_FRAMES)
-    while True:
-        modes = _Modes(units, nfr, ii, reach)
-        choice, occs = _choose(units, modes)
-        res = _result(units, ii, nfr, modes, choice, occs)
-        # steady state: the last frame counted asks no more than the ones before
-        converged = all(len(p) < 2 or p[-1] <= max(p[:-1]) for p in res.frame_peaks)
-        if frames is not None or converged or nfr >= MAX_FRAMES:
-            return res
-        nfr = min(MAX_FRAMES, nfr * 2)
+    first_periods = None
+    for _ in range(4):
+        while True:
+            modes = _Modes(units, nfr, ii, reach)
+            choice, occs = _choose(units, modes)
+            res = _result(units, ii, nfr, modes, choice, occs)
+            # steady state: the last frame counted asks no more than the ones before
+            converged = all(len(p) < 2 or p[-1] <= max(p[:-1]) for p in res.frame_peaks)
+            if frames is not None or converged or nfr >= MAX_FRAMES:
+                break
+            nfr = min(MAX_FRAMES, nfr * 2)
+        # a unit slower than the cost model says (a splitter after it): pace the source at its
+        # rate instead, or the FIFOs in front of it would grow without bound
+        slow = max(p for p in res.periods if p is not None) if nfr > 1 else ii
+        if first_periods is None:
+            first_periods = res.periods
+        if fixed_ii or slow <= ii:
+            break
+        ii = slow
+    res.cost_ii = cost_ii
+    res.slow_unit = next((u.name for u, p in zip(units, first_periods)
+                          if p is not None and p > cost_ii), None)
+    return res
 
 
 def size_fifos(pipeline: Pipeline) -> Pipeline:

@@ -221,6 +221,23 @@ def test_paced_schedule_behind_a_splitter(name):
         np.testing.assert_array_equal(w, res.out_cycles)
 
 
+def test_splitter_that_slows_a_unit_is_reported():
+    """A whole-window generator (one window per clock) into an MVAU reading two elements per
+    clock: the splitter between them takes a window every 9 cycles, 18 windows take 162 cycles,
+    as the MVAU does, but the frame's first window comes 12 scan steps after the last one, 3
+    more than a window's 9: the generator, not the MVAU the cost model names, sets the pace
+    (165), and the analysis paces its source at that rate."""
+    win = swg((8, 5, 2), INT4, (3, 3), simd=18)
+    if not getattr(win, "parallel", False):
+        pytest.skip("no whole-window sliding-window mode in this tree")
+    p = Pipeline([win, mvau("m", 18, 4, 4, 2, rows=win.out_hw)])
+    an = fs.analyse_fifos(p)
+    assert an.cost_ii == pipeline_cycles(p)[0] == 18 * 9
+    assert an.ii == 165
+    assert an.slow_unit == "win" and an.ii > an.cost_ii
+    assert all(per == an.ii for per in an.periods)
+
+
 @pytest.mark.parametrize("name", list(_units()))
 def test_latest_schedule_is_consistent(name):
     """Latest reads for given output deadlines: never before the earliest, every output by its
@@ -275,7 +292,7 @@ def test_digits_analysis_and_report():
     assert len(an.depths) == len(p.units) + 1
     assert an.depths[0] == an.depths[-1] == fs.MIN_DEPTH
     assert all(d >= fs.MIN_DEPTH for d in an.depths) and not any(an.capped)
-    assert an.ii == pipeline_cycles(p)[0]
+    assert an.ii == an.cost_ii == pipeline_cycles(p)[0] and an.slow_unit is None
     assert all(per == an.ii for per in an.periods)  # every unit keeps the bottleneck's pace
     assert an.bits <= an.earliest_bits
     rows = fs.fifo_report(p, an)
