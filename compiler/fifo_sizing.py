@@ -442,22 +442,34 @@ def _parallel_paced(u, avail, frames, pace):
             e = t + 1
             if takes[s]:
                 e = max(e, av[k])
-                reads.append(e)
-                k += 1
             elif s < pre:
                 e = max(e, first)
             if emits[s]:
                 e = max(e, taken)
                 taken = max(e + 1, taken + pace)
                 outs.append(taken)
+            if takes[s]:
+                reads.append(e)
+                k += 1
             t = e
     return np.array(reads, dtype=np.int64), np.array(outs, dtype=np.int64) + (SWG_LATENCY - 1)
+
+
+def _can_wait(u, pace: int) -> bool:
+    """Whether the analysis has a late schedule for the unit (not for a whole-window generator
+    behind a splitter or with padding steps before a frame's first pixel)."""
+    if u.kind == "swg" and getattr(u, "parallel", False):
+        return pace == 1 and not _parallel_steps(u, 1)[3]
+    return True
 
 
 def _parallel_latest(u, dl, frames, earliest, pace=1):
     gt, ge, n, pre = _parallel_steps(u, frames)
     if pace > 1 or pre:  # no late schedule: keep the earliest
-        return _parallel_timeline(u, earliest, frames, pace)
+        avail = earliest.copy()
+        hw = u.in_stream.beats_per_frame
+        avail[::hw] -= pre  # a frame's first pixel was offered when its padding steps began
+        return _parallel_timeline(u, avail, frames, pace)
     # latest step times: t_g <= min over emitting steps e >= g of (dl_e - latency - (e - g))
     lim = np.minimum.accumulate((dl - SWG_LATENCY - ge)[::-1])[::-1]
     j = np.searchsorted(ge, gt, side="left")
@@ -641,6 +653,8 @@ class _Modes:
         for b in range(n):
             dl = self.outs[b][0]
             for k in range(b, max(-1, b - reach), -1):
+                if not _can_wait(units[k], self.pace[k]):
+                    break  # kept at its earliest schedule: so is everything upstream
                 early = self.reads[k][0]
                 r, o = unit_latest(units[k], dl, frames, early, self.pace[k])
                 if r.shape != early.shape or np.any(r < early) or np.any(o > dl) or \
@@ -768,24 +782,23 @@ def analyse_fifos(pipeline: Pipeline, frames: int | None = None, ii: int | None 
     ii, reach = cost_ii, (LATE_REACH if reach is None else int(reach))
     nfr = int(frames or DEFAULT_FRAMES)
     first_periods = None
-    for _ in range(4):
-        while True:
-            modes = _Modes(units, nfr, ii, reach)
-            choice, occs = _choose(units, modes)
-            res = _result(units, ii, nfr, modes, choice, occs)
-            # steady state: the last frame counted asks no more than the ones before
-            converged = all(len(p) < 2 or p[-1] <= max(p[:-1]) for p in res.frame_peaks)
-            if frames is not None or converged or nfr >= MAX_FRAMES:
-                break
-            nfr = min(MAX_FRAMES, nfr * 2)
-        # a unit slower than the cost model says (a splitter after it): pace the source at its
-        # rate instead, or the FIFOs in front of it would grow without bound
-        slow = max(p for p in res.periods if p is not None) if nfr > 1 else ii
+    for _ in range(8):
+        modes = _Modes(units, nfr, ii, reach)
+        choice, occs = _choose(units, modes)
+        res = _result(units, ii, nfr, modes, choice, occs)
         if first_periods is None:
             first_periods = res.periods
-        if fixed_ii or slow <= ii:
+        # a unit slower than the cost model says (a splitter after it): pace the source at its
+        # rate instead, or the FIFOs in front of it would grow without bound
+        slow = max((p for p in res.periods if p is not None), default=ii)
+        if not fixed_ii and slow > ii:
+            ii = slow
+            continue
+        # steady state: the last frame counted asks no more than the ones before
+        converged = all(len(p) < 2 or p[-1] <= max(p[:-1]) for p in res.frame_peaks)
+        if frames is not None or converged or nfr >= MAX_FRAMES:
             break
-        ii = slow
+        nfr = min(MAX_FRAMES, nfr * 2)
     res.cost_ii = cost_ii
     res.slow_unit = next((u.name for u, p in zip(units, first_periods)
                           if p is not None and p > cost_ii), None)
@@ -808,7 +821,8 @@ def fifo_report(pipeline: Pipeline, analysis: FifoAnalysis | None = None) -> lis
     """One row per FIFO of the pipeline as it stands (its ``fifo_depths``): name, consumer, depth
     (beats), width and storage bits (``depth * width``: memory words plus output register), and
     the implementation (:mod:`streamfold.hw.fifo`). With an ``analysis`` (:func:`analyse_fifos`)
-    the analysed peak occupancy joins each row. Total: ``sum(row["bits"])``."""
+    the analysed peak occupancy, whether the cap cut it, and the schedule its consumer was
+    analysed in join each row. Total: ``sum(row["bits"])`` (:func:`fifo_bits`)."""
     units = pipeline.units
     rows = []
     for k, depth in enumerate(pipeline.fifo_depths):
@@ -820,6 +834,8 @@ def fifo_report(pipeline: Pipeline, analysis: FifoAnalysis | None = None) -> lis
         if analysis is not None:
             row["peak"] = int(analysis.peaks[k])
             row["capped"] = bool(analysis.capped[k])
+            if k < len(units):
+                row["consumer_schedule"] = analysis.modes[k]
         rows.append(row)
     return rows
 
