@@ -198,8 +198,48 @@ class Unit:
         return dataclasses.replace(self, **knobs)
 
 
+class DotProductUnit(Unit):
+    """What the matrix-vector and vector-vector units share: integer dot products of a weight row
+    with its input, optionally followed by thresholds (semantics in the module docstring)."""
+
+    weights: np.ndarray
+    weight_dtype: DataType
+    in_dtype: DataType
+    thresholds: np.ndarray | None
+    rows_shape: tuple
+
+    @property
+    def rows(self) -> int:
+        return int(math.prod(self.rows_shape))
+
+    @property
+    def binary(self) -> bool:
+        """XNOR-popcount mode: both weights and inputs are bipolar."""
+        return self.weight_dtype.bipolar and self.in_dtype.bipolar
+
+    @property
+    def acc_range(self) -> tuple[int, int]:
+        """Exact (min, max) of the accumulator over all valid inputs."""
+        if self.binary:
+            return 0, int(self.weights.shape[1])
+        w = self.weights.astype(np.int64)
+        a, b = w * self.in_dtype.min, w * self.in_dtype.max
+        return int(np.minimum(a, b).sum(1).min()), int(np.maximum(a, b).sum(1).max())
+
+    @property
+    def acc_dtype(self) -> DataType:
+        lo, hi = self.acc_range
+        if self.thresholds is not None and self.thresholds.size:
+            lo, hi = min(lo, int(self.thresholds.min())), max(hi, int(self.thresholds.max()))
+        return DataType.for_range(min(lo, 0), hi)
+
+    @property
+    def n_thresholds(self) -> int:
+        return 0 if self.thresholds is None else int(self.thresholds.shape[1])
+
+
 @dataclass
-class MatrixVectorUnit(Unit):
+class MatrixVectorUnit(DotProductUnit):
     """Matrix-vector product with optional multi-threshold activation (FINN's MVAU).
 
     ``weights`` is ``(MH, MW)``: one row per output channel. The unit processes
@@ -229,14 +269,6 @@ class MatrixVectorUnit(Unit):
     def mw(self) -> int:
         return int(self.weights.shape[1])
 
-    @property
-    def rows(self) -> int:
-        return int(math.prod(self.rows_shape))
-
-    @property
-    def binary(self) -> bool:
-        """XNOR-popcount mode: both weights and inputs are bipolar."""
-        return self.weight_dtype.bipolar and self.in_dtype.bipolar
 
     @property
     def neuron_fold(self) -> int:
@@ -246,29 +278,6 @@ class MatrixVectorUnit(Unit):
     def synapse_fold(self) -> int:
         return self.mw // self.simd
 
-    @property
-    def acc_range(self) -> tuple[int, int]:
-        """Exact (min, max) of the accumulator over all valid inputs."""
-        if self.binary:
-            return 0, self.mw
-        w = self.weights.astype(np.int64)
-        lo_x, hi_x = self.in_dtype.min, self.in_dtype.max
-        prod_a, prod_b = w * lo_x, w * hi_x
-        lo = np.minimum(prod_a, prod_b).sum(axis=1)
-        hi = np.maximum(prod_a, prod_b).sum(axis=1)
-        return int(lo.min()), int(hi.max())
-
-    @property
-    def acc_dtype(self) -> DataType:
-        lo, hi = self.acc_range
-        if self.thresholds is not None and self.thresholds.size:
-            lo = min(lo, int(self.thresholds.min()))
-            hi = max(hi, int(self.thresholds.max()))
-        return DataType.for_range(min(lo, 0), hi)
-
-    @property
-    def n_thresholds(self) -> int:
-        return 0 if self.thresholds is None else int(self.thresholds.shape[1])
 
     @property
     def in_stream(self) -> StreamSpec:
@@ -392,7 +401,7 @@ class SlidingWindowUnit(Unit):
 
 
 @dataclass
-class VectorVectorUnit(Unit):
+class VectorVectorUnit(DotProductUnit):
     """Depthwise convolution: per channel, a dot product over its own ``kh*kw`` window.
 
     Input is a depthwise-ordered sliding-window stream (see :class:`SlidingWindowUnit`) with
@@ -422,32 +431,6 @@ class VectorVectorUnit(Unit):
     def k(self) -> int:
         return int(self.weights.shape[1])
 
-    @property
-    def rows(self) -> int:
-        return int(math.prod(self.rows_shape))
-
-    @property
-    def binary(self) -> bool:
-        return self.weight_dtype.bipolar and self.in_dtype.bipolar
-
-    @property
-    def acc_range(self) -> tuple[int, int]:
-        if self.binary:
-            return 0, self.k
-        w = self.weights.astype(np.int64)
-        a, b = w * self.in_dtype.min, w * self.in_dtype.max
-        return int(np.minimum(a, b).sum(1).min()), int(np.maximum(a, b).sum(1).max())
-
-    @property
-    def acc_dtype(self) -> DataType:
-        lo, hi = self.acc_range
-        if self.thresholds is not None and self.thresholds.size:
-            lo, hi = min(lo, int(self.thresholds.min())), max(hi, int(self.thresholds.max()))
-        return DataType.for_range(min(lo, 0), hi)
-
-    @property
-    def n_thresholds(self) -> int:
-        return 0 if self.thresholds is None else int(self.thresholds.shape[1])
 
     @property
     def in_stream(self) -> StreamSpec:
