@@ -50,63 +50,12 @@ from amaranth.lib.wiring import In, Out
 
 from streamfold.compiler.ir import DataType, MatrixVectorUnit
 
+from .elements import decode as _decode, lanes as _lanes, pack_words, product as _product, shape_of, tree_sum  # noqa: F401
 from .registry import register_hw
 from .rom import ROM, file_stem
 
 
 # ----------------------------------------------------------------------------- helpers
-def pack_words(codes: np.ndarray, bits: int) -> list[int]:
-    """``codes`` (words, lanes) of unsigned element codes -> one int per word, lane 0 in the LSBs."""
-    codes = np.asarray(codes, dtype=np.int64)
-    words, lanes = codes.shape
-    if words == 0:
-        return []
-    if lanes == 0 or bits == 0:
-        return [0] * words
-    bitarr = ((codes[:, :, None] >> np.arange(bits, dtype=np.int64)) & 1).astype(np.uint8)
-    packed = np.packbits(bitarr.reshape(words, lanes * bits), axis=1, bitorder="little")
-    return [int.from_bytes(row.tobytes(), "little") for row in packed]
-
-
-def shape_of(dtype: DataType):
-    """Amaranth shape of a plain (non-bipolar) IR datatype."""
-    return signed(dtype.bits) if dtype.signed else unsigned(dtype.bits)
-
-
-def tree_sum(terms: list):
-    """Balanced adder tree (Amaranth widens every addition, so nothing overflows)."""
-    terms = list(terms)
-    if not terms:
-        return Const(0, 1)
-    while len(terms) > 1:
-        terms = [terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j]
-                 for j in range(0, len(terms), 2)]
-    return terms[0]
-
-
-def _decode(code, dtype: DataType):
-    """Element code -> Amaranth value of the element (bipolar decoded as -1/+1)."""
-    if dtype.bipolar:
-        return Mux(code[0], Const(1, signed(2)), Const(-1, signed(2)))
-    return code.as_signed() if dtype.signed else code.as_unsigned()
-
-
-def _product(w_code, w_dtype: DataType, x_code, x_dtype: DataType):
-    """Product of one weight and one input element (not binary mode)."""
-    if w_dtype.bipolar:
-        x = _decode(x_code, x_dtype)
-        return Mux(w_code[0], x, -x)
-    if x_dtype.bipolar:
-        w = _decode(w_code, w_dtype)
-        return Mux(x_code[0], w, -w)
-    return _decode(w_code, w_dtype) * _decode(x_code, x_dtype)
-
-
-def _lanes(value, n: int, bits: int) -> list:
-    return [value[j * bits:(j + 1) * bits] for j in range(n)]
-
-
-# ----------------------------------------------------------------------------- memory images
 def weight_words(u: MatrixVectorUnit) -> list[int]:
     """Weight memory image: ``NF*SF`` words; word ``nf*SF+sf``, lane ``p*simd+s`` (each
     ``weight_bits`` wide, lane 0 in the LSBs) is the code of ``W[nf*pe+p, sf*simd+s]``."""

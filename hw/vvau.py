@@ -37,46 +37,9 @@ from amaranth.lib.wiring import In, Out
 
 from streamfold.compiler.ir import DataType, VectorVectorUnit
 
+from .elements import decode, lanes, pack_words, product, shape_of  # noqa: F401
 from .registry import register_hw
 from .rom import ROM, file_stem
-
-
-def pack_words(codes: np.ndarray, bits: int) -> list[int]:
-    """``codes`` (words, lanes) of unsigned element codes -> one int per word, lane 0 in the LSBs."""
-    codes = np.asarray(codes, dtype=np.int64)
-    out = []
-    for row in codes.tolist():
-        word = 0
-        for j, c in enumerate(row):
-            word |= (int(c) & ((1 << bits) - 1)) << (j * bits)
-        out.append(word)
-    return out
-
-
-def shape_of(dtype: DataType):
-    return signed(dtype.bits) if dtype.signed else unsigned(dtype.bits)
-
-
-def decode(code, dtype: DataType):
-    """Element code -> Amaranth value (bipolar decoded as -1/+1)."""
-    if dtype.bipolar:
-        return Mux(code[0], Const(1, signed(2)), Const(-1, signed(2)))
-    return code.as_signed() if dtype.signed else code.as_unsigned()
-
-
-def product(w_code, w_dtype: DataType, x_code, x_dtype: DataType):
-    """Value of ``w * x`` (not the binary XNOR mode)."""
-    if w_dtype.bipolar:
-        x = decode(x_code, x_dtype)
-        return Mux(w_code[0], x, -x)
-    if x_dtype.bipolar:
-        w = decode(w_code, w_dtype)
-        return Mux(x_code[0], w, -w)
-    return decode(w_code, w_dtype) * decode(x_code, x_dtype)
-
-
-def lanes(value, n: int, bits: int) -> list:
-    return [value[j * bits:(j + 1) * bits] for j in range(n)]
 
 
 @register_hw("vvau")
