@@ -133,6 +133,8 @@ def make_report(cm: CompiledModel, clock_mhz: float = DEFAULT_CLOCK_MHZ, board=N
     """The compile report; ``board`` (a name or Board) adds utilisation to the resource estimates."""
     p = cm.pipeline
     cycles, bottleneck = pipeline_cycles(p)
+    from .fifo_sizing import fifo_report
+    fifos = fifo_report(p)
     layers = []
     for u in p.units:
         i, o = u.in_stream, u.out_stream
@@ -163,7 +165,9 @@ def make_report(cm: CompiledModel, clock_mhz: float = DEFAULT_CLOCK_MHZ, board=N
             "clock_mhz": clock_mhz,
             "expected_fps": round(clock_mhz * 1e6 / cycles, 1),
             "fifo_depths": list(p.fifo_depths),
+            "fifo_bits": int(sum(f["bits"] for f in fifos)),
         },
+        "fifos": fifos,
     }
     # resource estimates per layer and in total (see compiler/resources.py)
     from .resources import report_resources
