@@ -26,13 +26,15 @@ DEFAULT_CLOCK_MHZ = 100.0
 
 def lower_file(model_path, fold: dict | None = None, fold_source: str = "fold", *, board=None,
                target_fps: float | None = None, clock_mhz: float | None = None,
-               ceiling: float | None = None, log=None) -> CompiledModel:
+               ceiling: float | None = None, log=None, strip_width: int | None = None,
+               line_buffer_budget: int | None = None) -> CompiledModel:
     """Load, clean and lower a model file, then fold it and size its FIFOs.
 
     The fold is, in order of precedence: ``fold`` (a fold file's contents); the least resources
     reaching ``target_fps`` at ``clock_mhz`` (on ``board`` if given); the highest throughput that
     fits ``board`` under ``ceiling``; else the balanced default. A search leaves its visited folds
-    in ``cm.search``.
+    in ``cm.search``. With ``strip_width`` or ``line_buffer_budget`` (bits) the folded pipeline is
+    tiled into column strips (:mod:`streamfold.compiler.tiling`); the plan is ``cm.tiling``.
     """
     from .search import DEFAULT_CEILING, fold_for_board, fold_for_fps
 
@@ -51,6 +53,15 @@ def lower_file(model_path, fold: dict | None = None, fold_source: str = "fold", 
         cm.pipeline = default_fold(cm.pipeline)
     cm.pipeline.check()
     cm.pipeline = size_fifos(cm.pipeline)
+    if strip_width is not None or line_buffer_budget is not None:
+        from .tiling import tile
+
+        cm.pipeline, cm.tiling = tile(cm.pipeline, strip_width, line_buffer_budget)
+        if log:
+            t = cm.tiling.summary
+            log(f"tiled into {t['strips']} strips of {t['strip_width']} columns: line buffers "
+                f"{t['line_buffer_bits']['untiled']:,} -> {t['line_buffer_bits']['tiled']:,} bits, "
+                f"{t['cycles_per_frame']['untiled']:,} -> {t['cycles_per_frame']['tiled']:,} cycles/frame")
     return cm
 
 
@@ -111,7 +122,8 @@ def read_design(build):
 
 
 def compile_model(model_path, out_dir, fold_path=None, clock_mhz: float | None = None, log=None,
-                  board=None, target_fps: float | None = None, ceiling: float | None = None):
+                  board=None, target_fps: float | None = None, ceiling: float | None = None,
+                  strip_width: int | None = None, line_buffer_budget: int | None = None):
     if isinstance(board, str):  # an unknown board fails before any work
         from streamfold.boards import load_board
         board = load_board(board)
@@ -119,7 +131,8 @@ def compile_model(model_path, out_dir, fold_path=None, clock_mhz: float | None =
     fold = read_fold_file(fold_path) if fold_path else None
     t0 = time.monotonic()
     cm = lower_file(model_path, fold, str(fold_path) if fold_path else "fold", board=board,
-                    target_fps=target_fps, clock_mhz=clock, ceiling=ceiling, log=log)
+                    target_fps=target_fps, clock_mhz=clock, ceiling=ceiling, log=log,
+                    strip_width=strip_width, line_buffer_budget=line_buffer_budget)
     if log:
         how = "fold file" if fold else ("target frame rate" if target_fps else
                                         (f"fit to {board.name}" if board else "balanced default"))
@@ -133,6 +146,8 @@ def make_report(cm: CompiledModel, clock_mhz: float = DEFAULT_CLOCK_MHZ, board=N
     """The compile report; ``board`` (a name or Board) adds utilisation to the resource estimates."""
     p = cm.pipeline
     cycles, bottleneck = pipeline_cycles(p)
+    strip_cycles = cycles
+    cycles *= cm.strips_per_frame  # a tiled frame is that many strips, back to back
     from .fifo_sizing import fifo_report
     fifos = fifo_report(p)
     layers = []
@@ -169,6 +184,11 @@ def make_report(cm: CompiledModel, clock_mhz: float = DEFAULT_CLOCK_MHZ, board=N
         },
         "fifos": fifos,
     }
+    if cm.tiling is not None:
+        report["totals"]["strips_per_frame"] = cm.strips_per_frame
+        report["totals"]["expected_cycles_per_strip"] = strip_cycles
+        report["tiling"] = dict(cm.tiling.summary, starts=cm.tiling.starts, keep=cm.tiling.keep,
+                                place=cm.tiling.place)
     # resource estimates per layer and in total (see compiler/resources.py)
     from .resources import report_resources
     res = report_resources(p, board)

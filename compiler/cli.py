@@ -45,14 +45,51 @@ def print_report(report: dict) -> None:
           f"{t['expected_fps']:,} frames/s at {t['clock_mhz']:g} MHz")
 
 
+def print_tiling(t: dict) -> None:
+    rows = [[l["layer"], l["kind"], f'{l["untiled_bits"]:,}', f'{l["tiled_bits"]:,}',
+             l["untiled_bram18"], l["tiled_bram18"]] for l in t["layers"]]
+    print(_table(rows, ["line buffer", "kind", "untiled bits", "tiled bits", "BRAM18", "tiled BRAM18"]))
+    c, lb = t["cycles_per_frame"], t["line_buffer_bits"]
+    print(f"\ntiled: {t['strips']} strips of {t['strip_width']} of {t['frame_width']} columns "
+          f"(receptive field {t['receptive_field']}, column stride {t['column_stride']}); line buffers "
+          f"{lb['untiled']:,} -> {lb['tiled']:,} bits ({lb['tiled'] / max(1, lb['untiled']):.0%}); "
+          f"halo recomputation {t['halo_recompute']:+.0%} columns; {c['untiled']:,} -> {c['tiled']:,} "
+          f"cycles/frame ({c['extra']:+.0%})")
+
+
+def cmd_tiling(a) -> int:
+    from .build import lower_file
+    from .folding import read_fold_file
+    from .tiling import tiling_options
+
+    fold = read_fold_file(a.fold) if a.fold else None
+    cm = lower_file(a.model, fold, a.fold or "fold", log=_log)
+    opts = tiling_options(cm.pipeline)
+    if a.max_rows and len(opts) > a.max_rows:  # keep the ends and an even spread between
+        idx = sorted({round(i * (len(opts) - 1) / (a.max_rows - 1)) for i in range(a.max_rows)})
+        opts = [opts[i] for i in idx]
+    rows = [[o["strip_width"], o["strips"], f'{o["line_buffer_bits"]["tiled"]:,}',
+             o["line_buffer_bram18"]["tiled"], f'{o["halo_recompute"]:+.0%}',
+             f'{o["cycles_per_frame"]["tiled"]:,}', f'{o["cycles_per_frame"]["extra"]:+.0%}'] for o in opts]
+    print(_table(rows, ["strip width", "strips", "line-buffer bits", "BRAM18", "halo", "cycles/frame",
+                        "vs untiled"]))
+    print("\ncompile with `--strip-width N`, or `--line-buffer-budget BITS` to take the widest strip "
+          "that fits")
+    return 0
+
+
 def cmd_compile(a) -> int:
     from .build import compile_model
 
     t0 = time.monotonic()
     cm, report = compile_model(a.model, a.output, a.fold, clock_mhz=a.clock_mhz, log=_log,
-                               board=a.board, target_fps=a.target_fps, ceiling=a.ceiling)
+                               board=a.board, target_fps=a.target_fps, ceiling=a.ceiling,
+                               strip_width=a.strip_width, line_buffer_budget=a.line_buffer_budget)
     print(f"compiled {a.model} -> {a.output}/ in {time.monotonic() - t0:.1f} s\n")
     print_report(report)
+    if "tiling" in report:
+        print()
+        print_tiling(report["tiling"])
     files = ["streamfold_top.v", "fold.json", "report.json", "ir.json"] + report.get("plots", [])
     print(f"\nwrote {a.output}/: {', '.join(files)}")
     return 0
@@ -186,7 +223,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--fold", help="fold file (JSON: {layer: {pe: .., simd: ..}}) to use instead of the "
                                   "balanced default; BUILD/fold.json is one")
     _fold_options(c)
+    t = c.add_argument_group("tiling (fully convolutional models)")
+    t.add_argument("--strip-width", type=int, metavar="N",
+                   help="stream each frame as column strips N input columns wide (overlapping by the "
+                        "receptive field's halo); line buffers are sized for N columns")
+    t.add_argument("--line-buffer-budget", type=int, metavar="BITS",
+                   help="tile with the widest strip whose line buffers fit BITS bits in total")
     c.set_defaults(fn=cmd_compile)
+
+    tl = sub.add_parser("tiling", help="list the column-strip widths a fully convolutional model can use",
+                        description="For each strip width that covers MODEL's output: strips per frame, "
+                                    "line-buffer bits and BRAM18, halo recomputation and cycles/frame "
+                                    "against the untiled design (at the balanced default or --fold).")
+    tl.add_argument("model", help="QONNX model file")
+    tl.add_argument("--fold", help="fold file to cost the strips with")
+    tl.add_argument("--max-rows", type=int, default=12, help="rows to print (default 12; 0: all)")
+    tl.set_defaults(fn=cmd_tiling)
 
     f = sub.add_parser("fold", help="choose PE/SIMD per layer for a board or a frame rate; write fold.json",
                        description="Fold MODEL for the highest throughput that fits --board, or the least "

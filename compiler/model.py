@@ -81,12 +81,32 @@ class CompiledModel:
     output_shape: tuple
     source: str = ""
     search: object = field(default=None, repr=False, compare=False)  # a fold search's result, if any
+    tiling: object = None  # a TilePlan when frames stream as column strips (compiler/tiling.py)
+
+    # -- frames and strips ---------------------------------------------------------------------
+    @property
+    def strips_per_frame(self) -> int:
+        return 1 if self.tiling is None else self.tiling.strips
+
+    @property
+    def frame_in_shape(self) -> tuple:
+        """Stream-layout shape of one whole input frame (a tiled build's pipeline sees strips)."""
+        s = tuple(self.pipeline.in_stream.shape)
+        return s if self.tiling is None else (s[0], self.tiling.width) + s[2:]
+
+    def to_strips(self, xq: np.ndarray) -> np.ndarray:
+        """Whole quantized frames -> what the pipeline streams (strips, when tiled)."""
+        return xq if self.tiling is None else self.tiling.cut(xq)
+
+    def from_strips(self, y: np.ndarray) -> np.ndarray:
+        """The pipeline's output frames -> whole output frames (strips reassembled, when tiled)."""
+        return y if self.tiling is None else self.tiling.assemble(y)
 
     # -- running the reference ---------------------------------------------------------------
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         x = self.check_input(x)
         v = self.host_in.to_stream(x)
-        return v.reshape((v.shape[0],) + tuple(self.pipeline.in_stream.shape))
+        return v.reshape((v.shape[0],) + self.frame_in_shape)
 
     def dequantize_output(self, y: np.ndarray) -> np.ndarray:
         out = self.host_out.from_stream(y)
@@ -96,7 +116,7 @@ class CompiledModel:
         """Float inputs -> (integer stream outputs, float model outputs) by the NumPy reference."""
         from streamfold.sim.reference import run_pipeline
 
-        y = run_pipeline(self.pipeline, self.quantize_input(x))
+        y = self.from_strips(run_pipeline(self.pipeline, self.to_strips(self.quantize_input(x))))
         return y, self.dequantize_output(y)
 
     def check_input(self, x: np.ndarray) -> np.ndarray:
@@ -143,6 +163,8 @@ class CompiledModel:
         doc["io"] = {"input_name": self.input_name, "input_shape": list(self.input_shape),
                      "output_name": self.output_name, "output_shape": list(self.output_shape),
                      "source": self.source}
+        if self.tiling is not None:
+            doc["tiling"] = self.tiling.to_json()
         (folder / "ir.json").write_text(dumps(doc))
         with open(folder / "ir_arrays.npz", "wb") as f:
             np.savez_compressed(f, **{k: arrays[k] for k in sorted(arrays)})
@@ -186,6 +208,9 @@ class CompiledModel:
             cm = CompiledModel(pipeline, host_in, host_out, io["input_name"],
                                tuple(io["input_shape"]), io["output_name"], tuple(io["output_shape"]),
                                io.get("source", ""))
+            if doc.get("tiling"):
+                from .tiling import TilePlan
+                cm.tiling = TilePlan.from_json(doc["tiling"])
             cm.pipeline.check()
         except StreamfoldError:
             raise

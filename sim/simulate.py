@@ -74,16 +74,18 @@ def _check_run(res, cm: CompiledModel, expected: np.ndarray, frames: int, engine
                          [int(c) for c in ends], [int(c) for c in res.in_frame_start_cycles])
 
 
-def measure_timing(check: RunCheck) -> tuple[float | None, int | None]:
-    """Initiation interval (median gap between frame ends over the later half) and first-frame latency."""
+def measure_timing(check: RunCheck, strips: int = 1) -> tuple[float | None, int | None]:
+    """Initiation interval (median gap between frame ends over the later half) and first-frame
+    latency. A tiled build streams ``strips`` strips per frame: the interval is per strip times
+    ``strips``, and the first frame ends with its last strip."""
     ends = check.frame_end_cycles
     ii = None
     if len(ends) >= 2:
         gaps = np.diff(ends)
-        ii = float(np.median(gaps[len(gaps) // 2:]))
+        ii = float(np.median(gaps[len(gaps) // 2:])) * strips
     lat = None
-    if ends and check.first_in_cycles:
-        lat = int(ends[0] - check.first_in_cycles[0] + 1)
+    if len(ends) >= strips and check.first_in_cycles:
+        lat = int(ends[strips - 1] - check.first_in_cycles[0] + 1)
     return ii, lat
 
 
@@ -110,7 +112,8 @@ def simulate_build(build, x: np.ndarray, *, engine: str = "auto", p_gap: float =
     if not vfile.exists():
         raise BuildError(f"{build}: no {VERILOG_FILE}; compile again with `streamfold compile`")
     _, data_files = read_design(build)  # the memory files of large ROMs, next to the Verilog
-    xin = cm.quantize_input(x)
+    xin = cm.to_strips(cm.quantize_input(x))  # a tiled build streams each frame as its strips
+    per = cm.strips_per_frame
     frames = xin.shape[0]
     if frames < 1:
         raise SimulationError("the input holds no frames")
@@ -147,7 +150,7 @@ def simulate_build(build, x: np.ndarray, *, engine: str = "auto", p_gap: float =
         if log:
             what = "stalled" if chk.stalled else "bit-exact" if chk.mismatches == 0 else \
                 f"{chk.mismatches} mismatches"
-            log(f"{engine}: {frames} frames, {res.cycles} cycles (gaps {pg}, back-pressure {ps}) in "
+            log(f"{engine}: {frames if per == 1 else f'{frames} strips of {frames // per}'} frames, {res.cycles} cycles (gaps {pg}, back-pressure {ps}) in "
                 f"{time.monotonic() - t0:.1f} s: {what}")
         if res.stalled:
             diag = _diagnose_stall(cm, res, frames, vfile, beats, dict(
@@ -157,10 +160,11 @@ def simulate_build(build, x: np.ndarray, *, engine: str = "auto", p_gap: float =
                 data_files=data_files), log)
             chk.stall_report, chk.stall_diagnosis = diag.text, diag.to_json()
     timing = checks[-1]
-    ii, lat = measure_timing(timing)
+    ii, lat = measure_timing(timing, per)
     exact = all(c.mismatches == 0 and c.tlast_ok and not c.stalled for c in checks)
+    cycles_expected *= per
     report = {
-        "frames": frames,
+        "frames": frames // per,
         "engine": engine,
         "bit_exact": exact,
         "expected_cycles_per_frame": cycles_expected,
@@ -171,6 +175,12 @@ def simulate_build(build, x: np.ndarray, *, engine: str = "auto", p_gap: float =
         "runs": [c.__dict__ | {"frame_end_cycles": c.frame_end_cycles[:64],
                                "first_in_cycles": c.first_in_cycles[:64]} for c in checks],
     }
+    if per > 1:
+        report["strips_per_frame"] = per
+        report["expected_cycles_per_strip"] = cycles_expected // per
+        if got is not None:
+            got = cm.from_strips(got)
+        expected = cm.from_strips(expected)
     outputs = cm.dequantize_output(got) if got is not None else None
     return {"report": report, "outputs": outputs, "hw_integers": got, "expected_integers": expected,
             "model": cm}

@@ -16,6 +16,7 @@ from models import _calibrate_norms, _check_levels, _one_thread, export, quant_l
 
 MOBILENET_FRAME = (3, 16, 16)
 ODD_FRAME = (3, 11, 17)
+WIDE_FRAME = (3, 8, 70)
 
 
 def _build_mobilenet(seed: int):
@@ -57,6 +58,27 @@ def _build_odd(seed: int):
     return m
 
 
+def _build_wide(seed: int):
+    """A fully convolutional net on a wide input (for tiling): conv, stride-2 depthwise conv,
+    pointwise conv, max-pool, and a conv with asymmetric (height-only) padding; its output is a
+    quantized feature map."""
+    import torch
+    from brevitas.nn import QuantConv2d, QuantIdentity, QuantReLU
+    from brevitas.quant import Int8WeightPerChannelFloat, Uint8ActPerTensorFloat
+
+    w4 = dict(weight_quant=Int8WeightPerChannelFloat, weight_bit_width=4, bias=False)
+    a4 = dict(bit_width=4, return_quant_tensor=False)
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        QuantIdentity(act_quant=Uint8ActPerTensorFloat, bit_width=4),
+        QuantConv2d(3, 8, 3, padding=1, **w4), torch.nn.BatchNorm2d(8), QuantReLU(**a4),
+        QuantConv2d(8, 8, 3, stride=2, padding=1, groups=8, **w4), torch.nn.BatchNorm2d(8), QuantReLU(**a4),
+        QuantConv2d(8, 8, 1, **w4), torch.nn.BatchNorm2d(8), QuantReLU(**a4),
+        torch.nn.MaxPool2d(2),
+        QuantConv2d(8, 6, 3, padding=(1, 0), **w4), torch.nn.BatchNorm2d(6), QuantReLU(**a4),
+    )
+
+
 def _finish(model, frame, path, dynamo, seed, name):
     import torch
     from brevitas.graph.calibrate import calibration_mode
@@ -82,6 +104,11 @@ def mobilenet_block(path, dynamo: bool = False, seed: int = 0) -> Path:
 def odd_net(path, dynamo: bool = False, seed: int = 0) -> Path:
     with _one_thread():
         return _finish(_build_odd(seed), ODD_FRAME, path, dynamo, seed, "odd_net")
+
+
+def wide_net(path, dynamo: bool = False, seed: int = 0) -> Path:
+    with _one_thread():
+        return _finish(_build_wide(seed), WIDE_FRAME, path, dynamo, seed, "wide_net")
 
 
 def random_frames(frame, n: int, seed: int = 0) -> np.ndarray:

@@ -144,8 +144,10 @@ def m_initializer(rng, m):
         if arr.size > 1:
             d = _pick(rng, [k for k in range(1, arr.size + 1) if arr.size % k == 0])
             new = arr.reshape(d, -1) if rng.random() < 0.5 else arr.reshape(-1)
-        else:
+        elif arr.size == 1:
             new = arr.reshape((1,) * int(rng.integers(0, 4)))
+        else:
+            new = arr.reshape((0,) + (1,) * int(rng.integers(0, 3)))
         what = f"reshape to {new.shape}"
     elif r < 0.45:  # another size
         flat = arr.reshape(-1)
@@ -284,7 +286,11 @@ def mutate(rng, data: bytes) -> tuple[bytes, list]:
     m.ParseFromString(data)
     done = []
     for _ in range(int(rng.integers(1, 4))):
-        done.append(_pick(rng, PROTO_MUTATIONS)(rng, m))
+        fn = _pick(rng, PROTO_MUTATIONS)
+        try:
+            done.append(fn(rng, m))
+        except Exception as e:  # a mutator that cannot apply here: skip it, the mutant stays valid
+            done.append(f"({fn.__name__} skipped: {type(e).__name__})")
     try:
         out = m.SerializeToString()
     except Exception as e:  # e.g. an attribute protobuf rejects: the mutant is not a file
