@@ -175,31 +175,22 @@ def valid_strip_widths(pipeline: Pipeline) -> list[int]:
     return [ws for ws in range(1, w + 1) if (w - ws) % s == 0]
 
 
-def plan_strips(pipeline: Pipeline, strip_width: int) -> TilePlan:
-    """The strips of ``strip_width`` input columns that cover the output (fewest strips, each
-    starting as far right as still leaves no gap)."""
+def _geometry(pipeline: Pipeline) -> tuple[list[ColumnStep], int, int, int]:
+    """(column steps, frame width, output width, total column stride)."""
     steps = column_steps(pipeline)
     w = int(pipeline.in_stream.shape[1])
-    s = total_stride(steps)
-    rf = receptive_field(steps)
     wout = w
     for st in steps:
         wout = st.out_width(wout)
-    ws = int(strip_width)
-    if ws < 1 or ws > w:
-        raise TilingError(f"strip width {ws} is outside 1..{w} (the frame is {w} columns wide)")
-    if (w - ws) % s:
-        near = [v for v in valid_strip_widths(pipeline) if abs(v - ws) <= 2 * s]
-        raise TilingError(f"strip width {ws}: strips must start on multiples of the network's column "
-                          f"stride {s} and the last one end on column {w}, so the width must be "
-                          f"{w} minus a multiple of {s}; nearby widths: {near}")
-    last = w - ws
-    starts, keep, place = [], [], []
-    c = 0
-    strip_out = None
+    return steps, w, wout, total_stride(steps)
+
+
+def _cover(steps: list[ColumnStep], w: int, wout: int, s: int, ws: int) -> tuple[list, int] | int:
+    """Strips of ``ws`` columns covering the ``wout`` output columns: ``([(start, lo, hi, place),
+    ...], strip output width)``, or the first output column no strip computes from real data."""
+    strips, c, strip_out = [], 0, 0
     while c < wout:
-        found = None
-        a = min(last, c * s)
+        a = min(w - ws, c * s)
         while a >= 0:
             off, ok = strip_columns(steps, w, ws, a)
             strip_out = len(ok)
@@ -208,55 +199,45 @@ def plan_strips(pipeline: Pipeline, strip_width: int) -> TilePlan:
                 hi = lc
                 while hi + 1 < len(ok) and ok[hi + 1]:
                     hi += 1
-                found = (a, lc, hi + 1)
+                strips.append((a, lc, hi + 1, c))
+                c += hi + 1 - lc
                 break
             a -= s
-        if found is None:
-            raise TilingError(f"strips of {ws} columns are too narrow: no strip computes output column "
-                              f"{c} from real data (the receptive field is {rf} input columns); "
-                              f"use at least {min_strip_width(pipeline)} columns")
-        a, lo, hi = found
-        starts.append(a)
-        keep.append((lo, hi))
-        place.append(c)
-        c += hi - lo
-    return TilePlan(w, ws, wout, int(strip_out), starts, keep, place, s, rf)
+        else:
+            return c
+    return strips, strip_out
+
+
+def plan_strips(pipeline: Pipeline, strip_width: int) -> TilePlan:
+    """The strips of ``strip_width`` input columns that cover the output (fewest strips, each
+    starting as far right as still leaves no gap)."""
+    steps, w, wout, s = _geometry(pipeline)
+    rf = receptive_field(steps)
+    ws = int(strip_width)
+    if ws < 1 or ws > w:
+        raise TilingError(f"strip width {ws} is outside 1..{w} (the frame is {w} columns wide)")
+    if (w - ws) % s:
+        near = [v for v in valid_strip_widths(pipeline) if abs(v - ws) <= 2 * s]
+        raise TilingError(f"strip width {ws}: strips must start on multiples of the network's column "
+                          f"stride {s} and the last one end on column {w}, so the width must be "
+                          f"{w} minus a multiple of {s}; nearby widths: {near}")
+    got = _cover(steps, w, wout, s, ws)
+    if isinstance(got, int):
+        raise TilingError(f"strips of {ws} columns are too narrow: no strip computes output column "
+                          f"{got} from real data (the receptive field is {rf} input columns); "
+                          f"use at least {min_strip_width(pipeline)} columns")
+    strips, strip_out = got
+    return TilePlan(w, ws, wout, int(strip_out), [x[0] for x in strips], [(x[1], x[2]) for x in strips],
+                    [x[3] for x in strips], s, rf)
 
 
 def min_strip_width(pipeline: Pipeline) -> int:
     """The narrowest strip width that covers the output."""
+    steps, w, wout, s = _geometry(pipeline)
     for ws in valid_strip_widths(pipeline):
-        try:
-            _plan_quiet(pipeline, ws)
+        if not isinstance(_cover(steps, w, wout, s, ws), int):
             return ws
-        except TilingError:
-            continue
-    return int(pipeline.in_stream.shape[1])
-
-
-def _plan_quiet(pipeline: Pipeline, ws: int) -> TilePlan:
-    steps = column_steps(pipeline)
-    w = int(pipeline.in_stream.shape[1])
-    wout = w
-    for st in steps:
-        wout = st.out_width(wout)
-    s = total_stride(steps)
-    c = 0
-    while c < wout:
-        a = min(w - ws, c * s)
-        while a >= 0:
-            off, ok = strip_columns(steps, w, ws, a)
-            lc = c - off
-            if 0 <= lc < len(ok) and ok[lc]:
-                hi = lc
-                while hi + 1 < len(ok) and ok[hi + 1]:
-                    hi += 1
-                c = off + hi + 1
-                break
-            a -= s
-        else:
-            raise TilingError("too narrow")
-    return None
+    return w
 
 
 def strip_pipeline(pipeline: Pipeline, strip_width: int, size: bool = True) -> Pipeline:

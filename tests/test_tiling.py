@@ -203,3 +203,24 @@ def test_tiled_designs_match_the_untiled_design_in_verilator(wide_model, tmp_pat
     np.testing.assert_array_equal(got[42], got[None])
     np.testing.assert_array_equal(got[22], got[None])
     assert bits[None] > bits[42] > bits[22]
+
+
+def test_cli_lists_widths_and_compiles_to_a_budget(wide_model, tmp_path, capsys):
+    from streamfold.compiler.cli import main
+
+    assert main(["tiling", str(wide_model), "--max-rows", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "strip width" in out and "line-buffer bits" in out
+    widths = [int(line.split()[0]) for line in out.splitlines() if line[:1].isdigit()]
+    assert widths[0] == 18 and widths[-1] == 70
+
+    b = tmp_path / "b"
+    assert main(["compile", str(wide_model), "-o", str(b), "--line-buffer-budget", "5000"]) == 0
+    out = capsys.readouterr().out
+    t = json.loads((b / "report.json").read_text())["tiling"]
+    assert t["line_buffer_bits"]["tiled"] <= 5000 < t["line_buffer_bits"]["untiled"]
+    assert f"{t['strips']} strips of {t['strip_width']} of 70 columns" in out
+
+    assert main(["compile", str(wide_model), "-o", str(tmp_path / "c"), "--strip-width", "41"]) == 2
+    err = capsys.readouterr().err
+    assert "strip width 41" in err and "Traceback" not in err
