@@ -75,6 +75,9 @@ MVAU_SWEEP = [
     (128, 128, 1, 1, "INT8", "UINT8", 0), (256, 64, 4, 2, "INT4", "UINT4", 1),
     # wide binary layers (TFC's first layer unfolded)
     (64, 784, 16, 49, "BIPOLAR", "BIPOLAR", 1), (32, 256, 8, 32, "BIPOLAR", "BIPOLAR", 1),
+    # highly parallel binary layers (board-sized folds): a few-word weight ROM, constant weights
+    (64, 784, 64, 112, "BIPOLAR", "BIPOLAR", 1), (64, 64, 32, 32, "BIPOLAR", "BIPOLAR", 1),
+    (64, 64, 64, 64, "BIPOLAR", "BIPOLAR", 1), (128, 256, 16, 128, "BIPOLAR", "BIPOLAR", 1),
 ]
 # smaller sweeps for the families tested less often
 SMALL = [0, 1, 4, 5, 6, 9, 10, 13, 14, 17, 18, 21, 23, 25, 27, 29]
@@ -147,7 +150,9 @@ def other_params() -> list[tuple[str, dict]]:
 FIFO_SWEEP = [(16, 2), (8, 1), (1, 2), (64, 2), (16, 3), (8, 32), (16, 64), (64, 16), (4, 256),
               (32, 512), (16, 1024), (72, 512), (8, 4096)]
 DWC_SWEEP = [(1, 16, 8), (1, 8, 16), (1, 4, 1), (1, 1, 4), (2, 4, 6), (4, 16, 4), (1, 64, 49),
-             (7, 1, 10), (8, 8, 2), (1, 3, 7)]
+             (7, 1, 10), (8, 8, 2), (1, 3, 7),
+             # wide splitters after whole-window units (CNV: 576 -> 32 one-bit elements)
+             (1, 576, 32), (1, 256, 8), (4, 72, 8)]
 
 
 def specs(family: str):
@@ -185,11 +190,16 @@ def unit_of(kind: str, params: dict):
     return None
 
 
-def sweep(families, jobs: int, log, kinds=None) -> dict:
-    """Synthesise the sweep points of ``families`` (only ``kinds`` if given) and merge them into
-    the stored samples (a point replaces the stored one with the same key)."""
+def sweep(families, jobs: int, log, kinds=None, new_only: bool = False) -> dict:
+    """Synthesise the sweep points of ``families`` (only ``kinds`` if given; only points not yet
+    stored with ``new_only``) and merge them into the stored samples (a point replaces the stored
+    one with the same key)."""
     for fam in families:
         sp = [x for x in specs(fam) if not kinds or x[0] in kinds or (x[0] == "swg_buf" and "swg" in kinds)]
+        if new_only:
+            stored = json.loads(SAMPLES.read_text()) if SAMPLES.exists() else {}
+            have = {r["key"] for r in stored.get(fam, [])}
+            sp = [x for x in sp if x[4] not in have]
         t0 = time.monotonic()
         job_list = [dict(verilog=component_verilog(mk(), key), family=fam, top=key) for _, _, _, mk, key in sp]
         res = synth_many(job_list, jobs=jobs, log=log)
@@ -267,11 +277,17 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--kinds", nargs="+", help="only these part kinds (mvau fifo dwc swg maxpool gsumpool vvau)")
     ap.add_argument("--fit-only", action="store_true", help="refit from calibration_samples.json")
+    ap.add_argument("--new-only", action="store_true",
+                    help="synthesise only sweep points not yet in calibration_samples.json, then refit")
     ap.add_argument("--out", default=str(R.CALIBRATION_FILE))
     a = ap.parse_args(argv)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    samples = json.loads(SAMPLES.read_text()) if a.fit_only else sweep(a.family, a.jobs, log, a.kinds)
+    samples = json.loads(SAMPLES.read_text()) if a.fit_only else sweep(a.family, a.jobs, log, a.kinds, a.new_only)
     cal = fit(samples, log)
+    try:  # the whole-design factors come from benchmarks/synth_vs_estimate.py: keep them
+        cal["in_context"] = json.loads(Path(a.out).read_text()).get("in_context", {})
+    except (OSError, ValueError):
+        pass
     Path(a.out).write_text(json.dumps(cal, indent=1) + "\n")
     log(f"wrote {a.out}")
 

@@ -9,6 +9,12 @@ Results go to ``benchmarks/results/synth_vs_estimate.json`` (one row per build).
 
 Folds: ``board`` (fastest design that fits the board), ``fps:N`` (least resources for N frames/s at
 the board's clock).
+
+Whole designs synthesise flattened, and logic merges across unit boundaries; ``--fit-in-context``
+fits, per family, the ratio of the whole design's LUTs to the sum of the per-part estimates on the
+rows of ``--fit-models`` (CNV-W1A1 by default), writes it to ``compiler/calibration.json``
+(``in_context``) and prints the other models' rows as a held-out check. ``--reuse`` takes builds
+already in ``--workdir`` instead of compiling again.
 """
 import argparse
 import json
@@ -35,6 +41,10 @@ def main(argv=None) -> int:
     ap.add_argument("--folds", nargs="+", default=["fps:1000", "board"])
     ap.add_argument("--out", default=str(HERE / "results" / "synth_vs_estimate.json"))
     ap.add_argument("--workdir", default=None, help="keep builds here (default: a temporary folder)")
+    ap.add_argument("--reuse", action="store_true", help="use builds already in --workdir")
+    ap.add_argument("--fit-in-context", action="store_true",
+                    help="fit the per-family whole-design LUT factor from the rows (see above)")
+    ap.add_argument("--fit-models", nargs="+", default=["cnv_1w1a"])
     a = ap.parse_args(argv)
 
     from tests.models import bnn_pynq
@@ -58,7 +68,10 @@ def main(argv=None) -> int:
                 if fold.startswith("fps:"):
                     kw["target_fps"] = float(fold[4:])
                 t0 = time.monotonic()
-                cm, report = compile_model(onnx, bdir, **kw)
+                if a.reuse and (bdir / "report.json").exists():
+                    report = json.loads((bdir / "report.json").read_text())
+                else:
+                    cm, report = compile_model(onnx, bdir, **kw)
                 t_compile = time.monotonic() - t0
                 print(f"[{tag}] compiled in {t_compile:.1f} s: {report['totals']['expected_cycles_per_frame']} "
                       f"cycles/frame; synthesising ...", flush=True)
@@ -66,7 +79,13 @@ def main(argv=None) -> int:
                 doc = synth_build(bdir, board=board)
                 t_synth = time.monotonic() - t0
                 cmp = doc["comparison"]
+                from streamfold.compiler.model import CompiledModel
+                from streamfold.compiler.resources import estimate_pipeline
+
+                est = estimate_pipeline(CompiledModel.load(bdir).pipeline, doc["family"])["total"]
                 row = {"model": model, "board": board, "fold": fold, "family": doc["family"],
+                       "parts_lut": est.get("parts_LUT", est["LUT"]),
+                       "synth_lut": doc["total"]["resources"]["LUT"],
                        "cycles_per_frame": report["totals"]["expected_cycles_per_frame"],
                        "compile_s": round(t_compile, 1), "synth_s": round(t_synth, 1),
                        "comparison": {k: cmp[k] for k in CLASSES}}
@@ -77,7 +96,40 @@ def main(argv=None) -> int:
                                   for k in CLASSES)
                 print(f"[{tag}] est/synth  {cells}  (synth {t_synth:.0f} s)", flush=True)
     print(f"wrote {out}")
+    if a.fit_in_context:
+        fit_in_context(rows, a.fit_models)
     return 0
+
+
+def fit_in_context(rows: list, models: list) -> None:
+    """Per family: mean of (whole-design LUT / sum of part estimates) over ``models``' rows."""
+    from streamfold.compiler import resources as R
+
+    cal = json.loads(R.CALIBRATION_FILE.read_text())
+    cal.setdefault("in_context", {})
+    for fam in sorted({r["family"] for r in rows}):
+        fit = [r for r in rows if r["family"] == fam and r["model"] in models and "parts_lut" in r]
+        if not fit:
+            continue
+        ratios = [r["synth_lut"] / r["parts_lut"] for r in fit]
+        every = [r["synth_lut"] / r["parts_lut"] for r in rows if r["family"] == fam and "parts_lut" in r]
+        if min(every) <= 1.0 <= max(every):  # no consistent effect: leave the part sum alone
+            cal["in_context"].pop(fam, None)
+            print(f"{fam}: whole-design LUT / part estimates {', '.join(f'{x:.3f}' for x in every)} "
+                  "straddle 1: no factor")
+            continue
+        k = round(sum(ratios) / len(ratios), 4)
+        cal["in_context"][fam] = {"LUT": k, "fitted_on": [f"{r['model']}/{r['board']}/{r['fold']}" for r in fit],
+                                  "ratios": [round(x, 4) for x in ratios]}
+        print(f"{fam}: whole-design LUT / part estimates = {k} (from {len(fit)} designs: "
+              f"{', '.join(f'{x:.3f}' for x in ratios)})")
+        for r in rows:
+            if r["family"] == fam and r["model"] not in models and "parts_lut" in r:
+                e = r["parts_lut"] * k
+                print(f"  held out {r['model']}/{r['board']}/{r['fold']}: LUT {e:.0f} vs {r['synth_lut']} "
+                      f"({(e - r['synth_lut']) / r['synth_lut']:+.1%})")
+    R.CALIBRATION_FILE.write_text(json.dumps(cal, indent=1) + "\n")
+    print(f"wrote {R.CALIBRATION_FILE}")
 
 
 if __name__ == "__main__":

@@ -159,6 +159,16 @@ def map_memory(m: MemSpec, family: str) -> dict:
                     c += 2 * _FACTOR_EMU  # learnt: a written PDPW16KD loses near-ties to LUT-RAM
                 cands.append((c, {"map": "bram", "BRAM": repl * units, "LUTRAM": 0, "URAM": 0,
                                   "config": f"{name} {depth_u}x{u} x{repl}", "cost": c}))
+                if m.kind == "rom" and mult_a > 1 and W < u:
+                    # libmap also lays address ranges side by side across a wide block's data
+                    # bits (parity bits included) and muxes the read: a 50176x1 ROM fits three
+                    # 2048x9 RAMB18s (25 ranges of 2048 words, 9 per block) instead of four 16Kx1
+                    packed = -(-mult_a * W // u)
+                    if packed < repl:
+                        c = cost * packed + _FACTOR_MUX * (mult_a - 1) * W
+                        cands.append((c, {"map": "bram", "BRAM": packed * units, "LUTRAM": 0, "URAM": 0,
+                                          "config": f"{name} {depth_u}x{u} x{packed} (ranges side by side)",
+                                          "cost": c}))
     if style in ("ultra", "huge") and "uram" in lib and m.kind != "rom":
         name, cost, abits, widths = lib["uram"]
         mult_a = -(-D // (1 << abits))
@@ -289,7 +299,11 @@ def _mvau_features(u, family: str) -> dict:
     ctr = clog2(NF) * 3 + clog2(SF) + clog2(NF * SF)
     dsp = 0
     pop = neg = mul = tree = 0
-    if u.binary:
+    popc = 0
+    if u.binary and NF * SF == 1:  # constant weights: the XNORs fold into the popcount's inputs
+        popc = pe * simd
+        dot_bits = clog2(simd + 1)
+    elif u.binary:
         pop = pe * simd
         dot_bits = clog2(simd + 1)
     else:
@@ -308,7 +322,7 @@ def _mvau_features(u, family: str) -> dict:
             else:
                 mul = pe * simd * wd.bits * xd.bits
         tree = pe * simd * pbits
-    lut = {"const": 1, "pop": pop, "neg": neg, "mul": mul, "tree": tree, "acc": pe * ab,
+    lut = {"const": 1, "pop": pop, "popc": popc, "neg": neg, "mul": mul, "tree": tree, "acc": pe * ab,
            "cmp": pe * n_thr * ab, "rom": mem["rom_lut"], "romd": mem["rom_deep"], "xmux": (NF > 1) * simd * ib, "ctr": ctr,
            "ram": mem["ram_bits"], "dsp": dsp, "lutmux": mem["lutram_mux"],
            "treelog": pe * simd * clog2(simd),  # adder-tree depth grows with log2(simd)
@@ -451,7 +465,7 @@ def model_key(unit) -> str:
 
 def _dwc_features(width: int, a: int, b: int, family: str) -> dict:
     if a == b:
-        z = {"const": 0, "buf": 0, "ins": 0, "count": 0, "split": 0}
+        z = {"const": 0, "buf": 0, "ins": 0, "count": 0, "split": 0, "splitw": 0}
         return {"LUT": dict(z), "FF": {"const": 0, "buf": 0, "count": 0},
                 "exact": {"BRAM": 0, "LUTRAM": 0, "URAM": 0, "DSP": 0}, "memories": {}}
     g = math.gcd(a, b)
@@ -459,19 +473,22 @@ def _dwc_features(width: int, a: int, b: int, family: str) -> dict:
     positions = (C - a) // g + 1
     cnt = clog2(C // g + 1)
     lut = {"const": 1, "buf": C * width, "ins": positions * a * width, "count": cnt,
-           "split": C * width * (a // b) * (a > b)}  # a splitter shifts its buffer a/b times
+           "split": C * width * (a > b),  # a splitter's buffer bits also take the shifted-down bit
+           # measured: on ECP5 a splitter of multi-bit elements costs ~7 LUT4 per buffer bit,
+           # one of 1-bit elements ~2 (Yosys 0.70; xc7 ~2 for both)
+           "splitw": C * width * (a > b) * (width > 1)}
     ff = {"const": 1, "buf": C * width, "count": cnt}
     return {"LUT": lut, "FF": ff, "exact": {"BRAM": 0, "LUTRAM": 0, "URAM": 0, "DSP": 0}, "memories": {}}
 
 
 #: feature names of each (kind, resource), in the order calibration.json stores coefficients
 FEATURES = {
-    "mvau": {"LUT": ["const", "pop", "neg", "mul", "tree", "acc", "cmp", "rom", "xmux", "ctr", "ram", "dsp",
+    "mvau": {"LUT": ["const", "pop", "popc", "neg", "mul", "tree", "acc", "cmp", "rom", "xmux", "ctr", "ram", "dsp",
                      "lutmux", "treelog", "wlogic", "romd"],
              "FF": ["const", "x", "dot", "acc", "out", "mem", "ctr", "ram"]},
     "fifo": {"LUT": ["const", "skid", "ptr", "lut_w", "bram_w", "ram", "lutram_mux"],
              "FF": ["const", "regs", "ptr", "lut_w", "bram_w", "ram"]},
-    "dwc": {"LUT": ["const", "buf", "ins", "count", "split"], "FF": ["const", "buf", "count"]},
+    "dwc": {"LUT": ["const", "buf", "ins", "count", "split", "splitw"], "FF": ["const", "buf", "count"]},
     # sliding window: "swg" is the whole-window (parallel) mode, "swg_buf" the circular buffer
     "swg": {"LUT": ["const", "pad", "clear", "ctr", "ram", "lutmux"],
             "FF": ["const", "win", "ctr", "mem", "ram"]},
@@ -484,7 +501,7 @@ FEATURES = {
 
 #: coefficients used when calibration.json has none for a (family, kind): structural guesses
 _DEFAULT_COEF = {
-    "mvau": {"LUT": {"const": 20, "pop": 1.2, "neg": 0.6, "mul": 1.0, "tree": 1.0, "acc": 1.0,
+    "mvau": {"LUT": {"const": 20, "pop": 1.2, "popc": 1.0, "neg": 0.6, "mul": 1.0, "tree": 1.0, "acc": 1.0,
                      "cmp": 0.5, "rom": 1.3, "xmux": 1.0, "ctr": 2.0, "ram": 0.3, "dsp": 1.0, "lutmux": 1.0,
                      "treelog": 0.2, "wlogic": 0.0, "romd": 2.0},
              "FF": {"const": 8, "x": 1, "dot": 1, "acc": 1, "out": 1, "mem": 1, "ctr": 1, "ram": 1}},
@@ -630,8 +647,22 @@ def estimate_pipeline(pipeline, family: str) -> dict:
     beats = pipeline.out_stream.beats_per_frame
     top = {"LUT": 1 + clog2(beats), "LUT_TOTAL": 1 + clog2(beats), "FF": clog2(beats)}
     _add(total, top)
+    # Whole designs synthesise flattened: logic merges across unit boundaries, which per-unit
+    # calibration cannot see. A per-family factor fitted on whole-design runs
+    # (benchmarks/synth_vs_estimate.py --fit-in-context) scales the total's soft logic.
+    k = in_context_factor(family)
+    if k != 1.0 and "LUT" in total:
+        total["parts_LUT"] = total["LUT"]
+        total["LUT"] = int(round(total["LUT"] * k))
+        total["LUT_TOTAL"] = total["LUT"] + total.get("LUTRAM", 0)
     return {"family": family, "parts": parts, "units": per_unit, "total": total,
-            "unmodelled": sorted(set(unmodelled))}
+            "unmodelled": sorted(set(unmodelled)), "in_context_lut_factor": k}
+
+
+def in_context_factor(family: str) -> float:
+    """Whole-design LUT (without LUT-RAM) over the sum of the per-part estimates, as fitted for
+    ``family`` (1.0 when not fitted)."""
+    return float(calibration().get("in_context", {}).get(family, {}).get("LUT", 1.0))
 
 
 def utilisation(total: dict, board) -> dict:

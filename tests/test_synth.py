@@ -79,6 +79,8 @@ def test_classify_lattice():
     ("xc7", MemSpec("w", 512, 8, "rom"), "logic", 0), ("ecp5", MemSpec("w", 512, 8, "rom"), "bram", 1),
     ("ice40", MemSpec("w", 512, 8, "rom"), "bram", 1),
     ("xc7", MemSpec("w", 16384, 72, "rom"), "bram", 64),
+    # TFC fc0 at PE=SIMD=1, 50176x1: Yosys lays 25 ranges of 2048 words across three 2048x9 RAMB18s
+    ("xc7", MemSpec("w", 50176, 1, "rom"), "bram", 3), ("ecp5", MemSpec("w", 50176, 1, "rom"), "bram", 3),
     # input buffers / FIFO storage: LUT-RAM when small
     ("xc7", MemSpec("i", 49, 16, "sp"), "lutram", 0), ("ecp5", MemSpec("i", 49, 16, "sp"), "lutram", 0),
     ("xc7", MemSpec("f", 1023, 16, "sdp"), "bram", 1), ("ice40", MemSpec("f", 8, 8, "sp"), "logic", 0),
