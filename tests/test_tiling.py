@@ -77,7 +77,7 @@ def build_stack(case) -> Pipeline:
     return p
 
 
-@settings(max_examples=int(os.environ.get("STREAMFOLD_TILING_EXAMPLES", "60")), deadline=None)
+@settings(max_examples=settings.default.max_examples * 15, deadline=None)  # fast: 60, nightly: 3000
 @given(case=stacks())
 def test_strips_reassemble_to_the_untiled_output(case):
     p = build_stack(case)
