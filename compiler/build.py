@@ -145,11 +145,13 @@ def compile_model(model_path, out_dir, fold_path=None, clock_mhz: float | None =
 def make_report(cm: CompiledModel, clock_mhz: float = DEFAULT_CLOCK_MHZ, board=None) -> dict:
     """The compile report; ``board`` (a name or Board) adds utilisation to the resource estimates."""
     p = cm.pipeline
-    cycles, bottleneck = pipeline_cycles(p)
+    from .fifo_sizing import analyse_fifos, expected_pace, fifo_report
+    analysis = analyse_fifos(p)
+    cost_cycles, _ = pipeline_cycles(p)
+    cycles, bottleneck = expected_pace(p, analysis)
     strip_cycles = cycles
     cycles *= cm.strips_per_frame  # a tiled frame is that many strips, back to back
-    from .fifo_sizing import fifo_report
-    fifos = fifo_report(p)
+    fifos = fifo_report(p, analysis)
     layers = []
     for u in p.units:
         i, o = u.in_stream, u.out_stream
@@ -177,6 +179,7 @@ def make_report(cm: CompiledModel, clock_mhz: float = DEFAULT_CLOCK_MHZ, board=N
         "totals": {
             "expected_cycles_per_frame": cycles,
             "bottleneck": bottleneck,
+            "slowest_unit_cycles_per_frame": cost_cycles * cm.strips_per_frame,
             "clock_mhz": clock_mhz,
             "expected_fps": round(clock_mhz * 1e6 / cycles, 1),
             "fifo_depths": list(p.fifo_depths),

@@ -99,7 +99,7 @@ def cmd_fold(a) -> int:
     from streamfold.boards import load_board
 
     from .build import DEFAULT_CLOCK_MHZ, lower_file
-    from .cost import pipeline_cycles
+    from .fifo_sizing import expected_pace
     from .folding import fold_to_json
     from .ir import dumps
 
@@ -108,7 +108,7 @@ def cmd_fold(a) -> int:
     cm = lower_file(a.model, board=board, target_fps=a.target_fps, clock_mhz=clock, ceiling=a.ceiling,
                     log=_log)
     Path(a.output).write_text(dumps(fold_to_json(cm.pipeline)))
-    cycles, bott = pipeline_cycles(cm.pipeline)
+    cycles, bott = expected_pace(cm.pipeline)
     res = cm.search.chosen.resources if cm.search else {}
     print(f"wrote {a.output}: {cycles:,} cycles/frame (bottleneck {bott}) = "
           f"{clock * 1e6 / cycles:,.0f} frames/s at {clock:g} MHz"

@@ -805,6 +805,20 @@ def analyse_fifos(pipeline: Pipeline, frames: int | None = None, ii: int | None 
     return res
 
 
+def expected_pace(pipeline: Pipeline, analysis: FifoAnalysis | None = None) -> tuple[int, str]:
+    """Cycles per frame the pipeline will run at, and what sets it: the cost model's bottleneck
+    (:func:`.cost.pipeline_cycles`), unless the schedule analysis finds a unit held back by the
+    width converter that splits its output (``"<unit> + width converter"``); that pace is what
+    Verilator measures."""
+    from .cost import pipeline_cycles
+
+    cycles, bottleneck = pipeline_cycles(pipeline)
+    a = analysis or analyse_fifos(pipeline)
+    if a.ii > cycles and a.slow_unit is not None:
+        return int(a.ii), f"{a.slow_unit} + width converter"
+    return int(cycles), bottleneck
+
+
 def size_fifos(pipeline: Pipeline) -> Pipeline:
     """The pipeline with every FIFO as deep as the analysis of its units' bursts asks."""
     return Pipeline(list(pipeline.units), analyse_fifos(pipeline).depths)

@@ -216,6 +216,26 @@ def fold_for_fps(pipeline: Pipeline, fps: float, clock_mhz: float, board=None,
         choice.append(min(ok, key=lambda j: (opts[j][1], opts[j][0])))
     pipe, st = space.state(choice, with_fifos=True)
     visited.append(st)
+    # every unit meets the budget, but a unit whose output a width converter splits can still be
+    # held back (fifo_sizing.expected_pace): speed up the unit that consumes the split stream
+    from .fifo_sizing import expected_pace
+
+    for _ in range(2 * len(choice)):
+        pace, what = expected_pace(pipe)
+        if pace <= budget or not what.endswith("width converter"):
+            break
+        slow = what.split(" + ")[0]
+        k = next((i for i, u in enumerate(space.units) if u.name == slow), None)
+        if k is None or k + 1 >= len(choice) or choice[k + 1] + 1 >= len(space.options[k + 1]):
+            break
+        choice[k + 1] += 1  # options run from slowest to fastest
+        pipe, st = space.state(choice, with_fifos=True)
+        visited.append(st)
+    pace, what = expected_pace(pipe)
+    if pace > budget:
+        raise FoldSearchError(
+            f"{fps:,.0f} frames/s at {clock_mhz:g} MHz allows {budget:,} cycles per frame; the fastest fold "
+            f"found runs at {pace:,} ({what} sets the pace); lower the target or raise the clock")
     if board is not None:
         fits, res = space.fits(st.resources, ceiling)
         if not fits:

@@ -272,12 +272,12 @@ def line_buffers(pipeline: Pipeline) -> list[dict]:
 def tiling_summary(pipeline: Pipeline, plan: TilePlan, strips: Pipeline | None = None) -> dict:
     """What tiling ``pipeline`` by ``plan`` costs and saves: line-buffer bits per layer, columns
     processed per frame, cycles per frame (``strips * strip_cycles``)."""
-    from .cost import pipeline_cycles
+    from .fifo_sizing import expected_pace
 
     strips = strips or strip_pipeline(pipeline, plan.strip_width, size=False)
     full_lb, tiled_lb = line_buffers(pipeline), line_buffers(strips)
-    full_cyc, _ = pipeline_cycles(pipeline)
-    strip_cyc, bottleneck = pipeline_cycles(strips)
+    full_cyc, _ = expected_pace(pipeline)
+    strip_cyc, bottleneck = expected_pace(strips)
     layers = [{"layer": f["layer"], "kind": f["kind"], "untiled_bits": f["bits"], "tiled_bits": t["bits"],
                "untiled_bram18": f["bram18"], "tiled_bram18": t["bram18"]}
               for f, t in zip(full_lb, tiled_lb)]

@@ -467,8 +467,8 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
              "BRAM": est["total"].get("BRAM", 0), "URAM": est["total"].get("URAM", 0),
              "DSP": est["total"].get("DSP", 0)})
     # throughput at the board clock and, with timing, at Fmax
-    from streamfold.compiler.cost import pipeline_cycles
-    cycles, bottleneck = pipeline_cycles(cm.pipeline)
+    from streamfold.compiler.fifo_sizing import expected_pace
+    cycles, bottleneck = expected_pace(cm.pipeline)
     thr = {"cycles_per_frame": cycles, "bottleneck": bottleneck}
     if b:
         thr["clock_mhz"] = b.clock_mhz

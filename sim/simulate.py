@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from streamfold.compiler.build import TOP_NAME, VERILOG_FILE, read_design
-from streamfold.compiler.cost import pipeline_cycles
 from streamfold.compiler.errors import BuildError, SimulationError
 from streamfold.compiler.ir import dumps
 from streamfold.compiler.model import CompiledModel
@@ -120,7 +119,8 @@ def simulate_build(build, x: np.ndarray, *, engine: str = "auto", p_gap: float =
     expected = run_pipeline(cm.pipeline, xin)
     ins, outs = cm.pipeline.in_stream, cm.pipeline.out_stream
     beats = pack(xin, ins)
-    cycles_expected, bottleneck = pipeline_cycles(cm.pipeline)
+    from streamfold.compiler.fifo_sizing import expected_pace
+    cycles_expected, bottleneck = expected_pace(cm.pipeline)
     if engine == "auto":
         engine = "verilator" if frames > 4 else "cocotb"
     if engine not in ENGINES:

@@ -393,3 +393,35 @@ OTHER_FOLDS = {
                                        ("digits_w1a1", "fast")])
 def test_digits_other_folds_in_verilator(stem, fold, tmp_path):
     check_digits(stem, OTHER_FOLDS.get(fold), tmp_path)
+
+
+@needs_verilator
+def test_split_window_pace_is_what_reports_and_verilator_say(tmp_path):
+    """Digits W2A2 on PYNQ-Z1 uses whole-window units whose output a width converter splits: the
+    slowest unit needs 81 cycles/frame, but the schedule analysis paces the pipeline at 88. The
+    report and the simulation's expectation use the analysed pace, and Verilator measures it."""
+    from streamfold.boards import load_board
+    from streamfold.compiler.build import lower_file, write_build
+    from streamfold.sim.simulate import simulate_build
+
+    cm = lower_file(DIGITS / "digits_w2a2.onnx", board=load_board("pynq-z1"))
+    cost = pipeline_cycles(cm.pipeline)[0]
+    pace, what = fs.expected_pace(cm.pipeline)
+    assert pace > cost and what.endswith("+ width converter")
+    report = write_build(cm, tmp_path / "b")
+    t = report["totals"]
+    assert (t["expected_cycles_per_frame"], t["slowest_unit_cycles_per_frame"]) == (pace, cost)
+    x = np.load(DIGITS / "digits_test.npz")["x"][:16].astype(np.float32)
+    rep = simulate_build(tmp_path / "b", x, engine="verilator", p_gap=0.2, p_stall=0.2, seed=4,
+                         cache_dir=SIM_CACHE)["report"]
+    assert rep["bit_exact"] and rep["expected_cycles_per_frame"] == pace
+    assert abs(rep["measured_cycles_per_frame"] - pace) <= 0.02 * pace, rep["measured_cycles_per_frame"]
+
+
+def test_target_rate_checks_the_analysed_pace():
+    from streamfold.compiler.build import lower_file
+    from streamfold.compiler.search import FoldSearchError
+
+    with pytest.raises(FoldSearchError, match=r"allows 83 cycles per frame; the fastest fold found runs "
+                                              r"at \d+ \(\S+ \+ width converter sets the pace\)"):
+        lower_file(DIGITS / "digits_w2a2.onnx", target_fps=1_200_000, clock_mhz=100.0)
