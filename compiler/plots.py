@@ -23,14 +23,16 @@ def plot_cycles(report: dict, path: Path) -> str:
     layers = report["layers"]
     names = [l["name"] for l in layers]
     cyc = [l["expected_cycles"] for l in layers]
-    bott = report["totals"]["expected_cycles_per_frame"]
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names) + 2), 4))
-    colors = ["#c44e52" if c == bott else "#4c72b0" for c in cyc]
-    ax.bar(range(len(names)), cyc, color=colors)
-    ax.axhline(bott, color="#c44e52", ls="--", lw=1, label=f"bottleneck {bott:,} cycles")
-    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("cycles per frame")
     t = report["totals"]
+    per = "strip" if "expected_cycles_per_strip" in t else "frame"  # a tiled build's layers count strips
+    bott = t.get("expected_cycles_per_strip", t["expected_cycles_per_frame"])
+    what = t["bottleneck"]
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names) + 2), 4))
+    colors = ["#c44e52" if n == what.split(" + ")[0] else "#4c72b0" for n in names]
+    ax.bar(range(len(names)), cyc, color=colors)
+    ax.axhline(bott, color="#c44e52", ls="--", lw=1, label=f"pipeline pace {bott:,} cycles/{per} ({what})")
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel(f"cycles per {per}")
     ax.set_title(f"cycles per layer: {t['expected_fps']:,.0f} frames/s at {t['clock_mhz']:g} MHz")
     ax.legend(fontsize=8)
     return _save(fig, path)
