@@ -469,6 +469,7 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
     # throughput at the board clock and, with timing, at Fmax
     from streamfold.compiler.fifo_sizing import expected_pace
     cycles, bottleneck = expected_pace(cm.pipeline)
+    cycles *= cm.strips_per_frame  # a tiled build streams each frame as that many strips
     thr = {"cycles_per_frame": cycles, "bottleneck": bottleneck}
     if b:
         thr["clock_mhz"] = b.clock_mhz

