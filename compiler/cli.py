@@ -73,8 +73,8 @@ def cmd_tiling(a) -> int:
              f'{o["cycles_per_frame"]["tiled"]:,}', f'{o["cycles_per_frame"]["extra"]:+.0%}'] for o in opts]
     print(_table(rows, ["strip width", "strips", "line-buffer bits", "BRAM18", "halo", "cycles/frame",
                         "vs untiled"]))
-    print("\ncompile with `--strip-width N`, or `--line-buffer-budget BITS` to take the widest strip "
-          "that fits")
+    print("\ncompile with `--strip-width N`, or `--line-buffer-budget BITS` to take the width that fits "
+          "with the least halo recomputation")
     return 0
 
 
@@ -228,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stream each frame as column strips N input columns wide (overlapping by the "
                         "receptive field's halo); line buffers are sized for N columns")
     t.add_argument("--line-buffer-budget", type=int, metavar="BITS",
-                   help="tile with the widest strip whose line buffers fit BITS bits in total")
+                   help="tile with the strip width whose line buffers fit BITS bits in total and "
+                        "that streams the fewest columns per frame (least halo recomputation)")
     c.set_defaults(fn=cmd_compile)
 
     tl = sub.add_parser("tiling", help="list the column-strip widths a fully convolutional model can use",

@@ -67,7 +67,8 @@ def column_steps(pipeline: Pipeline) -> list[ColumnStep]:
                 f"a {u.kind} unit that needs the whole frame"
             raise TilingError(f"layer {u.name} is {what}; tiling covers fully convolutional networks "
                               "(convolutions, depthwise convolutions and max-pools up to a feature-map "
-                              "output): compile this model without --strip-width/--line-buffer-budget")
+                              "output), so this model cannot be tiled: compile it without "
+                              "--strip-width/--line-buffer-budget")
     out = pipeline.out_stream.shape
     if len(out) != 3:
         raise TilingError(f"the pipeline's output is not a feature map (shape {tuple(out)}); tiling "
@@ -333,7 +334,7 @@ def choose_strip_width(pipeline: Pipeline, budget_bits: int) -> int:
 def tile(pipeline: Pipeline, strip_width: int | None = None, budget_bits: int | None = None
          ) -> tuple[Pipeline, TilePlan]:
     """Tile a folded pipeline: ``(strip pipeline, plan)`` for ``strip_width`` columns, or for
-    the widest strip whose line buffers fit ``budget_bits``."""
+    the strip width :func:`choose_strip_width` picks for ``budget_bits``."""
     if strip_width is None:
         if budget_bits is None:
             raise TilingError("tiling needs a strip width or a line-buffer budget")
