@@ -57,7 +57,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from streamfold.compiler.ir import SlidingWindowUnit
-from streamfold.compiler.memory import ParallelWindowGeometry, parallel_geometry, swg_memories
+from streamfold.compiler.memory import ParallelWindowGeometry, parallel_geometry
+
+from .sliding_window import check_window
 
 
 def _all(conds):
@@ -82,34 +84,16 @@ class ParallelWindowHW(wiring.Component):
     """
 
     def __init__(self, unit: SlidingWindowUnit):
-        unit.check_folding()
+        check_window(unit)
         if not unit.parallel:
             raise ValueError(f"layer {unit.name}: the whole-window generator needs SIMD = kh*kw*C = "
                              f"{unit.window_elems}, got {unit.simd}")
-        if len(unit.in_shape) != 3:
-            raise ValueError(f"layer {unit.name}: in_shape must be (H, W, C), got {unit.in_shape}")
-        if any(int(p) < 0 for p in unit.pads) or min(unit.stride) < 1 or min(unit.kernel) < 1:
-            raise ValueError(f"layer {unit.name}: bad window geometry kernel={unit.kernel} "
-                             f"stride={unit.stride} pads={unit.pads}")
-        if any(p for p in unit.pads) and not unit.dtype.contains([unit.pad_value]):
-            raise ValueError(f"layer {unit.name}: pad value {unit.pad_value} is not a "
-                             f"{unit.dtype.name} value")
         self.unit = unit
         self.geometry: ParallelWindowGeometry = parallel_geometry(unit)
         super().__init__({
             "i": In(stream.Signature(unsigned(unit.in_stream.beat_bits))),
             "o": Out(stream.Signature(unsigned(unit.out_stream.beat_bits))),
         })
-
-    # memory accounting (same numbers as the compiler's cost model)
-    def memories(self):
-        return swg_memories(self.unit)
-
-    def memory_bits(self) -> int:
-        return sum(mem.bits for mem in self.memories())
-
-    def bram18(self) -> int:
-        return sum(mem.bram18 for mem in self.memories())
 
     def pad_word(self) -> int:
         """One pixel of padding: ``C`` lanes of ``dtype.encode(pad_value)``."""

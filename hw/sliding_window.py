@@ -46,9 +46,23 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from streamfold.compiler.ir import SlidingWindowUnit
-from streamfold.compiler.memory import WindowGeometry, swg_memories, window_geometry
+from streamfold.compiler.memory import WindowGeometry, window_geometry
 
 from .registry import register_hw
+
+
+def check_window(unit: SlidingWindowUnit) -> None:
+    """The checks both window generators make of their IR unit: legal fold, (H, W, C) input,
+    non-negative pads, positive stride and kernel, a pad value of the datatype."""
+    unit.check_folding()
+    if len(unit.in_shape) != 3:
+        raise ValueError(f"layer {unit.name}: in_shape must be (H, W, C), got {unit.in_shape}")
+    if any(int(p) < 0 for p in unit.pads) or min(unit.stride) < 1 or min(unit.kernel) < 1:
+        raise ValueError(f"layer {unit.name}: bad window geometry kernel={unit.kernel} "
+                         f"stride={unit.stride} pads={unit.pads}")
+    if any(p for p in unit.pads) and not unit.dtype.contains([unit.pad_value]):
+        raise ValueError(f"layer {unit.name}: pad value {unit.pad_value} is not a "
+                         f"{unit.dtype.name} value")
 
 
 def _counter(n: int, name: str):
@@ -95,15 +109,7 @@ class SlidingWindowHW(wiring.Component):
         return super().__new__(cls)
 
     def __init__(self, unit: SlidingWindowUnit):
-        unit.check_folding()
-        if len(unit.in_shape) != 3:
-            raise ValueError(f"layer {unit.name}: in_shape must be (H, W, C), got {unit.in_shape}")
-        if any(int(p) < 0 for p in unit.pads) or min(unit.stride) < 1 or min(unit.kernel) < 1:
-            raise ValueError(f"layer {unit.name}: bad window geometry kernel={unit.kernel} "
-                             f"stride={unit.stride} pads={unit.pads}")
-        if any(p for p in unit.pads) and not unit.dtype.contains([unit.pad_value]):
-            raise ValueError(f"layer {unit.name}: pad value {unit.pad_value} is not a "
-                             f"{unit.dtype.name} value")
+        check_window(unit)
         self.unit = unit
         self.geometry: WindowGeometry = window_geometry(unit)
         bits = unit.in_stream.beat_bits
@@ -111,16 +117,6 @@ class SlidingWindowHW(wiring.Component):
             "i": In(stream.Signature(unsigned(bits))),
             "o": Out(stream.Signature(unsigned(bits))),
         })
-
-    # memory accounting (same numbers as the compiler's cost model)
-    def memories(self):
-        return swg_memories(self.unit)
-
-    def memory_bits(self) -> int:
-        return sum(mem.bits for mem in self.memories())
-
-    def bram18(self) -> int:
-        return sum(mem.bram18 for mem in self.memories())
 
     def pad_word(self) -> int:
         u = self.unit
