@@ -23,10 +23,10 @@ demo: $(STAMP)
 	$(BIN)/streamfold demo
 
 test: $(STAMP)
-	$(BIN)/pytest -q -m "not slow"
+	STREAMFOLD_NO_SKIP=1 $(BIN)/pytest -q -m "not slow"
 
 test-all: $(STAMP)
-	$(BIN)/pytest -q
+	STREAMFOLD_NO_SKIP=1 $(BIN)/pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

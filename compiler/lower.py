@@ -377,7 +377,6 @@ class Lowering:
 
     def _quantizer_type(self, node) -> tuple[DataType, float]:
         """Datatype and per-tensor scale of an activation quantizer."""
-        a = _attrs(node)
         scale = self._scale(node, "activation", positive=True)
         if scale.size != 1:
             raise CompileError(f"node {node.name!r} ({node.op_type}): per-channel activation scales "

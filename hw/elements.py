@@ -3,7 +3,7 @@ codes (bipolar -> -1/+1, two's complement), products and balanced adder trees.""
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Mux, signed, unsigned
+from amaranth.hdl import Const, Mux, signed, unsigned
 
 from streamfold.compiler.ir import DataType
 

@@ -43,14 +43,14 @@ emitted by :func:`~streamfold.hw.emit_design`, a ``$readmemh`` memory file
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from streamfold.compiler.ir import DataType, MatrixVectorUnit
+from streamfold.compiler.ir import MatrixVectorUnit
 
-from .elements import decode as _decode, lanes as _lanes, pack_words, product as _product, shape_of, tree_sum  # noqa: F401
+from .elements import lanes as _lanes, pack_words, product as _product, shape_of, tree_sum
 from .registry import register_hw
 from .rom import ROM, file_stem
 

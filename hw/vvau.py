@@ -31,13 +31,13 @@ memory file ``<unit>_weights.hex`` / ``<unit>_thresholds.hex``):
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from streamfold.compiler.ir import DataType, VectorVectorUnit
+from streamfold.compiler.ir import VectorVectorUnit
 
-from .elements import decode, lanes, pack_words, product, shape_of  # noqa: F401
+from .elements import lanes, pack_words, product, shape_of
 from .registry import register_hw
 from .rom import ROM, file_stem
 

@@ -12,7 +12,6 @@ simulator.
 from __future__ import annotations
 
 import os
-import shutil
 import zlib
 from pathlib import Path
 
@@ -23,18 +22,15 @@ from streamfold.compiler.cost import unit_cycles
 from streamfold.compiler.ir import (DataType, GlobalSumPoolUnit, MatrixVectorUnit, MaxPoolUnit,
                                     Pipeline, SlidingWindowUnit, VectorVectorUnit)
 from streamfold.compiler.memory import bram18_blocks, swg_memories, window_geometry
-from streamfold.sim.reference import run_pipeline, run_unit
+from streamfold.sim.reference import run_unit
+
+from unit_cases import check_pipeline, needs_verilator
+from unit_cases import random_values as values
 
 BIP = DataType.bipolar_type()
 INT4, INT8, UINT3, UINT2 = (DataType.int_type(4), DataType.int_type(8), DataType.uint_type(3),
                             DataType.uint_type(2))
 REPO = Path(__file__).resolve().parent.parent
-
-
-def values(rng, dtype: DataType, shape) -> np.ndarray:
-    if dtype.bipolar:
-        return rng.choice([-1, 1], size=shape).astype(np.int64)
-    return rng.integers(dtype.min, dtype.max + 1, size=shape)
 
 
 def swg(shape, dtype, k, s=(1, 1), pads=(0, 0, 0, 0), pad_value=0, simd=1, depthwise=False,
@@ -164,14 +160,6 @@ def test_swg_cost_formula():
 
 
 # ----------------------------------------------------------------------------- Verilator
-def _verilator_ok() -> bool:
-    try:
-        from streamfold.sim.verilator_build import tool_env
-    except ImportError:  # pragma: no cover
-        return False
-    return shutil.which("verilator", path=tool_env()["PATH"]) is not None
-
-
 def _case_units(name: str) -> list:
     if name == "swg_k3_valid_simd2":
         return [swg((7, 9, 4), INT4, (3, 3), simd=2)]
@@ -243,39 +231,22 @@ def sim_cache() -> Path:
     return d
 
 
-@pytest.mark.skipif(not _verilator_ok(), reason="verilator not installed")
+@needs_verilator
 @pytest.mark.parametrize("name", list(HW_CASES))
 def test_verilator_bit_exact_and_cycles(name, sim_cache):
     from streamfold.hw import emit_design
-    from streamfold.hw.top import byte_width
-    from streamfold.sim.run import measure, simulate_stream
-    from streamfold.sim.streams import pack, unpack
+    from streamfold.sim.run import measure
 
     units = _case_units(name)
     p = Pipeline(units)
     p.check()
-    ins, outs = p.in_stream, p.out_stream
-    verilog = emit_design(p, "streamfold_top")  # the Verilog and any memory files
+    design = emit_design(p, "streamfold_top")  # the Verilog and any memory files
     rng = np.random.default_rng(zlib.crc32(name.encode()))
-
-    def stream(frames, **kw):
-        x = values(rng, ins.dtype, (frames,) + tuple(ins.shape))
-        want = run_pipeline(p, x)
-        r = simulate_stream(verilog, "streamfold_top", pack(x, ins), byte_width(ins.beat_bits),
-                            byte_width(outs.beat_bits), outs.beats_per_frame,
-                            ins.beats_per_frame, build_dir=sim_cache, stall_limit=20_000,
-                            quiet_build=True, **kw)
-        assert not r.stalled, r.stall
-        assert r.extra_out_beats == 0
-        assert not r.tlast_errors()
-        got = unpack(r.out_beats, outs).reshape(want.shape)
-        assert np.array_equal(got, want), f"{np.argwhere(got != want)[:5].tolist()}"
-        return r
-
+    kw = dict(design=design, build_dir=sim_cache, stall_limit=20_000)
     # random input gaps and output back-pressure
-    stream(3, p_gap=0.35, p_stall=0.35, seed=7)
+    check_pipeline(p, 3, rng, p_gap=0.35, p_stall=0.35, seed=7, **kw)
     # full rate: bit-exact again, and cycles per frame = the cost model
-    r = stream(4)
+    r = check_pipeline(p, 4, rng, p_gap=0.0, p_stall=0.0, **kw)["result"]
     ii = measure(r).ii
     want = max(unit_cycles(u) for u in units)
     check = HW_CASES[name]
@@ -451,14 +422,12 @@ PARALLEL_HW_CASES = {
 }
 
 
-@pytest.mark.skipif(not _verilator_ok(), reason="verilator not installed")
+@needs_verilator
 @pytest.mark.parametrize("name", list(PARALLEL_HW_CASES))
 def test_parallel_verilator_bit_exact_and_cycles(name, sim_cache):
     from streamfold.compiler.fifo_sizing import size_fifos
     from streamfold.hw import emit_design
-    from streamfold.hw.top import byte_width
-    from streamfold.sim.run import measure, simulate_stream
-    from streamfold.sim.streams import pack, unpack
+    from streamfold.sim.run import measure
 
     units = _parallel_case_units(name)
     assert units[0].parallel
@@ -466,27 +435,12 @@ def test_parallel_verilator_bit_exact_and_cycles(name, sim_cache):
     p.check()
     if len(units) > 1:  # FIFO depths as a build sizes them (the window's output is bursty)
         p = size_fifos(p)
-    ins, outs = p.in_stream, p.out_stream
-    verilog = emit_design(p, "streamfold_top")
+    design = emit_design(p, "streamfold_top")
     rng = np.random.default_rng(zlib.crc32(name.encode()))
-
-    def stream(frames, **kw):
-        x = values(rng, ins.dtype, (frames,) + tuple(ins.shape))
-        want = run_pipeline(p, x)
-        r = simulate_stream(verilog, "streamfold_top", pack(x, ins), byte_width(ins.beat_bits),
-                            byte_width(outs.beat_bits), outs.beats_per_frame,
-                            ins.beats_per_frame, build_dir=sim_cache, stall_limit=20_000,
-                            quiet_build=True, **kw)
-        assert not r.stalled, r.stall
-        assert r.extra_out_beats == 0
-        assert not r.tlast_errors()
-        got = unpack(r.out_beats, outs).reshape(want.shape)
-        assert np.array_equal(got, want), f"{np.argwhere(got != want)[:5].tolist()}"
-        return r
-
-    stream(3, p_gap=0.35, p_stall=0.35, seed=7)  # random input gaps and output back-pressure
-    stream(2, p_gap=0.8, p_stall=0.1, seed=3)  # a starved input
-    r = stream(4)  # full rate
+    kw = dict(design=design, build_dir=sim_cache, stall_limit=20_000)
+    check_pipeline(p, 3, rng, p_gap=0.35, p_stall=0.35, seed=7, **kw)  # random gaps and back-pressure
+    check_pipeline(p, 2, rng, p_gap=0.8, p_stall=0.1, seed=3, **kw)  # a starved input
+    r = check_pipeline(p, 4, rng, p_gap=0.0, p_stall=0.0, **kw)["result"]  # full rate
     ii = measure(r).ii
     want = max(unit_cycles(u) for u in units)
     msg = f"measured {ii} cycles/frame, cost model {want}"

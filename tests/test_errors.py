@@ -25,6 +25,7 @@ import pytest
 from streamfold.compiler.cli import main
 
 from handmade import Graph, dense_model, save
+from unit_cases import needs_verilator
 
 REPO = Path(__file__).resolve().parent.parent
 EXE = Path(sys.executable).with_name("streamfold")
@@ -421,13 +422,9 @@ def test_executable_exit_code_and_debug(tmp_path):
 
 
 # ----------------------------------------------------------------------------- stalls
-def _verilator_ok() -> bool:
-    from streamfold.sim.verilator_build import tool_env
-
-    return shutil.which("verilator", path=tool_env()["PATH"]) is not None
 
 
-@pytest.mark.skipif(not _verilator_ok(), reason="verilator not installed")
+@needs_verilator
 def test_stall_is_bounded_and_explained(capfd, tmp_path, build, monkeypatch):
     """A sink that is never ready (--stalls 1.0): the run ends after the no-progress limit, the
     report names the stuck stream and the FIFO levels, and the command exits non-zero."""

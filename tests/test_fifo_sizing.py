@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,8 @@ from streamfold.compiler import fifo_sizing as fs
 from streamfold.compiler.cost import pipeline_cycles, unit_cycles
 from streamfold.compiler.ir import (BIPOLAR, DataType, GlobalSumPoolUnit, MatrixVectorUnit,
                                     MaxPoolUnit, Pipeline, SlidingWindowUnit, VectorVectorUnit)
+
+from unit_cases import needs_verilator
 
 REPO = Path(__file__).resolve().parent.parent
 DIGITS = REPO / "examples" / "models"
@@ -308,15 +309,6 @@ def test_digits_analysis_and_report():
 
 
 # ----------------------------------------------------------------------------- Verilator
-def _verilator_ok() -> bool:
-    try:
-        from streamfold.sim.verilator_build import tool_env
-    except ImportError:  # pragma: no cover
-        return False
-    return shutil.which("verilator", path=tool_env()["PATH"]) is not None
-
-
-needs_verilator = pytest.mark.skipif(not _verilator_ok(), reason="verilator not installed")
 
 
 def deep_depths(p: Pipeline) -> list:

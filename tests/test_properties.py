@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -36,18 +35,11 @@ from streamfold.compiler.ir import (BIPOLAR, DataType, GlobalSumPoolUnit, Matrix
 from streamfold.compiler.ops import OpCall, quant_int, run_chain
 from streamfold.compiler.thresholds import monotone_by_construction, thresholds_for
 
+from unit_cases import needs_verilator, random_values as values
+
 PROFILE = settings.default
 HW_EXAMPLES = PROFILE.max_examples
 SW_EXAMPLES = PROFILE.max_examples * 25
-def _verilator_ok() -> bool:
-    try:
-        from streamfold.sim.verilator_build import tool_env
-    except ImportError:  # pragma: no cover
-        return False
-    return shutil.which("verilator", path=tool_env()["PATH"]) is not None
-
-
-needs_verilator = pytest.mark.skipif(not _verilator_ok(), reason="verilator not installed")
 
 
 # ============================================================================= datatypes
@@ -62,12 +54,6 @@ dtypes = st.one_of(
     st.just(("bipolar", 1)),
     st.tuples(st.sampled_from(["signed", "unsigned"]), st.integers(1, 8)),
 ).map(lambda kb: dtype_of(kb[1], kb[0]))
-
-
-def values(rng, dtype: DataType, shape) -> np.ndarray:
-    if dtype.bipolar:
-        return rng.choice([-1, 1], size=shape).astype(np.int64)
-    return rng.integers(dtype.min, dtype.max + 1, size=shape)
 
 
 # ============================================================================= thresholds (software)

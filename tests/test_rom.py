@@ -11,27 +11,18 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from streamfold.compiler.ir import BIPOLAR, DataType, Pipeline, VectorVectorUnit
+from streamfold.compiler.ir import DataType, Pipeline, VectorVectorUnit
 from streamfold.hw import ROM, ROM_INLINE_MAX_BITS, emit_design, emit_verilog, rom_files
 from streamfold.hw.rom import hex_image, rom_module_source
 from streamfold.hw.simulate import run_stream
 
-from unit_cases import SIM_CACHE, check_pipeline, random_mvau
+from unit_cases import SIM_CACHE, check_pipeline, needs_verilator, random_mvau
 
 
-def _verilator_ok() -> bool:
-    from streamfold.sim.verilator_build import verilator_bin_dir
-
-    return verilator_bin_dir() is not None or shutil.which("verilator") is not None
-
-
-needs_verilator = pytest.mark.skipif(not _verilator_ok(), reason="verilator not installed")
 
 
 def big_mvau(seed=11, **kw):
@@ -139,7 +130,6 @@ def test_verilog_design_write(tmp_path):
 def test_rom_component_in_amaranth_sim_is_inline():
     """The ROM reads with one cycle of latency, and holds its word while en is low; under a
     file-ROM context Amaranth's simulator still gets the inline memory (run_stream forces it)."""
-    from amaranth.hdl import Module, Signal
     from amaranth.sim import Simulator
 
     words = [3, 1, 4, 1, 5, 9, 2, 6]

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from streamfold.compiler.ir import BIPOLAR, DataType, MatrixVectorUnit, Pipeline, divisors
 from streamfold.hw import emit_design
@@ -24,7 +26,7 @@ def random_dtype(rng, bits: int, signed: bool) -> DataType:
 
 def random_values(rng, dtype: DataType, shape) -> np.ndarray:
     if dtype.bipolar:
-        return rng.choice([-1, 1], size=shape)
+        return rng.choice([-1, 1], size=shape).astype(np.int64)
     return rng.integers(dtype.min, dtype.max + 1, size=shape)
 
 
@@ -53,20 +55,35 @@ def random_mvau(rng, *, mw=None, mh=None, wbits=None, wsigned=None, ibits=None, 
     return u
 
 
+def _verilator_ok() -> bool:
+    try:
+        from streamfold.sim.verilator_build import tool_env
+    except ImportError:  # pragma: no cover
+        return False
+    return shutil.which("verilator", path=tool_env()["PATH"]) is not None
+
+
+#: Verilator is a core dependency; without it these tests skip, and under ``make test``
+#: (STREAMFOLD_NO_SKIP=1, see conftest.py) a skip fails the run.
+needs_verilator = pytest.mark.skipif(not _verilator_ok(), reason="verilator not installed")
+
+
 def check_pipeline(pipeline: Pipeline, frames: int, rng, *, p_gap=0.3, p_stall=0.3, engine="verilator",
-                   seed=0, rom="auto") -> dict:
+                   seed=0, rom="auto", design=None, build_dir=None, stall_limit=None) -> dict:
     """Stream random frames through the pipeline's Verilog; every integer must equal the reference.
 
     ``rom``: how :func:`streamfold.hw.emit_design` places the weight/threshold ROMs (``auto``,
-    ``inline`` or ``file``); the memory files go to the simulator with the Verilog."""
+    ``inline`` or ``file``); the memory files go to the simulator with the Verilog. ``design``:
+    an already emitted design of ``pipeline`` (saves elaborating it again)."""
     ins, outs = pipeline.in_stream, pipeline.out_stream
     x = random_values(rng, ins.dtype, (frames,) + tuple(ins.shape))
     want = run_pipeline(pipeline, x)
-    design = emit_design(pipeline, rom=rom)
+    design = design or emit_design(pipeline, rom=rom)
+    kw = {"stall_limit": stall_limit} if stall_limit else {}
     res = simulate_stream(design.verilog, "streamfold_top", pack(x, ins), axis_width(ins.beat_bits),
                           axis_width(outs.beat_bits), outs.beats_per_frame, ins.beats_per_frame,
-                          engine=engine, p_gap=p_gap, p_stall=p_stall, seed=seed, build_dir=SIM_CACHE,
-                          data_files=design.files)
+                          engine=engine, p_gap=p_gap, p_stall=p_stall, seed=seed,
+                          build_dir=build_dir or SIM_CACHE, data_files=design.files, **kw)
     assert not res.stalled, res.stall
     assert res.tlast_errors() == []
     assert res.extra_out_beats == 0
