@@ -49,6 +49,8 @@ def main(argv=None) -> int:
 
     from tests.models import bnn_pynq
     from streamfold.compiler.build import compile_model
+    from streamfold.compiler.model import CompiledModel
+    from streamfold.compiler.resources import estimate_pipeline
     from streamfold.hw.synth import synth_build
 
     out = Path(a.out)
@@ -79,9 +81,6 @@ def main(argv=None) -> int:
                 doc = synth_build(bdir, board=board)
                 t_synth = time.monotonic() - t0
                 cmp = doc["comparison"]
-                from streamfold.compiler.model import CompiledModel
-                from streamfold.compiler.resources import estimate_pipeline
-
                 est = estimate_pipeline(CompiledModel.load(bdir).pipeline, doc["family"])["total"]
                 row = {"model": model, "board": board, "fold": fold, "family": doc["family"],
                        "parts_lut": est.get("parts_LUT", est["LUT"]),

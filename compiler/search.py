@@ -218,15 +218,14 @@ def fold_for_fps(pipeline: Pipeline, fps: float, clock_mhz: float, board=None,
     visited.append(st)
     # every unit meets the budget, but a unit whose output a width converter splits can still be
     # held back (fifo_sizing.expected_pace): speed up the unit that consumes the split stream
-    from .fifo_sizing import expected_pace
+    from .fifo_sizing import analyse_fifos, expected_pace
 
     for _ in range(2 * len(choice)):
-        pace, what = expected_pace(pipe)
-        if pace <= budget or not what.endswith("width converter"):
+        a = analyse_fifos(pipe)
+        if a.ii <= budget or a.slow_unit is None:
             break
-        slow = what.split(" + ")[0]
-        k = next((i for i, u in enumerate(space.units) if u.name == slow), None)
-        if k is None or k + 1 >= len(choice) or choice[k + 1] + 1 >= len(space.options[k + 1]):
+        k = next(i for i, u in enumerate(space.units) if u.name == a.slow_unit)
+        if k + 1 >= len(choice) or choice[k + 1] + 1 >= len(space.options[k + 1]):
             break
         choice[k + 1] += 1  # options run from slowest to fastest
         pipe, st = space.state(choice, with_fifos=True)
