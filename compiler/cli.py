@@ -42,7 +42,7 @@ def print_report(report: dict) -> None:
     print(_table(rows, ["layer", "kind", "weights", "W/in->out", "PE", "SIMD", "cycles/frame"]))
     t = report["totals"]
     print(f"\nexpected: {t['expected_cycles_per_frame']} cycles/frame (bottleneck {bott}), "
-          f"{t['expected_fps']:,} frames/s at {t['clock_mhz']:g} MHz")
+          f"{t['expected_fps']:,.0f} frames/s at {t['clock_mhz']:g} MHz")
 
 
 def print_tiling(t: dict) -> None:
