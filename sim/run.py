@@ -4,7 +4,9 @@
   design; no Python per cycle (millions of cycles per second).
 * ``engine="cocotb"``: the cocotb test module ``streamfold.sim.cocotb_bench`` on a Verilator build,
   run through ``cocotb_tools.runner`` (tens of thousands of cycles per second; an independent
-  second bench, and the place to add cocotb-side checks).
+  second bench, and the place to add cocotb-side checks). It drives and sinks the streams with
+  cocotbext-axi; its scoreboard also checks the AXI-Stream rule on ``m_axis`` (a beat waiting for
+  tready stays valid and unchanged): a violation raises :class:`SimulationError`.
 
 The design must have the streamfold port contract: ``clk``, ``rst`` (active-high synchronous),
 ``s_axis_tdata/tvalid/tready/tlast`` and ``m_axis_tdata/tvalid/tready/tlast``, any widths.
@@ -36,6 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+# the one SimulationError (a StreamfoldError: the CLI prints it as one line); also importable
+# from here, as before
+from streamfold.compiler.errors import SimulationError
+
 from .verilator_build import (DataFiles, Model, VerilogSource, build_model, default_build_dir,
                               link_data_files)
 
@@ -48,10 +54,6 @@ PROBE_BUILD = {"verilator_args": ("--public-flat-rw",), "cflags": "-std=c++17 -D
 #: files of a run directory (the simulator's working directory, which also holds the memory files)
 _RUN_FILES = frozenset({"in.hex", "out.txt", "frames.txt", "summary.json", "config.json",
                         "result.json", "sim.log", "results.xml"})
-
-
-class SimulationError(RuntimeError):
-    """The simulator itself failed (crash, missing port, bad result files), not a design stall."""
 
 
 @dataclass
@@ -209,6 +211,16 @@ def _tail(path: Path, n: int = 30) -> str:
         return "(no log)"
 
 
+def _sim_error(message: str, details: str = "") -> SimulationError:
+    """A :class:`SimulationError` whose message is one line (the CLI prints it as is); the
+    simulator's output goes into a note, which tracebacks (``--debug``, pytest) show."""
+    e = SimulationError(" ".join(message.split()))
+    details = details.strip()
+    if details and hasattr(e, "add_note"):  # Python 3.11+
+        e.add_note(details)
+    return e
+
+
 # ----------------------------------------------------------------------------- API
 def simulate_stream(
     verilog: VerilogSource,
@@ -341,11 +353,13 @@ def _run_harness(model: Model, rundir: Path, cfg: dict, in_width: int, out_width
     try:
         r = subprocess.run(cmd, cwd=rundir, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise SimulationError(f"harness of {model.top} ran past the {timeout} s timeout") from None
+        raise _sim_error(f"harness of {model.top} ran past the {timeout} s timeout") from None
     summary = rundir / "summary.json"
     if r.returncode != 0 or not summary.exists():
-        raise SimulationError(f"harness of {model.top} failed (exit {r.returncode}):\n"
-                              f"{r.stderr[-3000:]}{r.stdout[-2000:]}")
+        err = r.stderr.strip().splitlines()
+        why = f": {err[-1][:200]}" if err else ""
+        raise _sim_error(f"harness of {model.top} failed (exit {r.returncode}){why}",
+                         f"{r.stderr[-3000:]}{r.stdout[-2000:]}")
     s = json.loads(summary.read_text())
     if s["in_port_bytes"] != _port_bytes(in_width) or s["out_port_bytes"] != _port_bytes(out_width):
         raise ValueError(
@@ -391,12 +405,16 @@ def _run_cocotb(model: Model, rundir: Path, cfg: dict, in_width: int, out_width:
             )
         except (SystemExit, RuntimeError) as e:
             if not out_json.exists():
-                raise SimulationError(f"cocotb run of {model.top} failed ({e!r}):\n{_tail(log)}") from None
+                raise _sim_error(f"cocotb run of {model.top} failed ({e!r})", _tail(log)) from None
     if not out_json.exists():
-        raise SimulationError(f"cocotb run of {model.top} wrote no result:\n{_tail(log)}")
+        raise _sim_error(f"cocotb run of {model.top} wrote no result", _tail(log))
     s = json.loads(out_json.read_text())
     if s["in_width"] != in_width or s["out_width"] != out_width:
         raise ValueError(f"{model.top}: s_axis_tdata is {s['in_width']} bits and m_axis_tdata "
                          f"{s['out_width']} bits, not in_width={in_width}/out_width={out_width}")
+    errors = s.get("scoreboard_errors") or []
+    if errors:  # the bench's own checks: the AXI-Stream rule on the output, the input as sent
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise _sim_error(f"cocotb bench of {model.top}: {errors[0]}{more}", "\n".join(errors))
     outs = [int(h, 16) for h in s["out_beats"]]
     return s, outs, [bool(x) for x in s["out_last"]], list(s["out_cycles"]), list(s["in_frame_start_cycles"])
