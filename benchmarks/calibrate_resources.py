@@ -102,11 +102,11 @@ OTHER_FAMILIES = ("xc7", "ecp5")  # the other unit kinds are calibrated here; xc
 
 
 def make_other(kind: str, p: dict):
-    from streamfold.compiler.ir import GlobalSumPoolUnit, MaxPoolUnit, SlidingWindowUnit, VectorVectorUnit
+    from streamfold.compiler.ir import GlobalSumPoolUnit, MaxPoolUnit, VectorVectorUnit, window_unit
     if kind == "swg":
         k, st, pd = p["k"], p["s"], p["pad"]
-        u = SlidingWindowUnit(name=p["name"], in_shape=tuple(p["shape"]), dtype=DataType.parse(p["dtype"]),
-                              kernel=(k, k), stride=(st, st), pads=(pd,) * 4, simd=p["simd"])
+        u = window_unit(name=p["name"], in_shape=tuple(p["shape"]), dtype=DataType.parse(p["dtype"]),
+                        kernel=(k, k), stride=(st, st), pads=(pd,) * 4, simd=p["simd"])
     elif kind == "maxpool":
         u = MaxPoolUnit(name=p["name"], in_shape=tuple(p["shape"]), dtype=DataType.parse(p["dtype"]),
                         kernel=(p["k"], p["k"]), stride=(p["s"], p["s"]), pe=p["pe"])

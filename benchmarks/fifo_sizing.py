@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from streamfold.compiler.build import lower_file, write_build  # noqa: E402
 from streamfold.compiler.cost import pipeline_cycles  # noqa: E402
 from streamfold.compiler.fifo_sizing import analyse_fifos, fifo_report  # noqa: E402
-from streamfold.compiler.ir import Pipeline  # noqa: E402
+from streamfold.compiler.ir import DataflowGraph  # noqa: E402
 from streamfold.sim.simulate import simulate_build  # noqa: E402
 
 SIM_CACHE = os.environ.get("STREAMFOLD_SIM_CACHE") or str(ROOT / "build" / "sim_cache")
@@ -44,13 +44,13 @@ DIGITS_FOLDS = {
 }
 
 
-def deep_depths(p: Pipeline) -> list:
+def deep_depths(p: DataflowGraph) -> list:
     """Every FIFO one frame of its stream deep: as good as unbounded for these pipelines."""
     d = [max(2, u.in_stream.beats_per_frame) for u in p.units]
     return d + [max(2, p.out_stream.beats_per_frame)]
 
 
-def old_rule(p: Pipeline) -> list:
+def old_rule(p: DataflowGraph) -> list:
     return [2] + [2 + (u.synapse_fold if u.kind == "mvau" else 0) for u in p.units[1:]] + [2]
 
 
@@ -61,7 +61,7 @@ def inputs(cm, frames: int, seed: int = 0) -> np.ndarray:
 
 def measure(cm, depths, frames: int, build: Path, p: float = 0.0, seed: int = 1) -> dict:
     """Compile ``cm`` with ``depths``, simulate; (measured cycles/frame, bit-exact, stalled)."""
-    cm.pipeline = Pipeline(list(cm.pipeline.units), list(depths))
+    cm.pipeline = DataflowGraph(list(cm.pipeline.units), list(depths))
     write_build(cm, build)
     res = simulate_build(build, inputs(cm, frames), engine="verilator", p_gap=p, p_stall=p,
                          seed=seed, cache_dir=SIM_CACHE)
@@ -87,7 +87,7 @@ def run_case(model: Path, fold: dict | None, label: str, frames: int, random_run
     if random_run:
         row["sized_random"] = measure(cm, sized, min(frames, 12), b / "sized", p=0.3)
     deep = deep_depths(p)
-    row["deep_bits"] = sum(r["bits"] for r in fifo_report(Pipeline(p.units, deep)))
+    row["deep_bits"] = sum(r["bits"] for r in fifo_report(DataflowGraph(p.units, deep)))
     row["deep"] = measure(cm, deep, frames, b / "deep")
     if old:
         row["old"] = measure(cm, old_rule(p), frames, b / "old")

@@ -32,7 +32,7 @@ def _model(name: str, tmp: Path) -> tuple[Path, np.ndarray]:
 
 def bench(name: str, frames: int, board: str | None, tmp: Path) -> dict:
     from streamfold.compiler.build import compile_model
-    from streamfold.compiler.memory import memory_bits, memory_bram18
+    from streamfold.compiler.tiling import line_buffers
     from streamfold.sim.simulate import simulate_build
 
     path, x = _model(name, tmp)
@@ -50,9 +50,9 @@ def bench(name: str, frames: int, board: str | None, tmp: Path) -> dict:
     t_sim = time.monotonic() - t0
     rep = res["report"]
     cycles = rep["runs"][-1]["cycles"]
-    lb = [{"layer": u.name, "in_shape": list(u.in_shape), "kernel": list(u.kernel),
-           "bits": memory_bits(u), "bram18": memory_bram18(u)}
-          for u in cm.pipeline.units if u.kind == "swg"]
+    lb = [dict(row, in_shape=list(cm.pipeline.unit(row["layer"]).in_shape),
+               kernel=list(cm.pipeline.unit(row["layer"]).kernel))
+          for row in line_buffers(cm.pipeline) if row["kind"] != "maxpool"]
     return {
         "model": name, "frames": len(x), "board": board,
         "compile_s": round(t_compile, 2), "verilator_build_s": round(t_build, 2),

@@ -5,13 +5,12 @@
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 from .cost import unit_cycles
 from .errors import FoldFileError
-from .ir import FoldError, Pipeline
+from .ir import FoldError, DataflowGraph
 
 
 #: memory styles a unit's ``ram_style`` knob takes (Vivado's ram_style/rom_style values)
@@ -23,7 +22,7 @@ def knobs_of(unit) -> dict:
     return unit.fold_choices()
 
 
-def fold_to_json(pipeline: Pipeline) -> dict:
+def fold_to_json(pipeline: DataflowGraph) -> dict:
     """The free knobs of every unit (tied ones, like a depthwise window's SIMD, follow others and
     are left out, so the file reads back with :func:`apply_fold`)."""
     out = {}
@@ -34,7 +33,7 @@ def fold_to_json(pipeline: Pipeline) -> dict:
     return out
 
 
-def apply_fold(pipeline: Pipeline, fold: dict, source: str = "fold") -> Pipeline:
+def apply_fold(pipeline: DataflowGraph, fold: dict, source: str = "fold") -> DataflowGraph:
     """Return a copy of ``pipeline`` with the knobs in ``fold`` applied and checked."""
     names = {u.name for u in pipeline.units}
     unknown = [k for k in fold if k not in names]
@@ -68,23 +67,22 @@ def apply_fold(pipeline: Pipeline, fold: dict, source: str = "fold") -> Pipeline
             if v not in allowed[k]:
                 raise FoldFileError(f"{source}: layer {u.name!r}: {k.upper()}={v!r} does not divide the "
                                     f"layer; pick one of {allowed[k]}")
-        u = dataclasses.replace(u, **knobs)
         try:
-            if hasattr(u, "check_folding"):
-                u.check_folding()
+            u = u.with_folding(**knobs)
+            u.check_folding()
         except FoldError as e:
             raise FoldFileError(f"{source}: {e}") from None
         units.append(u)
-    return tie_folds(Pipeline(units, list(pipeline.fifo_depths)))
+    return tie_folds(pipeline.with_units(units))
 
 
-def tie_folds(pipeline: Pipeline) -> Pipeline:
+def tie_folds(pipeline: DataflowGraph) -> DataflowGraph:
     """Knobs that follow others: a depthwise window groups channels as its vector-vector unit reads them."""
-    units = list(pipeline.units)
-    for i, (a, b) in enumerate(zip(units, units[1:])):
-        if a.kind == "swg" and a.depthwise and b.kind == "vvau" and a.simd != b.pe:
-            units[i] = dataclasses.replace(a, simd=b.pe)
-    return Pipeline(units, list(pipeline.fifo_depths))
+    units = {u.name: u for u in pipeline.units}
+    for e in pipeline.edges:
+        if e.src is not None and e.dst is not None:
+            units[e.src] = units[e.dst].tie_producer(units[e.src])
+    return pipeline.with_units([units[u.name] for u in pipeline.units])
 
 
 def read_fold_file(path: str | Path) -> dict:
@@ -100,7 +98,7 @@ def read_fold_file(path: str | Path) -> dict:
     return doc
 
 
-def balanced_fold(pipeline: Pipeline, target_cycles: int) -> Pipeline:
+def balanced_fold(pipeline: DataflowGraph, target_cycles: int) -> DataflowGraph:
     """Cheapest fold of every unit that needs at most ``target_cycles`` per frame (where possible).
 
     Cheapest = fewest parallel lanes (PE*SIMD); SIMD is preferred over PE at equal cost, since
@@ -114,7 +112,7 @@ def balanced_fold(pipeline: Pipeline, target_cycles: int) -> Pipeline:
             continue
         best = None
         for combo in _combos(allowed):
-            cand = dataclasses.replace(u, **combo)
+            cand = u.with_folding(**combo)
             lanes = 1
             for v in combo.values():
                 lanes *= v
@@ -123,7 +121,7 @@ def balanced_fold(pipeline: Pipeline, target_cycles: int) -> Pipeline:
             if best is None or key < best[0]:
                 best = (key, cand)
         units.append(best[1])
-    return tie_folds(Pipeline(units, list(pipeline.fifo_depths)))
+    return tie_folds(pipeline.with_units(units))
 
 
 def _combos(allowed: dict):
@@ -134,7 +132,7 @@ def _combos(allowed: dict):
     return out
 
 
-def default_fold(pipeline: Pipeline, lanes: int = 64) -> Pipeline:
+def default_fold(pipeline: DataflowGraph, lanes: int = 64) -> DataflowGraph:
     """A balanced default: the heaviest unit gets about ``lanes`` parallel multiply-accumulates."""
     unfolded = [unit_cycles(u) for u in pipeline.units]
     target = max(1, -(-max(unfolded) // lanes))

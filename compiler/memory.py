@@ -34,8 +34,8 @@ more row for stride 2 (the next output row needs two new input rows), never a wh
 
 Parallel (whole-window) mode
 ----------------------------
-With ``simd == kh*kw*C`` (:attr:`~streamfold.compiler.ir.SlidingWindowUnit.parallel`) the
-generator (:mod:`streamfold.hw.parallel_window`) reads one pixel per input beat and emits one
+With ``simd == kh*kw*C`` (:class:`~streamfold.compiler.units.whole_window.WholeWindowUnit`) the
+generator (:mod:`streamfold.hw.parallel_window`, the whole-window kind) reads one pixel per input beat and emits one
 whole window per output beat. It scans the *padded* frame row by row, one step per clock: a step
 at virtual position ``(vy, vx)`` (padded coordinates, the image at ``[pt, pt+H) x [pl, pl+W)``)
 takes an input pixel when it is an image position, shifts the column ``vy-kh+1 .. vy`` into a
@@ -48,7 +48,7 @@ pixel that no window ends on costs no step. Memory: ``kh-1`` rows of ``W`` pixel
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -65,12 +65,21 @@ def bram18_blocks(width: int, depth: int) -> int:
 
 
 @dataclass(frozen=True)
-class MemoryShape:
-    """One memory: ``depth`` words of ``width`` bits."""
+class MemSpec:
+    """One memory of a unit or FIFO: ``depth`` words of ``width`` bits.
+
+    ``kind``: ``rom`` (one synchronous read port, initialised), ``sp`` (a write and a read port on
+    the same address), ``sdp`` (a write and a read port on different addresses). ``style``: the
+    unit's ``ram_style`` (auto/block/distributed/ultra). ``image``: a ROM's contents as a bit
+    matrix (or a function returning it), for the resource model's soft-logic ROM features.
+    """
 
     name: str
-    width: int
     depth: int
+    width: int
+    kind: str = "rom"
+    style: str = "auto"
+    image: object = field(default=None, compare=False, repr=False)
 
     @property
     def bits(self) -> int:
@@ -143,11 +152,10 @@ def window_bounds(u):
     return big_l, big_f
 
 
-def window_geometry(u) -> WindowGeometry:
-    """The :class:`WindowGeometry` of a :class:`~streamfold.compiler.ir.SlidingWindowUnit`.
-
-    For a unit in parallel mode (whose hardware is :func:`parallel_geometry`'s), the geometry the
-    circular-buffer generator would have at ``simd = C`` (one pixel per beat)."""
+def window_geometry(u, cf: int | None = None) -> WindowGeometry:
+    """The :class:`WindowGeometry` of a sliding-window unit with ``cf`` beats per pixel (default
+    ``C / simd``; a whole-window unit asks for ``cf = 1``: the geometry the circular-buffer
+    generator would have at one pixel per beat)."""
     h, w, c = (int(v) for v in u.in_shape)
     oh, ow = u.out_hw
     if oh < 1 or ow < 1:
@@ -157,18 +165,10 @@ def window_geometry(u) -> WindowGeometry:
     if big_l.size > 1:
         need = np.maximum(need[:-1], big_l[1:] - big_f[:-1] + 1)
     d = int(max(1, need.max()))
-    cf = 1 if getattr(u, "parallel", False) else c // u.simd
+    cf = c // u.simd if cf is None else int(cf)
     return WindowGeometry(h, w, c, cf, int(u.kernel[0]), int(u.kernel[1]),
                           int(u.stride[0]), int(u.stride[1]), tuple(int(p) for p in u.pads), oh, ow,
                           d, int(big_l[0]), int(big_f[-1]))
-
-
-def swg_memories(u) -> list[MemoryShape]:
-    if getattr(u, "parallel", False):
-        g = parallel_geometry(u)
-        return [MemoryShape("line_buffer", g.line_buffer_width(u.dtype.bits), g.w)] if g.kh > 1 else []
-    g = window_geometry(u)
-    return [MemoryShape("line_buffer", u.simd * u.dtype.bits, g.buffer_words)]
 
 
 # ----------------------------------------------------------------------------- parallel window
@@ -260,56 +260,7 @@ def parallel_scan(u) -> tuple[np.ndarray, np.ndarray]:
     return takes.reshape(-1), emits.reshape(-1)
 
 
-# ----------------------------------------------------------------------------- pooling, vvau
+# ----------------------------------------------------------------------------- pooling
 def pool_phases(k: int, s: int) -> int:
     """Windows of size ``k``, stride ``s`` open at once along one axis: ``ceil(k / s)``."""
     return -(-int(k) // int(s))
-
-
-def maxpool_memories(u) -> list[MemoryShape]:
-    """Row partials (``ceil(kh/sh)`` banks of ``OW*C/pe`` words) and pixel partials
-    (``ceil(kw/sw)`` banks of ``C/pe`` words; registers when ``C/pe == 1``)."""
-    h, w, c = u.in_shape
-    cf = c // u.pe
-    width = u.pe * u.dtype.bits
-    _oh, ow = u.out_hw
-    mems = []
-    if cf > 1:
-        mems += [MemoryShape(f"col_partial{i}", width, cf) for i in range(pool_phases(u.kernel[1], u.stride[1]))]
-    if ow * cf > 1:
-        mems += [MemoryShape(f"row_partial{i}", width, ow * cf)
-                 for i in range(pool_phases(u.kernel[0], u.stride[0]))]
-    return mems
-
-
-def gsumpool_memories(u) -> list[MemoryShape]:
-    cf = u.in_shape[2] // u.pe
-    return [MemoryShape("sums", u.pe * u.out_dtype.bits, cf)] if cf > 1 else []
-
-
-def vvau_memories(u) -> list[MemoryShape]:
-    cf = u.channels // u.pe
-    mems = []
-    if cf * u.k > 1:
-        mems.append(MemoryShape("weights", u.pe * u.weight_dtype.bits, cf * u.k))
-    if u.n_thresholds and cf > 1:
-        mems.append(MemoryShape("thresholds", u.pe * u.n_thresholds * u.acc_dtype.bits, cf))
-    return mems
-
-
-_MEMORIES = {"swg": swg_memories, "maxpool": maxpool_memories, "gsumpool": gsumpool_memories,
-             "vvau": vvau_memories}
-
-
-def unit_memories(unit) -> list[MemoryShape]:
-    """The memories of a unit (empty for kinds this module does not describe)."""
-    fn = _MEMORIES.get(unit.kind)
-    return fn(unit) if fn else []
-
-
-def memory_bits(unit) -> int:
-    return sum(m.bits for m in unit_memories(unit))
-
-
-def memory_bram18(unit) -> int:
-    return sum(m.bram18 for m in unit_memories(unit))

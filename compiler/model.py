@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BuildError, StreamfoldError
-from .ir import IR_VERSION, Pipeline, dumps
+from .ir import IR_VERSION, DataflowGraph, dumps
+from .topology import run_reference
 from .ops import OpCall, bipolar_int, quant_int, run_chain
 
 
@@ -72,7 +73,7 @@ class HostOutput:
 
 @dataclass
 class CompiledModel:
-    pipeline: Pipeline
+    pipeline: DataflowGraph
     host_in: HostInput
     host_out: HostOutput
     input_name: str
@@ -114,9 +115,8 @@ class CompiledModel:
 
     def reference(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Float inputs -> (integer stream outputs, float model outputs) by the NumPy reference."""
-        from streamfold.sim.reference import run_pipeline
 
-        y = self.from_strips(run_pipeline(self.pipeline, self.to_strips(self.quantize_input(x))))
+        y = self.from_strips(run_reference(self.pipeline, self.to_strips(self.quantize_input(x))))
         return y, self.dequantize_output(y)
 
     def check_input(self, x: np.ndarray) -> np.ndarray:
@@ -198,7 +198,7 @@ class CompiledModel:
             raise BuildError(f"{folder}/ir_arrays.npz: not a readable NumPy archive ({why}); "
                              f"{again}") from None
         try:
-            pipeline = Pipeline.from_files(doc, arrays)
+            pipeline = DataflowGraph.from_files(doc, arrays)
             hi, ho, io = doc["host_in"], doc["host_out"], doc["io"]
             host_in = HostInput([OpCall.from_json(d, arrays) for d in hi["ops"]],
                                 OpCall.from_json(hi["quantizer"], arrays), hi["layout"])

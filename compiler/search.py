@@ -16,14 +16,13 @@ state is kept for the throughput-versus-resources plot.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from .cost import unit_cycles
 from .errors import StreamfoldError
 from .fifo_sizing import size_fifos
 from .folding import tie_folds
-from .ir import Pipeline
+from .ir import DataflowGraph
 
 DEFAULT_CEILING = 0.8
 #: widest weight-memory word the search will build (PE * SIMD * weight bits); wider words mean
@@ -47,7 +46,7 @@ class SearchState:
 
 @dataclass
 class SearchResult:
-    pipeline: Pipeline
+    pipeline: DataflowGraph
     chosen: SearchState
     visited: list = field(default_factory=list)
     goal: str = ""
@@ -68,19 +67,19 @@ def _used(est: dict) -> dict:
 class _Space:
     """Candidate folds of every unit with their cycles and estimated resources (cached)."""
 
-    def __init__(self, pipeline: Pipeline, board):
+    def __init__(self, pipeline: DataflowGraph, board):
         from .resources import estimate_unit
 
         self.board = board
         self.family = board.family
         self.cap = board.resources
         self.units = list(pipeline.units)
-        self.fifo_depths = list(pipeline.fifo_depths)
+        self.graph = pipeline
         self.options = []  # per unit: list of (cycles, cost, used, unit) sorted by cycles desc
         for u in self.units:
             opts = []
             for combo in _combos(u.fold_choices()):
-                cand = dataclasses.replace(u, **combo) if combo else u
+                cand = u.with_folding(**combo)
                 if hasattr(cand, "pe") and hasattr(cand, "simd") and hasattr(cand, "weight_dtype"):
                     if cand.pe * cand.simd * cand.weight_dtype.bits > MAX_WEIGHT_WORD_BITS:
                         continue
@@ -105,9 +104,9 @@ class _Space:
     def cost(self, used: dict) -> float:
         return sum(used[k] / self.cap[k] for k in CLASSES if self.cap.get(k))
 
-    def state(self, choice: list[int], with_fifos: bool = False) -> tuple[Pipeline, SearchState]:
+    def state(self, choice: list[int], with_fifos: bool = False) -> tuple[DataflowGraph, SearchState]:
         units = [self.options[i][c][3] for i, c in enumerate(choice)]
-        pipe = tie_folds(Pipeline(units, list(self.fifo_depths)))
+        pipe = tie_folds(self.graph.with_units(units))
         used = {k: 0 for k in CLASSES}
         for i, c in enumerate(choice):
             for k in CLASSES:
@@ -143,7 +142,7 @@ def _heaviest(space: _Space, choice: list[int], res: str) -> str:
     return space.units[i].name
 
 
-def fold_for_board(pipeline: Pipeline, board, ceiling: float = DEFAULT_CEILING, log=None) -> SearchResult:
+def fold_for_board(pipeline: DataflowGraph, board, ceiling: float = DEFAULT_CEILING, log=None) -> SearchResult:
     """Highest throughput that fits ``board`` with every resource under ``ceiling``."""
     space = _Space(pipeline, board)
     choice = [0] * len(space.units)  # slowest = cheapest option of each unit
@@ -195,7 +194,7 @@ def _choice_of(space: _Space, st: SearchState) -> list[int]:
     return out
 
 
-def fold_for_fps(pipeline: Pipeline, fps: float, clock_mhz: float, board=None,
+def fold_for_fps(pipeline: DataflowGraph, fps: float, clock_mhz: float, board=None,
                  ceiling: float = DEFAULT_CEILING) -> SearchResult:
     """Least resources reaching ``fps`` frames/s at ``clock_mhz``."""
     from streamfold.boards import load_board

@@ -21,54 +21,35 @@ instead of ``frame_cycles``.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import StreamfoldError
-from .ir import MatrixVectorUnit, MaxPoolUnit, Pipeline, SlidingWindowUnit, VectorVectorUnit
+from .fifo_sizing import expected_pace, size_fifos
+from .ir import DataflowGraph
+from .units import PER_PIXEL, ColumnStep, kind_of
 
 
 class TilingError(StreamfoldError):
     """A network, strip width or memory budget that tiling cannot serve."""
 
 
-@dataclass(frozen=True)
-class ColumnStep:
-    """How one layer maps input columns to output columns: output column ``j`` reads input
-    columns ``j*stride - pad_left .. j*stride - pad_left + kernel - 1``."""
-
-    unit: str
-    kernel: int
-    stride: int
-    pad_left: int
-    pad_right: int
-
-    def out_width(self, w: int) -> int:
-        return (w + self.pad_left + self.pad_right - self.kernel) // self.stride + 1
-
-
-def column_steps(pipeline: Pipeline) -> list[ColumnStep]:
+def column_steps(pipeline: DataflowGraph) -> list[ColumnStep]:
     """The column-changing layers of a tileable pipeline, in order; raises :class:`TilingError`
     naming the first layer that needs a whole frame."""
     steps = []
     for u in pipeline.units:
-        if isinstance(u, SlidingWindowUnit):
-            steps.append(ColumnStep(u.name, int(u.kernel[1]), int(u.stride[1]), int(u.pads[1]),
-                                    int(u.pads[3])))
-        elif isinstance(u, MaxPoolUnit):
-            steps.append(ColumnStep(u.name, int(u.kernel[1]), int(u.stride[1]), 0, 0))
-        elif isinstance(u, (MatrixVectorUnit, VectorVectorUnit)) and len(u.rows_shape) == 2:
-            continue  # per pixel: columns map one to one
-        else:
-            what = "a dense layer over the whole frame" if isinstance(u, MatrixVectorUnit) else \
-                f"a {u.kind} unit that needs the whole frame"
-            raise TilingError(f"layer {u.name} is {what}; tiling covers fully convolutional networks "
-                              "(convolutions, depthwise convolutions and max-pools up to a feature-map "
-                              "output), so this model cannot be tiled: compile it without "
-                              "--strip-width/--line-buffer-budget")
+        step = kind_of(u).column_step(u)
+        if step is PER_PIXEL:
+            continue  # columns map one to one
+        if step is None:
+            raise TilingError(f"layer {u.name} is a {u.kind} unit that needs the whole frame; tiling covers fully "
+                              "convolutional networks (convolutions, depthwise convolutions and max-pools "
+                              "up to a feature-map output), so this model cannot be tiled: compile it "
+                              "without --strip-width/--line-buffer-budget")
+        steps.append(step)
     out = pipeline.out_stream.shape
     if len(out) != 3:
         raise TilingError(f"the pipeline's output is not a feature map (shape {tuple(out)}); tiling "
@@ -169,14 +150,14 @@ class TilePlan:
                         int(d.get("stride", 1)), int(d.get("receptive_field", 1)), dict(d.get("summary", {})))
 
 
-def valid_strip_widths(pipeline: Pipeline) -> list[int]:
+def valid_strip_widths(pipeline: DataflowGraph) -> list[int]:
     """Strip widths whose strips align with the column stride and end on the frame's edge."""
     steps = column_steps(pipeline)
     w, s = int(pipeline.in_stream.shape[1]), total_stride(steps)
     return [ws for ws in range(1, w + 1) if (w - ws) % s == 0]
 
 
-def _geometry(pipeline: Pipeline) -> tuple[list[ColumnStep], int, int, int]:
+def _geometry(pipeline: DataflowGraph) -> tuple[list[ColumnStep], int, int, int]:
     """(column steps, frame width, output width, total column stride)."""
     steps = column_steps(pipeline)
     w = int(pipeline.in_stream.shape[1])
@@ -209,7 +190,7 @@ def _cover(steps: list[ColumnStep], w: int, wout: int, s: int, ws: int) -> tuple
     return strips, strip_out
 
 
-def plan_strips(pipeline: Pipeline, strip_width: int) -> TilePlan:
+def plan_strips(pipeline: DataflowGraph, strip_width: int) -> TilePlan:
     """The strips of ``strip_width`` input columns that cover the output (fewest strips, each
     starting as far right as still leaves no gap)."""
     steps, w, wout, s = _geometry(pipeline)
@@ -232,7 +213,7 @@ def plan_strips(pipeline: Pipeline, strip_width: int) -> TilePlan:
                     [x[3] for x in strips], s, rf)
 
 
-def min_strip_width(pipeline: Pipeline) -> int:
+def min_strip_width(pipeline: DataflowGraph) -> int:
     """The narrowest strip width that covers the output."""
     steps, w, wout, s = _geometry(pipeline)
     for ws in valid_strip_widths(pipeline):
@@ -241,40 +222,37 @@ def min_strip_width(pipeline: Pipeline) -> int:
     return w
 
 
-def strip_pipeline(pipeline: Pipeline, strip_width: int, size: bool = True) -> Pipeline:
+def strip_pipeline(pipeline: DataflowGraph, strip_width: int, size: bool = True) -> DataflowGraph:
     """The same units and folding, built for frames ``strip_width`` columns wide; FIFOs sized for
     it (``size``)."""
     column_steps(pipeline)
     units, w = [], int(strip_width)
     for u in pipeline.units:
-        if isinstance(u, (SlidingWindowUnit, MaxPoolUnit)):
-            h, _, c = u.in_shape
-            u = dataclasses.replace(u, in_shape=(h, w, c))
-            w = u.out_hw[1]
-        else:  # a per-pixel dot-product unit
-            u = dataclasses.replace(u, rows_shape=(u.rows_shape[0], w))
+        u = kind_of(u).for_strip(u, w)
+        w = u.output_streams()[0].shape[1]
         units.append(u)
-    p = Pipeline(units)
+    p = pipeline.with_units(units)
     p.check()
     if size:
-        from .fifo_sizing import size_fifos
         p = size_fifos(p)
     return p
 
 
-def line_buffers(pipeline: Pipeline) -> list[dict]:
+def line_buffers(pipeline: DataflowGraph) -> list[dict]:
     """Line-buffer memory of each window and pool unit: bits and BRAM18 blocks."""
-    from .memory import memory_bits, memory_bram18
+    rows = []
+    for u in pipeline.units:
+        k = kind_of(u)
+        if k.line_buffer:
+            mems = k.memories(u)
+            rows.append({"layer": u.name, "kind": u.kind, "bits": int(sum(m.bits for m in mems)),
+                         "bram18": int(sum(m.bram18 for m in mems))})
+    return rows
 
-    return [{"layer": u.name, "kind": u.kind, "bits": int(memory_bits(u)), "bram18": int(memory_bram18(u))}
-            for u in pipeline.units if isinstance(u, (SlidingWindowUnit, MaxPoolUnit))]
 
-
-def tiling_summary(pipeline: Pipeline, plan: TilePlan, strips: Pipeline | None = None) -> dict:
+def tiling_summary(pipeline: DataflowGraph, plan: TilePlan, strips: DataflowGraph | None = None) -> dict:
     """What tiling ``pipeline`` by ``plan`` costs and saves: line-buffer bits per layer, columns
     processed per frame, cycles per frame (``strips * strip_cycles``)."""
-    from .fifo_sizing import expected_pace
-
     strips = strips or strip_pipeline(pipeline, plan.strip_width, size=False)
     full_lb, tiled_lb = line_buffers(pipeline), line_buffers(strips)
     full_cyc, _ = expected_pace(pipeline)
@@ -298,7 +276,7 @@ def tiling_summary(pipeline: Pipeline, plan: TilePlan, strips: Pipeline | None =
     }
 
 
-def tiling_options(pipeline: Pipeline, widths: list[int] | None = None) -> list[dict]:
+def tiling_options(pipeline: DataflowGraph, widths: list[int] | None = None) -> list[dict]:
     """:func:`tiling_summary` for each strip width that covers the output (all valid widths, or
     ``widths``), narrowest first."""
     out = []
@@ -312,7 +290,7 @@ def tiling_options(pipeline: Pipeline, widths: list[int] | None = None) -> list[
     return out
 
 
-def choose_strip_width(pipeline: Pipeline, budget_bits: int) -> int:
+def choose_strip_width(pipeline: DataflowGraph, budget_bits: int) -> int:
     """The strip width whose line buffers fit ``budget_bits`` with the fewest columns streamed per
     frame (the least halo recomputation; a tie goes to the smaller line buffers)."""
     ws_min = min_strip_width(pipeline)
@@ -331,8 +309,8 @@ def choose_strip_width(pipeline: Pipeline, budget_bits: int) -> int:
     return best[2]
 
 
-def tile(pipeline: Pipeline, strip_width: int | None = None, budget_bits: int | None = None
-         ) -> tuple[Pipeline, TilePlan]:
+def tile(pipeline: DataflowGraph, strip_width: int | None = None, budget_bits: int | None = None
+         ) -> tuple[DataflowGraph, TilePlan]:
     """Tile a folded pipeline: ``(strip pipeline, plan)`` for ``strip_width`` columns, or for
     the strip width :func:`choose_strip_width` picks for ``budget_bits``."""
     if strip_width is None:

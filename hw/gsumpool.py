@@ -16,11 +16,9 @@ from amaranth.lib.wiring import In, Out
 
 from streamfold.compiler.ir import GlobalSumPoolUnit
 
-from .registry import register_hw
 from .window_reduce import WindowReduce1D
 
 
-@register_hw("gsumpool")
 class GlobalSumPoolHW(wiring.Component):
     """Members: ``i`` (``pe * in_bits``), ``o`` (``pe * out_bits``)."""
 

@@ -21,11 +21,9 @@ from amaranth.lib.wiring import In, Out
 
 from streamfold.compiler.ir import MaxPoolUnit
 
-from .registry import register_hw
 from .window_reduce import WindowReduce1D
 
 
-@register_hw("maxpool")
 class MaxPoolHW(wiring.Component):
     """Members: ``i``/``o``, ``pe * bits`` wide."""
 

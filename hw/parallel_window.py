@@ -1,11 +1,10 @@
 """Whole-window (parallel) sliding-window generator: one pixel in, one whole window out per beat.
 
-:class:`ParallelWindowHW` implements a :class:`streamfold.compiler.ir.SlidingWindowUnit` whose
-``simd == kh*kw*C`` (``unit.parallel``): input beats are whole pixels (``C`` elements), output
-beats whole windows (``kh*kw*C`` elements, ``(ky, kx, c)`` order, element 0 in the LSBs), one
+:class:`ParallelWindowHW` implements the whole-window kind,
+:class:`streamfold.compiler.ir.WholeWindowUnit` (``simd == kh*kw*C``): input beats are whole
+pixels (``C`` elements), output beats whole windows (``kh*kw*C`` elements, ``(ky, kx, c)`` order, element 0 in the LSBs), one
 per output pixel ``(oy, ox)`` in row-major order. Padded positions carry
-``dtype.encode(pad_value)``. :class:`streamfold.hw.sliding_window.SlidingWindowHW` hands such
-units to this class.
+``dtype.encode(pad_value)``.
 
 Scan
 ----
@@ -56,7 +55,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from streamfold.compiler.ir import SlidingWindowUnit
+from streamfold.compiler.ir import WholeWindowUnit
 from streamfold.compiler.memory import ParallelWindowGeometry, parallel_geometry
 
 from .sliding_window import check_window
@@ -83,9 +82,9 @@ class ParallelWindowHW(wiring.Component):
     geometry : ParallelWindowGeometry
     """
 
-    def __init__(self, unit: SlidingWindowUnit):
+    def __init__(self, unit: WholeWindowUnit):
         check_window(unit)
-        if not unit.parallel:
+        if not isinstance(unit, WholeWindowUnit):
             raise ValueError(f"layer {unit.name}: the whole-window generator needs SIMD = kh*kw*C = "
                              f"{unit.window_elems}, got {unit.simd}")
         self.unit = unit

@@ -1,49 +1,34 @@
-"""Unit kind -> hardware component class.
+"""The hardware of a unit: the component its kind's record names, imported when first needed.
 
-Every IR unit kind (``Unit.kind`` in :mod:`streamfold.compiler.ir`) that can be turned into
-hardware has one component class registered here. The class contract:
+Every unit kind (:mod:`streamfold.compiler.units`) names, in its record's ``hardware`` field,
+the ``"module:Class"`` of the Amaranth component that elaborates it. The class contract:
 
 * ``cls(unit)`` builds the component from the IR unit object alone;
-* it is an :class:`amaranth.lib.wiring.Component` with exactly two stream members,
-  ``i: In(stream.Signature(unsigned(unit.in_stream.beat_bits)))`` and
-  ``o: Out(stream.Signature(unsigned(unit.out_stream.beat_bits)))``, element 0 in the LSBs;
+* it is an :class:`amaranth.lib.wiring.Component` whose stream members are its ports:
+  ``i`` (input port 0), ``i1``, ``i2`` ... and ``o`` (output port 0), ``o1`` ..., each
+  ``stream.Signature(unsigned(stream.beat_bits))`` of the unit's streams, element 0 in the LSBs;
 * it runs in the default ``sync`` clock domain and is fully back-pressured (a beat moves
   exactly when ``valid & ready`` at a clock edge).
-
-New kinds plug in with the :func:`register_hw` decorator::
-
-    @register_hw("pool")
-    class PoolHW(wiring.Component):
-        def __init__(self, unit): ...
 """
 from __future__ import annotations
 
-HW_UNITS: dict[str, type] = {}
+import importlib
+
+from streamfold.compiler.units import kind_of
 
 
-def register_hw(kind: str):
-    """Class decorator: register the hardware component class of the unit kind ``kind``."""
-    def deco(cls):
-        HW_UNITS[kind] = cls
-        return cls
-    return deco
-
-
-def hw_class(kind: str) -> type:
-    """The component class registered for ``kind``."""
-    _load_builtin()
-    try:
-        return HW_UNITS[kind]
-    except KeyError:
-        raise NotImplementedError(f"no hardware for unit kind {kind!r}; known kinds: "
-                                  f"{sorted(HW_UNITS)}") from None
+def hw_class(unit) -> type:
+    """The component class of ``unit``'s kind."""
+    where = kind_of(unit).hardware
+    module, _, name = where.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def build_unit(unit):
     """Instantiate the hardware component of an IR unit."""
-    return hw_class(unit.kind)(unit)
+    return hw_class(unit)(unit)
 
 
-def _load_builtin() -> None:
-    # importing the modules runs their @register_hw decorators
-    from . import mvau  # noqa: F401
+def port(component, direction: str, index: int):
+    """Stream member ``i``/``o`` (port 0) or ``i<n>``/``o<n>`` of a unit's component."""
+    return getattr(component, direction if index == 0 else f"{direction}{index}")

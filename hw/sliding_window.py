@@ -28,11 +28,11 @@ clock:
   and padding come from counters (no multiplier, no division), the memory read is synchronous
   and the output beat is ``Mux(pad, pad_word, read_data)``.
 
-A unit in the whole-window (parallel) mode, ``simd == kh*kw*C``, gets
-:class:`streamfold.hw.parallel_window.ParallelWindowHW` instead (``SlidingWindowHW(unit)`` returns
-one): line buffers plus a ``kh x kw`` register window, one pixel in and one window out per clock.
+The whole-window kind (``simd == kh*kw*C``, :mod:`streamfold.compiler.units.whole_window`) has its
+own generator, :class:`streamfold.hw.parallel_window.ParallelWindowHW`: line buffers plus a
+``kh x kw`` register window, one pixel in and one window out per clock.
 
-Timing (exact, verified in Verilator; see :func:`streamfold.compiler.cost.swg_cycles`): at steady
+Timing (exact, verified in Verilator; see :func:`streamfold.compiler.units.sliding_window.cycles`): at steady
 state the output emits one beat per clock inside a frame; per frame the unit needs
 ``max(out_beats + fill, in_beats)`` clocks, where ``fill`` is the time to bring in the part of a
 frame's first window that the buffer could not take while the previous frame's last windows were
@@ -45,13 +45,12 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from streamfold.compiler.ir import SlidingWindowUnit
+from streamfold.compiler.ir import WindowUnit
 from streamfold.compiler.memory import WindowGeometry, window_geometry
 
-from .registry import register_hw
 
 
-def check_window(unit: SlidingWindowUnit) -> None:
+def check_window(unit: WindowUnit) -> None:
     """The checks both window generators make of their IR unit: legal fold, (H, W, C) input,
     non-negative pads, positive stride and kernel, a pad value of the datatype."""
     unit.check_folding()
@@ -85,7 +84,6 @@ def _clip(m_value, lo_val: int, hi_val: int, vmin: int, vmax: int):
     return v
 
 
-@register_hw("swg")
 class SlidingWindowHW(wiring.Component):
     """Sliding-window generator (see the module docstring).
 
@@ -100,15 +98,7 @@ class SlidingWindowHW(wiring.Component):
         Sizes derived from the unit (buffer depth ``buffer_pixels``/``buffer_words`` included).
     """
 
-    def __new__(cls, unit: SlidingWindowUnit):
-        # the whole-window fold (simd == kh*kw*C) has its own generator
-        if cls is SlidingWindowHW and getattr(unit, "parallel", False):
-            from .parallel_window import ParallelWindowHW
-
-            return ParallelWindowHW(unit)
-        return super().__new__(cls)
-
-    def __init__(self, unit: SlidingWindowUnit):
+    def __init__(self, unit: WindowUnit):
         check_window(unit)
         self.unit = unit
         self.geometry: WindowGeometry = window_geometry(unit)

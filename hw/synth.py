@@ -252,10 +252,6 @@ def synth_many(jobs_list: list[dict], jobs: int = 2, log=None) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- pipeline pieces
-def _ident(name: str) -> str:
-    return re.sub(r"\W", "_", str(name)) or "unit"
-
-
 def pipeline_parts(pipeline) -> list[dict]:
     """The pieces of the top level of ``pipeline``, in stream order, each a dict with ``name`` (as
     in the top level: ``fifo{k}``, ``u{k}_{unit}``, ``dwc{k}``), ``kind`` (``fifo``, ``dwc`` or
@@ -267,24 +263,19 @@ def pipeline_parts(pipeline) -> list[dict]:
     from .fifo import StreamFIFO
     from .registry import build_unit
 
+    from streamfold.compiler import topology
+
     parts = []
-    units = pipeline.units
-    for k, u in enumerate(units):
-        d = pipeline.fifo_depths[k]
-        if d > 0:
-            parts.append({"name": f"fifo{k}", "kind": "fifo", "unit": None, "index": k,
-                          "component": StreamFIFO(u.in_stream.beat_bits, d)})
-        parts.append({"name": f"u{k}_{_ident(u.name)}", "kind": u.kind, "unit": u.name, "index": k,
-                      "component": build_unit(u)})
-        if k + 1 < len(units):
-            out, nxt = u.out_stream, units[k + 1].in_stream
-            if out.fold != nxt.fold:
-                parts.append({"name": f"dwc{k}", "kind": "dwc", "unit": None, "index": k,
-                              "component": StreamDWC(out.dtype.bits, out.fold, nxt.fold)})
-    d = pipeline.fifo_depths[-1]
-    if d > 0:
-        parts.append({"name": f"fifo{len(units)}", "kind": "fifo", "unit": None, "index": len(units),
-                      "component": StreamFIFO(pipeline.out_stream.beat_bits, d)})
+    for p in topology.pieces(pipeline):
+        if p.kind == "fifo" and p.depth > 0:
+            parts.append({"name": p.name, "kind": "fifo", "unit": None, "index": p.index,
+                          "component": StreamFIFO(p.width, p.depth)})
+        elif p.kind == "dwc":
+            parts.append({"name": p.name, "kind": "dwc", "unit": None, "index": p.index,
+                          "component": StreamDWC(p.width, p.a, p.b)})
+        elif p.kind == "unit":
+            parts.append({"name": p.name, "kind": p.unit.kind, "unit": p.unit.name, "index": p.index,
+                          "component": build_unit(p.unit)})
     return parts
 
 

@@ -1,14 +1,12 @@
-"""Top level: a whole :class:`~streamfold.compiler.ir.Pipeline` behind AXI4-Stream ports.
+"""Top level: a whole :class:`~streamfold.compiler.graph.DataflowGraph` behind AXI4-Stream ports.
 
-Structure, in stream order::
+The parts come from :func:`streamfold.compiler.topology.pieces`, the one walk of the graph that
+every consumer shares: for every edge, a data-width converter (:mod:`.dwc`) where the producer's
+fold differs from the consumer's, then the edge's FIFO (:mod:`.fifo`, depth 0 is a wire) of
+the consumer's input beats; for every unit, its component from its kind's record
+(:mod:`.registry`). A chain reads::
 
-    s_axis -> FIFO[0] -> unit 0 -> (DWC) -> FIFO[1] -> unit 1 -> ... -> unit n-1 -> FIFO[n] -> m_axis
-
-* ``FIFO[i]`` has depth ``pipeline.fifo_depths[i]`` beats of unit ``i``'s *input* stream
-  (``FIFO[n]``: beats of the output stream); depth 0 is a direct wire (:mod:`.fifo`).
-* A data-width converter (:mod:`.dwc`) sits between unit ``k`` and ``FIFO[k+1]`` wherever unit
-  ``k``'s output fold differs from unit ``k+1``'s input fold.
-* Each unit's component comes from the registry (:mod:`.registry`) by ``unit.kind``.
+    s_axis -> fifo0 -> unit 0 -> (dwc0) -> fifo1 -> unit 1 -> ... -> unit n-1 -> fifo{n} -> m_axis
 
 Ports (all in the default ``sync`` domain: ``clk``, ``rst`` synchronous, active high):
 
@@ -27,17 +25,16 @@ m_axis_tlast       out   high on the last beat of every output frame
 """
 from __future__ import annotations
 
-import re
-
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from streamfold.compiler.ir import Pipeline
+from streamfold.compiler import topology
+from streamfold.compiler.ir import DataflowGraph
 
 from .dwc import StreamDWC
 from .fifo import StreamFIFO
-from .registry import build_unit
+from .registry import build_unit, port
 
 
 def byte_width(bits: int) -> int:
@@ -45,17 +42,13 @@ def byte_width(bits: int) -> int:
     return max(8, (bits + 7) // 8 * 8)
 
 
-def _ident(name: str) -> str:
-    return re.sub(r"\W", "_", str(name)) or "unit"
-
-
 class Accelerator(wiring.Component):
     """The dataflow accelerator of a pipeline (see the module docstring for the ports).
 
     Parameters
     ----------
-    pipeline : Pipeline
-        Checked with ``pipeline.check()``; ``fifo_depths`` must have ``len(units) + 1`` entries.
+    pipeline : DataflowGraph
+        Checked with ``pipeline.check()`` (units, ports, streams).
 
     Attributes
     ----------
@@ -63,13 +56,8 @@ class Accelerator(wiring.Component):
         Meaningful bits of ``s_axis_tdata`` / ``m_axis_tdata`` (the rest is padding).
     """
 
-    def __init__(self, pipeline: Pipeline):
-        if not pipeline.units:
-            raise ValueError("empty pipeline")
+    def __init__(self, pipeline: DataflowGraph):
         pipeline.check()
-        if len(pipeline.fifo_depths) != len(pipeline.units) + 1:
-            raise ValueError(f"fifo_depths needs {len(pipeline.units) + 1} entries, "
-                             f"got {len(pipeline.fifo_depths)}")
         self.pipeline = pipeline
         self.in_bits = pipeline.in_stream.beat_bits
         self.out_bits = pipeline.out_stream.beat_bits
@@ -87,38 +75,39 @@ class Accelerator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        p = self.pipeline
-        units = p.units
-        chain = []  # components in stream order, each with i/o stream members
-        for k, unit in enumerate(units):
-            spec = unit.in_stream
-            fifo = StreamFIFO(spec.beat_bits, p.fifo_depths[k])
-            m.submodules[f"fifo{k}"] = fifo
-            chain.append(fifo)
-            hw = build_unit(unit)
-            m.submodules[f"u{k}_{_ident(unit.name)}"] = hw
-            chain.append(hw)
-            if k + 1 < len(units):
-                out, nxt = unit.out_stream, units[k + 1].in_stream
-                if out.fold != nxt.fold:
-                    dwc = StreamDWC(out.dtype.bits, out.fold, nxt.fold)
-                    m.submodules[f"dwc{k}"] = dwc
-                    chain.append(dwc)
-        fifo = StreamFIFO(p.out_stream.beat_bits, p.fifo_depths[-1])
-        m.submodules[f"fifo{len(units)}"] = fifo
-        chain.append(fifo)
+        units = {}  # unit name -> its component
+        tail = {}  # edge index -> output of the last part built on the edge so far
+        first = last = None
+        edges = self.pipeline.edges
+        for piece in topology.pieces(self.pipeline):  # stream order: each part after what feeds it
+            if piece.kind == "unit":
+                c = units[piece.unit.name] = build_unit(piece.unit)
+                m.submodules[piece.name] = c
+                for k, e in enumerate(edges):
+                    if e.dst == piece.unit.name:
+                        wiring.connect(m, tail[k], port(c, "i", e.dst_port))
+                continue
+            c = StreamFIFO(piece.width, piece.depth) if piece.kind == "fifo" else \
+                StreamDWC(piece.width, piece.a, piece.b)
+            m.submodules[piece.name] = c
+            e = piece.edge
+            if piece.index in tail:  # the converter before this FIFO
+                wiring.connect(m, tail[piece.index], c.i)
+            elif e.src is None:
+                first = c.i
+            else:
+                wiring.connect(m, port(units[e.src], "o", e.src_port), c.i)
+            tail[piece.index] = c.o
+            if e.dst is None and piece.kind == "fifo":
+                last = c.o
 
-        for up, down in zip(chain, chain[1:]):
-            wiring.connect(m, up.o, down.i)
-
-        first, last = chain[0], chain[-1]
         m.d.comb += [
-            first.i.payload.eq(self.s_axis_tdata[:self.in_bits]),
-            first.i.valid.eq(self.s_axis_tvalid),
-            self.s_axis_tready.eq(first.i.ready),
-            self.m_axis_tdata.eq(last.o.payload),
-            self.m_axis_tvalid.eq(last.o.valid),
-            last.o.ready.eq(self.m_axis_tready),
+            first.payload.eq(self.s_axis_tdata[:self.in_bits]),
+            first.valid.eq(self.s_axis_tvalid),
+            self.s_axis_tready.eq(first.ready),
+            self.m_axis_tdata.eq(last.payload),
+            self.m_axis_tvalid.eq(last.valid),
+            last.ready.eq(self.m_axis_tready),
         ]
 
         # clk and rst belong to the port contract even when nothing else is clocked (e.g. a 1x1

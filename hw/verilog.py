@@ -16,7 +16,7 @@ from pathlib import Path
 
 from amaranth.back import verilog as _verilog
 
-from streamfold.compiler.ir import Pipeline
+from streamfold.compiler.ir import DataflowGraph
 
 from .rom import ROM_INLINE_MAX_BITS, rom_files
 from .top import Accelerator
@@ -60,7 +60,7 @@ def referenced_files(verilog_text: str) -> list[str]:
     return list(seen)
 
 
-def emit_design(pipeline: Pipeline, name: str = "streamfold_top", *, rom: str = "auto",
+def emit_design(pipeline: DataflowGraph, name: str = "streamfold_top", *, rom: str = "auto",
                 inline_max_bits: int = ROM_INLINE_MAX_BITS) -> VerilogDesign:
     """Verilog of :class:`~streamfold.hw.top.Accelerator` for ``pipeline``, with memory files.
 
@@ -80,7 +80,7 @@ def emit_design(pipeline: Pipeline, name: str = "streamfold_top", *, rom: str = 
     return VerilogDesign(name, text, dict(files.files))
 
 
-def emit_verilog(pipeline: Pipeline, name: str = "streamfold_top") -> str:
+def emit_verilog(pipeline: DataflowGraph, name: str = "streamfold_top") -> str:
     """Self-contained Verilog source of :class:`~streamfold.hw.top.Accelerator` for ``pipeline``.
 
     The top module is ``name`` with ports ``clk``, ``rst`` and the AXI4-Stream ports of

@@ -19,12 +19,9 @@ handshake, frames in and out, and expected versus received beats.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-
-def _ident(name: str) -> str:  # as streamfold.hw.top names unit instances
-    return re.sub(r"\W", "_", str(name)) or "unit"
+from streamfold.compiler import topology
 
 
 @dataclass
@@ -49,17 +46,11 @@ class StallReport:
 
 
 def components(pipeline) -> list:
-    """The accelerator's stream components in order, named as :mod:`streamfold.hw.top` names them."""
-    out = []
-    units = pipeline.units
-    for k, u in enumerate(units):
-        out.append(Component(f"fifo{k}", f"fifo{k}", "fifo", pipeline.fifo_depths[k]))
-        out.append(Component(f"u{k}_{_ident(u.name)}", f"{u.name} ({u.kind})", "unit"))
-        if k + 1 < len(units) and u.out_stream.fold != units[k + 1].in_stream.fold:
-            out.append(Component(f"dwc{k}", f"dwc{k}", "dwc"))
-    n = len(units)
-    out.append(Component(f"fifo{n}", f"fifo{n} (output)", "fifo", pipeline.fifo_depths[-1]))
-    return out
+    """The accelerator's stream components in stream order, named as the top level names them
+    (:func:`streamfold.compiler.topology.pieces`)."""
+    return [Component(p.name, f"{p.unit.name} ({p.unit.kind})" if p.kind == "unit" else p.label, p.kind,
+                      p.depth if p.kind == "fifo" else None)
+            for p in topology.pieces(pipeline)]
 
 
 def _probe_table(probes: list, top: str) -> dict:

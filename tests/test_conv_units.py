@@ -1,6 +1,6 @@
 """Convolution stream units (sliding window, vector-vector, max-pool, global sum-pool).
 
-The hardware tests simulate the generated Verilog of a one- or two-unit ``Pipeline`` in Verilator
+The hardware tests simulate the generated Verilog of a one- or two-unit ``DataflowGraph`` in Verilator
 (``streamfold.sim.run.simulate_stream``): random frames with random input gaps and output
 back-pressure, every integer compared with ``streamfold.sim.reference``; then the same build at
 full rate, where the measured cycles per frame must equal the cost model
@@ -20,8 +20,9 @@ import pytest
 
 from streamfold.compiler.cost import unit_cycles
 from streamfold.compiler.ir import (DataType, GlobalSumPoolUnit, MatrixVectorUnit, MaxPoolUnit,
-                                    Pipeline, SlidingWindowUnit, VectorVectorUnit)
-from streamfold.compiler.memory import bram18_blocks, swg_memories, window_geometry
+                                    DataflowGraph, SlidingWindowUnit, VectorVectorUnit, WholeWindowUnit,
+                                    kind_of, window_unit)
+from streamfold.compiler.memory import bram18_blocks, window_geometry
 from streamfold.sim.reference import run_unit
 
 from unit_cases import check_pipeline, needs_verilator
@@ -35,8 +36,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 def swg(shape, dtype, k, s=(1, 1), pads=(0, 0, 0, 0), pad_value=0, simd=1, depthwise=False,
         name="win"):
-    return SlidingWindowUnit(name, tuple(shape), dtype, tuple(k), tuple(s), tuple(pads), pad_value,
-                             simd, depthwise)
+    """A sliding window of the kind its fold selects (line buffer, or whole window)."""
+    return window_unit(name=name, in_shape=tuple(shape), dtype=dtype, kernel=tuple(k), stride=tuple(s),
+                       pads=tuple(pads), pad_value=pad_value, simd=simd, depthwise=depthwise)
+
+
+def swg_memories(u):
+    return kind_of(u).memories(u)
 
 
 def vvau(seed, win: SlidingWindowUnit, wdt, *, n_thr=None, odt=None, out_bias=0, pe=None):
@@ -238,7 +244,7 @@ def test_verilator_bit_exact_and_cycles(name, sim_cache):
     from streamfold.sim.run import measure
 
     units = _case_units(name)
-    p = Pipeline(units)
+    p = DataflowGraph(units)
     p.check()
     design = emit_design(p, "streamfold_top")  # the Verilog and any memory files
     rng = np.random.default_rng(zlib.crc32(name.encode()))
@@ -273,7 +279,7 @@ def pwin(shape, dtype, k, s=(1, 1), pads=(0, 0, 0, 0), pad_value=0, name="win"):
 
 def test_parallel_fold_in_ir():
     u = pwin((32, 32, 3), INT8, (3, 3))
-    assert u.parallel and u.simd == 27
+    assert isinstance(u, WholeWindowUnit) and u.simd == 27
     assert (u.in_stream.fold, u.out_stream.fold) == (3, 27)
     assert u.in_stream.beats_per_frame == 32 * 32 and u.out_stream.beats_per_frame == 30 * 30
     assert u.fold_choices() == {"simd": [1, 3, 27]}
@@ -282,15 +288,15 @@ def test_parallel_fold_in_ir():
         swg((32, 32, 3), INT8, (3, 3), simd=9).check_folding()
     # a 1x1 kernel: simd = C is already one whole window per beat (listed once)
     k1 = swg((8, 8, 4), INT4, (1, 1), (2, 2), simd=4)
-    assert k1.parallel and k1.fold_choices() == {"simd": [1, 2, 4]}
+    assert isinstance(k1, WholeWindowUnit) and k1.fold_choices() == {"simd": [1, 2, 4]}
     # other folds and depthwise windows are as before
     lb = swg((8, 8, 4), INT4, (3, 3), simd=2)
-    assert not lb.parallel and (lb.in_stream.fold, lb.out_stream.fold) == (2, 2)
+    assert not isinstance(lb, WholeWindowUnit) and (lb.in_stream.fold, lb.out_stream.fold) == (2, 2)
     dw = swg((8, 8, 4), INT4, (3, 3), simd=2, depthwise=True)
-    assert not dw.parallel and dw.fold_choices() == {}
+    assert not isinstance(dw, WholeWindowUnit) and dw.fold_choices() == {}
     with pytest.raises(Exception):
         swg((8, 8, 4), INT4, (3, 3), simd=36, depthwise=True).check_folding()
-    # the registered swg hardware hands this fold to the whole-window generator
+    # the fold made it the whole-window kind, whose hardware is the whole-window generator
     from amaranth.hdl import Fragment
 
     from streamfold.hw.parallel_window import ParallelWindowHW
@@ -303,10 +309,10 @@ def test_parallel_fold_in_ir():
     assert not isinstance(hw_lb, ParallelWindowHW)
     Fragment.get(hw_lb, None)
     # a downstream MVAU reads the whole window in one beat (SF = 1), and the IR round-trips
-    p = Pipeline([u, mvau(0, u, 8, BIP, pe=4, simd=27, n_thr=1, odt=UINT2)])
+    p = DataflowGraph([u, mvau(0, u, 8, BIP, pe=4, simd=27, n_thr=1, odt=UINT2)])
     p.check()
-    q = Pipeline.from_files(*p.to_files())
-    assert q.units[0].parallel and q.units[0].out_stream == u.out_stream
+    q = DataflowGraph.from_files(*p.to_files())
+    assert isinstance(q.units[0], WholeWindowUnit) and q.units[0].out_stream == u.out_stream
 
 
 def test_parallel_reference_order():
@@ -430,8 +436,8 @@ def test_parallel_verilator_bit_exact_and_cycles(name, sim_cache):
     from streamfold.sim.run import measure
 
     units = _parallel_case_units(name)
-    assert units[0].parallel
-    p = Pipeline(units)
+    assert isinstance(units[0], WholeWindowUnit)
+    p = DataflowGraph(units)
     p.check()
     if len(units) > 1:  # FIFO depths as a build sizes them (the window's output is bursty)
         p = size_fifos(p)

@@ -20,7 +20,8 @@ import pytest
 from streamfold.compiler import fifo_sizing as fs
 from streamfold.compiler.cost import pipeline_cycles, unit_cycles
 from streamfold.compiler.ir import (BIPOLAR, DataType, GlobalSumPoolUnit, MatrixVectorUnit,
-                                    MaxPoolUnit, Pipeline, SlidingWindowUnit, VectorVectorUnit)
+                                    MaxPoolUnit, DataflowGraph, VectorVectorUnit, WholeWindowUnit, window_unit)
+from streamfold.compiler.units import sliding_window, whole_window
 
 from unit_cases import needs_verilator
 
@@ -42,12 +43,12 @@ def mvau(name, mw, mh, pe, simd, rows=(), dt=INT4, seed=0):
 def mvau_pair(m, s, n):
     """A: one vector of S beats per frame, M neuron folds of S cycles; B: SF = M, NF = N."""
     a = mvau("a", s, m, 1, 1)
-    return Pipeline([a, mvau("b", m, n, 1, 1, dt=a.out_dtype)])
+    return DataflowGraph([a, mvau("b", m, n, 1, 1, dt=a.out_dtype)])
 
 
 def swg(shape, dt, k, s=(1, 1), pads=(0, 0, 0, 0), simd=1, depthwise=False):
-    return SlidingWindowUnit("win", tuple(shape), dt, tuple(k), tuple(s), tuple(pads), 0, simd,
-                             depthwise)
+    return window_unit(name="win", in_shape=tuple(shape), dtype=dt, kernel=tuple(k), stride=tuple(s),
+                       pads=tuple(pads), simd=simd, depthwise=depthwise)
 
 
 # ----------------------------------------------------------------------------- max-plus helpers
@@ -102,7 +103,7 @@ def test_even_rates_need_no_buffer():
     """Rate-matched units without bursts (MVAU, NF = 1, into a max-pool) need the minimum."""
     a = mvau("a", 8, 4, 4, 8, rows=(4, 4), dt=DataType.uint_type(2))
     pool = MaxPoolUnit("p", (4, 4, 4), a.out_dtype, (2, 2), (2, 2), 4)
-    an = fs.analyse_fifos(Pipeline([a, pool]))
+    an = fs.analyse_fifos(DataflowGraph([a, pool]))
     # one beat per clock, each read FIFO_LATENCY (2) cycles after its write: 3 beats in flight
     assert an.peaks == [0, 3, 0] and an.depths == [2, 3 + fs.MARGIN, 2]
 
@@ -149,8 +150,6 @@ def test_unit_schedule_is_cycle_exact(name):
     from streamfold.sim.streams import pack
 
     u = _units()[name]
-    if u.kind == "swg" and u.simd == 18 and not getattr(u, "parallel", False):
-        pytest.skip("no whole-window sliding-window mode in this tree")
     frames, p_valid, seed = 3, 0.6, 3
     rng = np.random.default_rng(seed)
     ins = u.in_stream
@@ -190,8 +189,6 @@ def test_paced_schedule_behind_a_splitter(name):
 
     make, b = PACED_CASES[name]
     u = make()
-    if u.kind == "swg" and u.simd == 18 and not getattr(u, "parallel", False):
-        pytest.skip("no whole-window sliding-window mode in this tree")
 
     class Chain(wiring.Component):
         def __init__(self):
@@ -231,9 +228,8 @@ def test_splitter_that_slows_a_unit_is_reported():
     the generator, not the MVAU the cost model names, sets the pace (382 cycles per frame, as
     Amaranth's simulator shows), and the analysis paces its source at that rate."""
     win = swg((8, 9, 2), INT4, (3, 3), simd=18)
-    if not getattr(win, "parallel", False):
-        pytest.skip("no whole-window sliding-window mode in this tree")
-    p = Pipeline([win, mvau("m", 18, 4, 4, 2, rows=win.out_hw)])
+    assert isinstance(win, WholeWindowUnit)
+    p = DataflowGraph([win, mvau("m", 18, 4, 4, 2, rows=win.out_hw)])
     an = fs.analyse_fifos(p)
     assert an.cost_ii == pipeline_cycles(p)[0] == 42 * 9
     assert an.ii == 382 and an.slow_unit == "win"
@@ -254,23 +250,21 @@ def test_latest_schedule_is_consistent(name):
     dl = o + np.cumsum(rng.integers(0, 4, o.size))
     rl, ol = fs.unit_latest(u, dl, frames, r)
     assert np.all(rl >= r) and np.all(ol <= dl)
-    if getattr(u, "parallel", False) and fs._parallel_steps(u, 1)[3]:
+    if isinstance(u, WholeWindowUnit) and whole_window.scan_steps(u, 1)[3]:
         return  # padding steps before a frame's first pixel: kept at its earliest schedule
     r2, o2 = fs.unit_timeline(u, rl, frames)
     np.testing.assert_array_equal(r2, rl)
     assert np.all(o2 <= ol)
-    if u.kind == "swg" and not getattr(u, "parallel", False):
-        sg = fs._SwgFrames(u, frames)
+    if u.kind == "swg":
+        sg = sliding_window.WindowFrames(u, frames)
         for reads, outs in ((r, o), (rl, ol)):
-            assert fs.swg_schedule_ok(sg, reads, outs[::sg.wb] - fs.SWG_LATENCY)
+            assert sliding_window.schedule_ok(sg, reads, outs[::sg.wb] - sliding_window.SWG_LATENCY)
 
 
 @pytest.mark.parametrize("name", [n for n in _units() if n.startswith("swg")])
 def test_sliding_window_period_matches_cost_model(name):
     """With its input always there, the schedule's steady-state period is the cost model's."""
     u = _units()[name]
-    if u.simd == 18 and not getattr(u, "parallel", False):
-        pytest.skip("no whole-window sliding-window mode in this tree")
     frames = 5
     _, o = fs.unit_timeline(u, np.zeros(frames * u.in_stream.beats_per_frame, np.int64), frames)
     ob = u.out_stream.beats_per_frame
@@ -305,13 +299,13 @@ def test_digits_analysis_and_report():
     assert rows[0]["feeds"] == p.units[0].name and rows[-1]["feeds"] == "output"
     assert all(r["bits"] == r["depth"] * r["width"] for r in rows)
     # the sizing is a pure function of the units
-    assert fs.size_fifos(Pipeline(list(p.units))).fifo_depths == an.depths
+    assert fs.size_fifos(DataflowGraph(list(p.units))).fifo_depths == an.depths
 
 
 # ----------------------------------------------------------------------------- Verilator
 
 
-def deep_depths(p: Pipeline) -> list:
+def deep_depths(p: DataflowGraph) -> list:
     """Every FIFO one frame of its stream deep: as good as unbounded."""
     return [max(2, u.in_stream.beats_per_frame) for u in p.units] + [max(2, p.out_stream.beats_per_frame)]
 
@@ -320,7 +314,7 @@ def _measure(cm, depths, build: Path, frames: int, p: float = 0.0) -> dict:
     from streamfold.compiler.build import write_build
     from streamfold.sim.simulate import simulate_build
 
-    cm.pipeline = Pipeline(list(cm.pipeline.units), list(depths))
+    cm.pipeline = DataflowGraph(list(cm.pipeline.units), list(depths))
     write_build(cm, build)
     x = np.load(DIGITS / "digits_test.npz")["x"][:frames].astype(np.float32)
     rep = simulate_build(build, x, engine="verilator", p_gap=p, p_stall=p, seed=2,
@@ -364,7 +358,7 @@ def test_mvau_pair_needs_its_analysed_depth(tmp_path):
     rng = np.random.default_rng(0)
     got = check_pipeline(p, 10, rng, p_gap=0.0, p_stall=0.0)["measure"]
     assert got.ii == m * n
-    short = Pipeline(p.units, [2, p.fifo_depths[1] - fs.MARGIN - 4, 2])
+    short = DataflowGraph(p.units, [2, p.fifo_depths[1] - fs.MARGIN - 4, 2])
     got = check_pipeline(short, 10, rng, p_gap=0.0, p_stall=0.0)["measure"]
     assert got.ii > m * n
 

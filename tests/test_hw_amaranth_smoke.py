@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamfold.compiler.ir import DataType, MatrixVectorUnit, Pipeline
+from streamfold.compiler.ir import DataType, MatrixVectorUnit, DataflowGraph
 from streamfold.hw import Accelerator, MatrixVectorUnitHW, StreamDWC, StreamFIFO, emit_verilog
 from streamfold.hw.mvau import threshold_words, weight_words
 from streamfold.hw.simulate import run_stream
@@ -72,7 +72,7 @@ def test_mvau(name):
     frames = 2
     rng = np.random.default_rng(100 + seed)
     x = random_values(rng, u.in_dtype, (frames,) + u.in_stream.shape)
-    y = run_pipeline(Pipeline([u]), x)
+    y = run_pipeline(DataflowGraph([u]), x)
     in_beats, out_beats = pack(x, u.in_stream), pack(y, u.out_stream)
     steps = u.rows * u.neuron_fold * u.synapse_fold  # cycles per frame at full rate
     for k, (pv, pr) in enumerate(RATES):
@@ -137,7 +137,7 @@ def small_pipeline(depths):
     u1.name = "fc1"
     u2 = make_mvau(3, mh=5, mw=6, pe=5, simd=2, wdt=INT3, idt=UINT2)
     u2.name = "fc2"
-    return Pipeline([u0, u1, u2], depths)
+    return DataflowGraph([u0, u1, u2], depths)
 
 
 @pytest.mark.parametrize("depths", [[2, 2, 2, 2], [0, 0, 0, 0], [1, 3, 0, 4]])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from streamfold.compiler.cost import unit_cycles
-from streamfold.compiler.ir import Pipeline
+from streamfold.compiler.ir import DataflowGraph
 
 from unit_cases import check_pipeline, random_mvau
 
@@ -27,7 +27,7 @@ CASES = [
 def test_mvau_random(seed, knobs):
     rng = np.random.default_rng(seed)
     unit = random_mvau(rng, **knobs)
-    pipe = Pipeline([unit], [2, 2])
+    pipe = DataflowGraph([unit], [2, 2])
     out = check_pipeline(pipe, frames=6, rng=rng, seed=seed)
     # full rate: the unit's own cycle count per frame
     full = check_pipeline(pipe, frames=6, rng=rng, p_gap=0.0, p_stall=0.0, seed=seed)

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from streamfold.compiler.errors import CompileError
 from streamfold.compiler.ir import (BIPOLAR, DataType, GlobalSumPoolUnit, MatrixVectorUnit, MaxPoolUnit,
-                                    Pipeline, SlidingWindowUnit, VectorVectorUnit, divisors)
+                                    DataflowGraph, VectorVectorUnit, divisors, window_unit)
 from streamfold.compiler.ops import OpCall, quant_int, run_chain
 from streamfold.compiler.thresholds import monotone_by_construction, thresholds_for
 
@@ -202,7 +202,7 @@ def test_thresholds_catch_a_single_spike():
 
 
 # ============================================================================= hardware
-def _simulate(pipeline: Pipeline, case: dict) -> None:
+def _simulate(pipeline: DataflowGraph, case: dict) -> None:
     from unit_cases import check_pipeline
 
     rng = np.random.default_rng(case["seed"] + 1)
@@ -259,7 +259,7 @@ def mvau_chains(draw):
             "p_gap": draw(probabilities), "p_stall": draw(probabilities)}
 
 
-def build_mvau_chain(case) -> Pipeline:
+def build_mvau_chain(case) -> DataflowGraph:
     rng = np.random.default_rng(case["seed"])
     units, idt = [], case["in_dtype"]
     for i, L in enumerate(case["layers"]):
@@ -272,7 +272,7 @@ def build_mvau_chain(case) -> Pipeline:
             _thresholded(rng, u, L["out"], L["thr"])
         units.append(u)
         idt = u.out_dtype
-    p = Pipeline(units, list(case["fifos"]))
+    p = DataflowGraph(units, list(case["fifos"]))
     p.check()
     return p
 
@@ -307,10 +307,11 @@ def window_cases(draw):
             "fifos": draw(st.integers(0, 4))}
 
 
-def build_window(case) -> Pipeline:
+def build_window(case) -> DataflowGraph:
     rng = np.random.default_rng(case["seed"])
-    win = SlidingWindowUnit("win", case["in_shape"], case["dtype"], case["kernel"], case["stride"],
-                            case["pads"], case["pad_value"], case["simd"], case["depthwise"])
+    win = window_unit(name="win", in_shape=case["in_shape"], dtype=case["dtype"], kernel=case["kernel"],
+                      stride=case["stride"], pads=case["pads"], pad_value=case["pad_value"],
+                      simd=case["simd"], depthwise=case["depthwise"])
     units = [win]
     if case["consumer"] == "mvau":
         mw = win.out_stream.shape[-1]
@@ -330,7 +331,7 @@ def build_window(case) -> Pipeline:
             units[1].out_dtype = units[1].acc_dtype
         else:
             _thresholded(rng, units[1], case["out"], case["thr"])
-    p = Pipeline(units, [case["fifos"]] * (len(units) + 1))
+    p = DataflowGraph(units, [case["fifos"]] * (len(units) + 1))
     p.check()
     return p
 
@@ -355,13 +356,13 @@ def pool_cases(draw):
             "p_stall": draw(probabilities), "fifos": draw(st.integers(0, 4))}
 
 
-def build_pool(case) -> Pipeline:
+def build_pool(case) -> DataflowGraph:
     mp = MaxPoolUnit("mp", case["in_shape"], case["dtype"], case["kernel"], case["stride"], case["pe"])
     units = [mp]
     if case["gsum"]:
         units.append(GlobalSumPoolUnit("gp", mp.out_hw + (case["in_shape"][2],), case["dtype"],
                                        case["gsum_pe"]))
-    p = Pipeline(units, [case["fifos"]] * (len(units) + 1))
+    p = DataflowGraph(units, [case["fifos"]] * (len(units) + 1))
     p.check()
     return p
 

@@ -15,7 +15,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from streamfold.compiler.ir import DataType, Pipeline, VectorVectorUnit
+from streamfold.compiler.ir import DataType, DataflowGraph, VectorVectorUnit
 from streamfold.hw import ROM, ROM_INLINE_MAX_BITS, emit_design, emit_verilog, rom_files
 from streamfold.hw.rom import hex_image, rom_module_source
 from streamfold.hw.simulate import run_stream
@@ -66,7 +66,7 @@ def test_rom_module_variants():
 
 def test_small_design_stays_inline():
     u, _ = small_mvau()
-    p = Pipeline([u], [2, 2])
+    p = DataflowGraph([u], [2, 2])
     d = emit_design(p)
     assert d.files == {}
     assert "streamfold_rom" not in d.verilog and "$readmemh" not in d.verilog
@@ -77,7 +77,7 @@ def test_large_design_uses_files_and_is_deterministic():
     u, _ = big_mvau()
     small, _ = small_mvau(mw=128, mh=4, pe=4, simd=128)  # one weight word: a constant
     small.in_dtype = u.out_dtype
-    p = Pipeline([u, small], [2, 2, 2])
+    p = DataflowGraph([u, small], [2, 2, 2])
     d = emit_design(p)
     w_bits = u.weights.size * 2
     assert w_bits > ROM_INLINE_MAX_BITS
@@ -91,7 +91,7 @@ def test_large_design_uses_files_and_is_deterministic():
     assert d.verilog.count("module streamfold_rom #(") == 1
     assert '.INIT_FILE("fc0_weights.hex")' in d.verilog
     assert len(d.verilog) < 200_000  # vs one `mem[i] = ...;` line per word inline
-    again = emit_design(Pipeline([big_mvau()[0], small], [2, 2, 2]))
+    again = emit_design(DataflowGraph([big_mvau()[0], small], [2, 2, 2]))
     assert again.verilog == d.verilog and again.files == d.files
 
     # every ROM in a file; names from the unit names, sanitised
@@ -99,7 +99,7 @@ def test_large_design_uses_files_and_is_deterministic():
     assert set(f.files) == {"fc0_weights.hex", "fc0_thresholds.hex"}
     # thresholds and weights of a unit with a non-identifier name
     s2, _ = small_mvau()
-    f2 = emit_design(Pipeline([s2], [2, 2]), rom="file")
+    f2 = emit_design(DataflowGraph([s2], [2, 2]), rom="file")
     assert set(f2.files) == {"fc1_MatMul_0_weights.hex", "fc1_MatMul_0_thresholds.hex"}
     # everything inline on request
     i = emit_design(p, rom="inline")
@@ -109,7 +109,7 @@ def test_large_design_uses_files_and_is_deterministic():
 def test_ram_style_variant_and_threshold_knob():
     u, _ = small_mvau()
     u.ram_style = "distributed"
-    d = emit_design(Pipeline([u], [2, 2]), rom="auto", inline_max_bits=0)
+    d = emit_design(DataflowGraph([u], [2, 2]), rom="auto", inline_max_bits=0)
     assert len(d.files) == 2
     assert "module streamfold_rom_distributed #(" in d.verilog
     assert re.search(r"\bstreamfold_rom_distributed\s+#\(", d.verilog)
@@ -118,7 +118,7 @@ def test_ram_style_variant_and_threshold_knob():
 
 def test_verilog_design_write(tmp_path):
     u, _ = small_mvau()
-    d = emit_design(Pipeline([u], [2, 2]), rom="file")
+    d = emit_design(DataflowGraph([u], [2, 2]), rom="file")
     paths = d.write(tmp_path)
     assert paths[0].name == "streamfold_top.v"
     assert sorted(p.name for p in paths[1:]) == sorted(d.files)
@@ -170,7 +170,7 @@ def test_mvau_amaranth_sim_under_file_context():
 
     u, rng = small_mvau()
     x = random_values(rng, u.in_dtype, (2,) + u.in_stream.shape)
-    y = run_pipeline(Pipeline([u]), x)
+    y = run_pipeline(DataflowGraph([u]), x)
     with rom_files("file"):
         r = run_stream(MatrixVectorUnitHW(u), pack(x, u.in_stream), len(pack(y, u.out_stream)))
     assert r.out == pack(y, u.out_stream)
@@ -182,7 +182,7 @@ def test_mvau_amaranth_sim_under_file_context():
 def test_file_roms_bit_exact_both_engines(engine):
     u, rng = small_mvau(seed=5)
     u.ram_style = "block"
-    out = check_pipeline(Pipeline([u], [2, 2]), frames=4, rng=rng, seed=2, engine=engine,
+    out = check_pipeline(DataflowGraph([u], [2, 2]), frames=4, rng=rng, seed=2, engine=engine,
                          rom="file")
     assert set(out["design"].files) == {"fc1_MatMul_0_weights.hex", "fc1_MatMul_0_thresholds.hex"}
 
@@ -194,7 +194,7 @@ def test_large_mvau_in_files_bit_exact():
     from streamfold.compiler.cost import unit_cycles
 
     u, rng = big_mvau()
-    p = Pipeline([u], [2, 2])
+    p = DataflowGraph([u], [2, 2])
     out = check_pipeline(p, frames=3, rng=rng, seed=4)
     assert "fc0_weights.hex" in out["design"].files
     full = check_pipeline(p, frames=3, rng=rng, p_gap=0.0, p_stall=0.0, seed=4)
@@ -214,7 +214,7 @@ def test_vvau_file_roms_bit_exact():
     lo, hi = dw.acc_range
     dw.thresholds = np.sort(rng.integers(lo - 1, hi + 2, size=(8, 3)), axis=1)
     dw.out_dtype, dw.out_bias = DataType.uint_type(2), 0
-    out = check_pipeline(Pipeline([win, dw]), frames=2, rng=rng, seed=1, rom="file")
+    out = check_pipeline(DataflowGraph([win, dw]), frames=2, rng=rng, seed=1, rom="file")
     assert set(out["design"].files) == {"dw_conv_weights.hex", "dw_conv_thresholds.hex"}
 
 
@@ -225,7 +225,7 @@ def test_changed_memory_file_changes_the_model_and_missing_file_is_an_error(tmp_
     from streamfold.sim.streams import pack
 
     u, rng = small_mvau(seed=8)
-    d = emit_design(Pipeline([u], [2, 2]), rom="file")
+    d = emit_design(DataflowGraph([u], [2, 2]), rom="file")
     ins, outs = u.in_stream, u.out_stream
     x = rng.integers(0, 4, size=(1,) + ins.shape)
     args = (pack(x, ins), axis_width(ins.beat_bits), axis_width(outs.beat_bits),
@@ -249,7 +249,7 @@ def test_emitted_file_design_lints(tmp_path):
 
     u, _ = small_mvau()
     u.ram_style = "block"
-    d = emit_design(Pipeline([u], [2, 2]), rom="file")
+    d = emit_design(DataflowGraph([u], [2, 2]), rom="file")
     d.write(tmp_path)
     exe = shutil.which("verilator", path=tool_env()["PATH"])
     if exe is None:

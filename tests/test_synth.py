@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from streamfold.compiler.ir import BIPOLAR, DataType, MatrixVectorUnit, Pipeline
+from streamfold.compiler.ir import BIPOLAR, DataType, MatrixVectorUnit, DataflowGraph
 from streamfold.compiler.resources import (MemSpec, estimate_part, estimate_pipeline, estimate_unit,
                                            map_memory, report_resources)
 from streamfold.hw.synth import classify_cells, ooc_wrapper
@@ -40,7 +40,7 @@ def _build(tmp_path, units, fifo_depths=None, board=None):
     from streamfold.compiler.model import CompiledModel, HostInput, HostOutput
     from streamfold.compiler.ops import OpCall
 
-    p = Pipeline(list(units), fifo_depths or [])
+    p = DataflowGraph(list(units), fifo_depths or [])
     n_in, n_out = p.in_stream.elems_per_frame, p.out_stream.elems_per_frame
     cm = CompiledModel(p, HostInput([], OpCall("BipolarQuant", [None, np.float32(1.0)])),
                        HostOutput(np.ones(n_out), np.zeros(n_out)), "x", (1, n_in), "y", (1, n_out))
@@ -110,7 +110,7 @@ def test_dsp_rules():
 def test_estimate_pipeline_and_report(tmp_path):
     u0 = _mvau(32, 64, 4, 16, name="fc0")
     u1 = _mvau(10, 32, 1, 2, n_thr=0, seed=1, name="fc1")
-    p = Pipeline([u0, u1], [2, 3, 2])
+    p = DataflowGraph([u0, u1], [2, 3, 2])
     for fam in ("xc7", "xcup", "ecp5", "ice40"):
         est = estimate_pipeline(p, fam)
         names = [x["name"] for x in est["parts"]]
@@ -216,9 +216,9 @@ def test_cli_synth_unknown_board(tmp_path, capsys):
 
 
 def test_every_unit_kind_has_a_model():
-    from streamfold.compiler.ir import GlobalSumPoolUnit, MaxPoolUnit, SlidingWindowUnit, VectorVectorUnit
+    from streamfold.compiler.ir import GlobalSumPoolUnit, MaxPoolUnit, SlidingWindowUnit, VectorVectorUnit, window_unit
     d = DataType.parse("UINT4")
-    units = [SlidingWindowUnit("s", (16, 16, 32), d, simd=8), SlidingWindowUnit("p", (16, 16, 8), d, simd=72),
+    units = [SlidingWindowUnit("s", (16, 16, 32), d, simd=8), window_unit(name="p", in_shape=(16, 16, 8), dtype=d, simd=72),
              MaxPoolUnit("m", (16, 16, 32), d, pe=4), GlobalSumPoolUnit("g", (8, 8, 64), d, pe=8),
              VectorVectorUnit("v", np.ones((32, 9), dtype=np.int64), DataType.parse("INT4"), d,
                               DataType.parse("INT13"), rows_shape=(8, 8), pe=4), _mvau()]

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from streamfold.compiler.ir import (BIPOLAR, DataType, MatrixVectorUnit, MaxPoolUnit, Pipeline,
+from streamfold.compiler.ir import (BIPOLAR, DataType, MatrixVectorUnit, MaxPoolUnit, DataflowGraph,
                                     SlidingWindowUnit)
 from streamfold.compiler.tiling import (TilingError, choose_strip_width, line_buffers, min_strip_width,
                                         plan_strips, receptive_field, column_steps, strip_pipeline,
@@ -49,7 +49,7 @@ def stacks(draw):
     return {"shape": (h, w, c), "dtype": dt, "layers": layers, "seed": draw(st.integers(0, 2**31 - 1))}
 
 
-def build_stack(case) -> Pipeline:
+def build_stack(case) -> DataflowGraph:
     rng = np.random.default_rng(case["seed"])
     (h, w, c), dt = case["shape"], case["dtype"]
     units = []
@@ -72,7 +72,7 @@ def build_stack(case) -> Pipeline:
         units += [win, mvau]
         (h, w), c, dt = win.out_hw, mh, mvau.acc_dtype
     assume(units and h >= 1 and w >= 1)
-    p = Pipeline(units)
+    p = DataflowGraph(units)
     p.check()
     return p
 
@@ -116,7 +116,7 @@ def test_halo_is_the_receptive_field():
         m.out_dtype = m.acc_dtype
         units += [win, m]
         dt = m.acc_dtype
-    p = Pipeline(units)
+    p = DataflowGraph(units)
     assert receptive_field(column_steps(p)) == 5
     plan = plan_strips(p, 12)
     assert plan.starts[:3] == [0, 8, 16]

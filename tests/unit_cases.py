@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamfold.compiler.ir import BIPOLAR, DataType, MatrixVectorUnit, Pipeline, divisors
+from streamfold.compiler.ir import BIPOLAR, DataType, MatrixVectorUnit, DataflowGraph, divisors
 from streamfold.hw import emit_design
 from streamfold.sim.reference import run_pipeline
 from streamfold.sim.run import measure, simulate_stream
@@ -68,7 +68,7 @@ def _verilator_ok() -> bool:
 needs_verilator = pytest.mark.skipif(not _verilator_ok(), reason="verilator not installed")
 
 
-def check_pipeline(pipeline: Pipeline, frames: int, rng, *, p_gap=0.3, p_stall=0.3, engine="verilator",
+def check_pipeline(pipeline: DataflowGraph, frames: int, rng, *, p_gap=0.3, p_stall=0.3, engine="verilator",
                    seed=0, rom="auto", design=None, build_dir=None, stall_limit=None) -> dict:
     """Stream random frames through the pipeline's Verilog; every integer must equal the reference.
 

@@ -1,0 +1,85 @@
+"""What the matrix-vector and vector-vector units share: integer dot products of a weight row with
+its input, optionally followed by multi-threshold activation.
+
+Integer semantics (for each input vector ``x`` and output channel ``c``):
+
+* ``acc[c] = sum_i W[c, i] * x[i]`` with values decoded (bipolar -> -1/+1), except in *binary*
+  mode (weights and inputs both bipolar), where ``acc[c] = popcount(xnor(W_bits[c], x_bits))``,
+  the number of matching signs, in ``[0, len(x)]``.
+* With thresholds ``T[c, 0..n-1]`` (ascending): ``count = sum_k (acc[c] >= T[c, k])``; the
+  output value is ``out_bias + count``; for a bipolar output the output bit is ``count`` (n == 1).
+* Without thresholds the output is ``acc`` itself.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..datatypes import DataType
+from .base import PER_PIXEL, Unit
+
+
+class DotProductUnit(Unit):
+    """Shared semantics of the dot-product kinds (see the module docstring)."""
+
+    weights: np.ndarray
+    weight_dtype: DataType
+    in_dtype: DataType
+    out_dtype: DataType
+    thresholds: np.ndarray | None
+    out_bias: int
+    rows_shape: tuple
+
+    @property
+    def rows(self) -> int:
+        return int(math.prod(self.rows_shape))
+
+    @property
+    def binary(self) -> bool:
+        """XNOR-popcount mode: both weights and inputs are bipolar."""
+        return self.weight_dtype.bipolar and self.in_dtype.bipolar
+
+    @property
+    def acc_range(self) -> tuple[int, int]:
+        """Exact (min, max) of the accumulator over all valid inputs."""
+        if self.binary:
+            return 0, int(self.weights.shape[1])
+        w = self.weights.astype(np.int64)
+        a, b = w * self.in_dtype.min, w * self.in_dtype.max
+        return int(np.minimum(a, b).sum(1).min()), int(np.maximum(a, b).sum(1).max())
+
+    @property
+    def acc_dtype(self) -> DataType:
+        lo, hi = self.acc_range
+        if self.thresholds is not None and self.thresholds.size:
+            lo, hi = min(lo, int(self.thresholds.min())), max(hi, int(self.thresholds.max()))
+        return DataType.for_range(min(lo, 0), hi)
+
+    @property
+    def n_thresholds(self) -> int:
+        return 0 if self.thresholds is None else int(self.thresholds.shape[1])
+
+
+def activate(u: DotProductUnit, acc: np.ndarray) -> np.ndarray:
+    """The unit's output values for accumulators ``acc (..., C)``: thresholds, or ``acc``."""
+    if u.thresholds is None:
+        return acc
+    return apply_thresholds(acc, np.asarray(u.thresholds, dtype=np.int64), u.out_dtype, u.out_bias)
+
+
+def apply_thresholds(acc: np.ndarray, thresholds: np.ndarray, out_dtype, out_bias: int) -> np.ndarray:
+    """acc (..., C), thresholds (C, T) ascending -> output values (..., C)."""
+    count = (acc[..., :, None] >= thresholds).sum(axis=-1).astype(np.int64)
+    if out_dtype.bipolar:
+        return 2 * count - 1
+    return out_bias + count
+
+
+def pixel_step(u: DotProductUnit):
+    """Under tiling: one vector per pixel maps columns one to one; a dense layer needs the frame."""
+    return PER_PIXEL if len(u.rows_shape) == 2 else None
+
+
+def for_strip(u: DotProductUnit, width: int) -> DotProductUnit:
+    return u.replace(rows_shape=(u.rows_shape[0], int(width)))

@@ -1,0 +1,211 @@
+"""The matrix-vector unit (FINN's MVAU): dense layers and the channel-mixing part of convolutions.
+
+``weights`` is ``(MH, MW)``: one row per output channel; the unit processes ``prod(rows_shape)``
+input vectors per frame. ``pe`` output channels and ``simd`` input elements are computed per
+cycle; one vector takes ``(MH/pe) * (MW/simd)`` cycles. Semantics: :mod:`.dot_product`
+(XNOR-popcount when weights and inputs are bipolar). Hardware: :mod:`streamfold.hw.mvau`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ..datatypes import DataType, StreamSpec
+from ..memory import MemSpec
+from ..resource_model import clog2, dsp_product, exact, mem_features, rom_image
+from ..schedule import BIG, chain, rchain, unbounded_tail
+from .base import FoldError, UnitKind, divisors
+from .dot_product import DotProductUnit, activate, for_strip, pixel_step
+
+#: cycles from the step that ends a neuron fold to the output handshake (hw.mvau: LATENCY 3 + 1)
+MVAU_LATENCY = 4
+
+
+@dataclass
+class MatrixVectorUnit(DotProductUnit):
+    """Matrix-vector product with optional multi-threshold activation (module docstring)."""
+
+    kind: ClassVar[str] = "mvau"
+    name: str
+    weights: np.ndarray
+    weight_dtype: DataType
+    in_dtype: DataType
+    out_dtype: DataType
+    thresholds: np.ndarray | None = None
+    out_bias: int = 0
+    rows_shape: tuple = ()
+    pe: int = 1
+    simd: int = 1
+    ram_style: str = "auto"
+    source: str = ""
+
+    @property
+    def mh(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def mw(self) -> int:
+        return int(self.weights.shape[1])
+
+    @property
+    def neuron_fold(self) -> int:
+        return self.mh // self.pe
+
+    @property
+    def synapse_fold(self) -> int:
+        return self.mw // self.simd
+
+    @property
+    def in_stream(self) -> StreamSpec:
+        return StreamSpec(tuple(self.rows_shape) + (self.mw,), self.in_dtype, self.simd)
+
+    @property
+    def out_stream(self) -> StreamSpec:
+        return StreamSpec(tuple(self.rows_shape) + (self.mh,), self.out_dtype, self.pe)
+
+    def folding(self) -> dict:
+        return {"pe": self.pe, "simd": self.simd}
+
+    def fold_choices(self) -> dict:
+        return {"pe": divisors(self.mh), "simd": divisors(self.mw)}
+
+    def check_folding(self) -> None:
+        if self.pe < 1 or self.mh % self.pe:
+            raise FoldError(f"layer {self.name}: PE={self.pe} does not divide its {self.mh} output "
+                            f"channels; pick one of {divisors(self.mh)}")
+        if self.simd < 1 or self.mw % self.simd:
+            raise FoldError(f"layer {self.name}: SIMD={self.simd} does not divide its {self.mw} input "
+                            f"elements; pick one of {divisors(self.mw)}")
+
+
+# ----------------------------------------------------------------------------- reference
+def reference(u: MatrixVectorUnit, x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.int64)
+    dot = x @ np.asarray(u.weights, dtype=np.int64).T
+    return activate(u, (dot + u.mw) // 2 if u.binary else dot)
+
+
+# ----------------------------------------------------------------------------- cycles, schedule
+def cycles(u: MatrixVectorUnit) -> int:
+    """One (neuron fold, synapse fold) step per clock for every input vector."""
+    return u.rows * u.neuron_fold * u.synapse_fold
+
+
+def _steps(u, n: int, fold: int) -> np.ndarray:
+    """Step index of the step that takes input beat ``k`` (``(k // SF)*NF*F + k % SF``, with
+    ``F = SF`` cycles per neuron fold unless paced)."""
+    nf_, sf_ = u.neuron_fold, u.synapse_fold
+    k = np.arange(n, dtype=np.int64)
+    return (k // sf_) * (nf_ * fold) + k % sf_
+
+
+def timeline(u, avail, frames, pace=1):
+    """One ``(nf, sf)`` step per clock; input beat ``sf`` of vector ``v`` taken at step
+    ``(v, 0, sf)``; output beat ``(v, nf)`` :data:`MVAU_LATENCY` after the vector's last step of
+    neuron fold ``nf``. A splitter after it stretches every neuron fold to ``max(SF, pace)``."""
+    nf_, sf_ = u.neuron_fold, u.synapse_fold
+    fold = max(sf_, pace)
+    g = _steps(u, avail.size, fold)
+    r = chain(avail, g)
+    last = r[sf_ - 1::sf_]  # step (v, 0, SF-1) of every vector
+    out = last[:, None] + (np.arange(nf_, dtype=np.int64) * fold)[None, :] + MVAU_LATENCY
+    return r, out.reshape(-1)
+
+
+def latest(u, dl, frames, earliest, pace=1):
+    nf_, sf_ = u.neuron_fold, u.synapse_fold
+    fold = max(sf_, pace)
+    n_in = earliest.size
+    g = _steps(u, n_in, fold)
+    bound = (dl.reshape(-1, nf_) - (np.arange(nf_, dtype=np.int64) * fold)[None, :]
+             - MVAU_LATENCY).min(axis=1)
+    late = np.full(n_in, BIG, dtype=np.int64)
+    late[sf_ - 1::sf_] = bound
+    return unbounded_tail(rchain(late, g), earliest, g)
+
+
+# ----------------------------------------------------------------------------- resources
+def memories(u) -> list[MemSpec]:
+    """Weight ROM (``NF*SF`` words of ``pe*simd`` weights), threshold ROM (``NF`` words), and the
+    input buffer that replays a vector for every neuron fold."""
+    NF, SF = u.neuron_fold, u.synapse_fold
+    style = u.ram_style or "auto"
+    mems = []
+
+    def wimg():  # weight memory image: word nf*SF+sf, lane p*simd+s = W[nf*pe+p, sf*simd+s]
+        codes = u.weight_dtype.encode(np.asarray(u.weights))
+        codes = codes.reshape(NF, u.pe, SF, u.simd).transpose(0, 2, 1, 3).reshape(NF * SF, -1)
+        return rom_image(codes, u.weight_dtype.bits)
+
+    def timg():  # threshold memory image: word nf, lane p*n+k = T[nf*pe+p, k]
+        codes = u.acc_dtype.encode(np.asarray(u.thresholds, dtype=np.int64))
+        return rom_image(codes.reshape(NF, -1), u.acc_dtype.bits)
+
+    if NF * SF > 1:
+        mems.append(MemSpec("weights", NF * SF, u.pe * u.simd * u.weight_dtype.bits, "rom", style, wimg))
+    if u.thresholds is not None and u.n_thresholds and NF > 1:
+        mems.append(MemSpec("thresholds", NF, u.pe * u.n_thresholds * u.acc_dtype.bits, "rom", style, timg))
+    if NF > 1:
+        mems.append(MemSpec("inbuf", SF, u.simd * u.in_dtype.bits, "sp"))
+    return mems
+
+
+def features(u, family: str) -> dict:
+    pe, simd = u.pe, u.simd
+    NF, SF = u.neuron_fold, u.synapse_fold
+    wd, xd = u.weight_dtype, u.in_dtype
+    ab, ob, ib = u.acc_dtype.bits, u.out_dtype.bits, xd.bits
+    n_thr = u.n_thresholds if u.thresholds is not None else 0
+    mem = mem_features(memories(u), family)
+    ctr = clog2(NF) * 3 + clog2(SF) + clog2(NF * SF)
+    dsp = 0
+    pop = neg = mul = tree = 0
+    popc = 0
+    if u.binary and NF * SF == 1:  # constant weights: the XNORs fold into the popcount's inputs
+        popc = pe * simd
+        dot_bits = clog2(simd + 1)
+    elif u.binary:
+        pop = pe * simd
+        dot_bits = clog2(simd + 1)
+    else:
+        lo_w, hi_w = wd.min, wd.max
+        lo_x, hi_x = xd.min, xd.max
+        prods = [lo_w * lo_x, lo_w * hi_x, hi_w * lo_x, hi_w * hi_x]
+        pbits = max(1, max(abs(min(prods)), abs(max(prods))).bit_length() + 1)
+        dot_bits = min(ab, pbits + clog2(simd))
+        if wd.bipolar or xd.bipolar:
+            other = xd if wd.bipolar else wd
+            neg = pe * simd * (other.bits + 1)
+        else:
+            per = dsp_product(wd, xd, family)
+            if per:
+                dsp = pe * simd * per
+            else:
+                mul = pe * simd * wd.bits * xd.bits
+        tree = pe * simd * pbits
+    lut = {"const": 1, "pop": pop, "popc": popc, "neg": neg, "mul": mul, "tree": tree, "acc": pe * ab,
+           "cmp": pe * n_thr * ab, "rom": mem["rom_lut"], "romd": mem["rom_deep"], "xmux": (NF > 1) * simd * ib, "ctr": ctr,
+           "ram": mem["ram_bits"], "dsp": dsp, "lutmux": mem["lutram_mux"],
+           "treelog": pe * simd * clog2(simd),  # adder-tree depth grows with log2(simd)
+           # weights in soft logic: the ROM outputs feed the products directly
+           "wlogic": pe * simd * wd.bits * (mem["where"].get("weights") == "logic")}
+    ff = {"const": 1, "x": simd * ib, "dot": pe * min(dot_bits, ab), "acc": pe * ab, "out": pe * ob,
+          "mem": mem["mem_reg"], "ctr": ctr, "ram": mem["ram_bits"]}
+    return {"LUT": lut, "FF": ff, "exact": exact(mem, dsp), "memories": mem["maps"]}
+
+
+KIND = UnitKind(
+    name="mvau", ir=MatrixVectorUnit, reference=reference, cycles=cycles,
+    hardware="streamfold.hw.mvau:MatrixVectorUnitHW",
+    timeline=timeline, latest=latest, paced=True, memories=memories, features=features,
+    feature_names={"LUT": ["const", "pop", "popc", "neg", "mul", "tree", "acc", "cmp", "rom", "xmux", "ctr",
+                           "ram", "dsp", "lutmux", "treelog", "wlogic", "romd"],
+                   "FF": ["const", "x", "dot", "acc", "out", "mem", "ctr", "ram"]},
+    default_coef={"LUT": {"const": 20, "pop": 1.2, "popc": 1.0, "neg": 0.6, "mul": 1.0, "tree": 1.0, "acc": 1.0,
+                          "cmp": 0.5, "rom": 1.3, "xmux": 1.0, "ctr": 2.0, "ram": 0.3, "dsp": 1.0,
+                          "lutmux": 1.0, "treelog": 0.2, "wlogic": 0.0, "romd": 2.0},
+                  "FF": {"const": 8, "x": 1, "dot": 1, "acc": 1, "out": 1, "mem": 1, "ctr": 1, "ram": 1}},
+    column_step=pixel_step, for_strip=for_strip,
+)
