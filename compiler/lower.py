@@ -1,6 +1,8 @@
 """Lower a cleaned QONNX graph to a pipeline of integer stream units.
 
-The walk follows the model's single data path from its input to its output and keeps one of
+First the graph is rewritten into the few shapes the walk takes (:mod:`.rewrites`: quantized
+constants folded, Gemm -> MatMul + Add, batch-norm -> Mul + Add, with qonnx's transformations).
+The walk then follows the model's single data path from its input to its output and keeps one of
 three states for the tensor it is on:
 
 * ``_Float``: float values before the first quantizer. Ops here become host-side input steps.
@@ -17,14 +19,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import warnings
+
 import numpy as np
 from onnx import helper, numpy_helper
+from qonnx.core.datatype import DataType as QonnxDataType
+from qonnx.custom_op.registry import getCustomOp
 
-from .errors import CompileError
-from .ir import (BIPOLAR, DataType, GlobalSumPoolUnit, MatrixVectorUnit, MaxPoolUnit, Pipeline,
+from .errors import CompileError, StreamfoldError
+from .ir import (BIPOLAR, DataType, GlobalSumPoolUnit, MatrixVectorUnit, MaxPoolUnit, DataflowGraph,
                  SlidingWindowUnit, VectorVectorUnit)
 from .model import CompiledModel, HostInput, HostOutput
-from .ops import EVALUABLE, OpCall, bipolar_int, evaluate, quant_int
+from .load import _quiet_onnxruntime as quiet_onnxruntime
+from .ops import EVALUABLE, OpCall, bipolar_int, quant_int
+from .rewrites import failures, origin, prepare, static_tensors
 from .thresholds import thresholds_for
 
 #: ops that only move data around (no arithmetic)
@@ -34,6 +42,15 @@ CHANNEL_OPS = {"Mul", "Add", "Sub", "Div", "BatchNormalization", "Relu", "Clip",
                "Neg", "Identity", "Dropout"}
 QUANTIZERS = {"Quant", "BipolarQuant"}
 MATRIX_OPS = {"MatMul", "Gemm"}
+#: the op-to-unit table: an op on quantized activations -> the Lowering method building its units
+UNIT_BUILDERS = {
+    "MatMul": "_matrix",              # MVAU; a Gemm arrives as MatMul [+ Mul alpha] + Add bias
+    "Conv": "_conv",                  # [sliding window ->] MVAU, or sliding window -> VVAU
+    "MaxPool": "_maxpool",            # max-pool unit
+    "GlobalAveragePool": "_global_avg",  # global sum-pool unit (1/(H*W) goes into the scale)
+    "Pad": "_pad",                    # no unit: merged into the next Conv's sliding window
+    "Gemm": "_gemm_left",             # a Gemm the rewrites could not turn into MatMul: why
+}
 #: every op the compiler accepts somewhere on the data path (extended by later unit kinds)
 CONV_OPS = {"Conv", "MaxPool", "GlobalAveragePool", "Pad"}
 SUPPORTED_OPS = sorted(SHAPE_OPS | CHANNEL_OPS | QUANTIZERS | MATRIX_OPS | CONV_OPS | {"Transpose"})
@@ -74,6 +91,16 @@ class _Accumulating:
     kind: type = MatrixVectorUnit
 
 
+def ir_dtype(qdt: QonnxDataType, narrow: bool = False) -> DataType:
+    """The IR's datatype for a qonnx integer datatype (``narrow``: QONNX's ``narrow=1`` range,
+    which qonnx's DataType does not carry)."""
+    if qdt == QonnxDataType["BIPOLAR"]:
+        return BIPOLAR
+    if not qdt.is_integer():
+        raise ValueError(f"{qdt.name} is not an integer datatype")
+    return DataType(qdt.bitwidth(), qdt.signed(), narrow=narrow)
+
+
 def _attrs(node) -> dict:
     out = {}
     for a in node.attribute:
@@ -86,17 +113,24 @@ class Lowering:
     """One lowering of one cleaned model (a qonnx ModelWrapper)."""
 
     def __init__(self, model, source: str = "model"):
-        self.model = model
         self.source = source
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings(), quiet_onnxruntime():
+                warnings.simplefilter("ignore")  # qonnx's notes would be extra lines on the CLI
+                model = prepare(model)
+        except StreamfoldError:
+            raise
+        except Exception as e:  # qonnx raises many kinds; the user needs one line
+            msg = str(e).strip().splitlines()
+            raise CompileError(f"{source}: qonnx could not rewrite the model ({type(e).__name__}: "
+                               f"{msg[0][:160] if msg else ''})") from None
+        self.model = model
         g = model.graph
         self.consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-        self.producer = {o: n for n in g.node for o in n.output}
-        self.consumers: dict[str, list] = {}
-        for n in g.node:
-            for i in n.input:
-                self.consumers.setdefault(i, []).append(n)
-        self.const_nodes = set()
-        self._fold_constants()
+        #: tensors computed from initializers alone: the consts and the weights' quantizer outputs
+        self.static = static_tensors(model)
+        #: node name -> the op of the user's model it stands for (see rewrites.origin)
+        self.origin = origin(model)
         self.units: list = []
         self.counters: dict[str, int] = {}
         inits = set(self.consts)
@@ -104,21 +138,17 @@ class Lowering:
         self.output = g.output[0]
 
     # -- constants ------------------------------------------------------------------------------
-    def _fold_constants(self) -> None:
-        for n in self.model.graph.node:
-            ins = [i for i in n.input if i]
-            if n.op_type == "Constant":
-                self.consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
-                self.const_nodes.add(n.name)
-            elif ins and all(i in self.consts for i in ins):
-                args = [self.consts[i] if i else None for i in n.input]
-                self.consts[n.output[0]] = evaluate(n.op_type, args, _attrs(n), n.name)
-                self.const_nodes.add(n.name)
+    def _op(self, node) -> str:
+        """The op type the user's model has at ``node`` (a rewrite may have replaced it)."""
+        return self.origin.get(node.name, node.op_type)
 
     def _const(self, node, name: str, what: str) -> np.ndarray:
         if name not in self.consts:
-            raise CompileError(f"node {node.name!r} ({node.op_type}): its {what} ({name!r}) is not a "
-                               "constant; only one dynamic input per node is supported")
+            if name in self.static:
+                raise CompileError(f"node {node.name!r} ({self._op(node)}): its {what} ({name!r}) is "
+                                   "a quantized weight; give it a constant of its own")
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): its {what} ({name!r}) is not "
+                               "a constant; only one dynamic input per node is supported")
         return self.consts[name]
 
     def _shape(self, tensor: str) -> tuple:
@@ -157,15 +187,15 @@ class Lowering:
     def _scale(self, node, what: str, positive: bool) -> np.ndarray:
         """The scale input of a quantizer: finite, non-zero (and positive for activations)."""
         if len(node.input) < 2 or not node.input[1]:
-            raise CompileError(f"node {node.name!r} ({node.op_type}): has no scale input")
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): has no scale input")
         s = np.asarray(self._const(node, node.input[1], "scale"))
         if s.dtype.kind not in "fiu" or s.size == 0:
-            raise CompileError(f"node {node.name!r} ({node.op_type}): {what} scale must be numbers, "
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): {what} scale must be numbers, "
                                f"got {s.dtype} of shape {s.shape}")
         s = s.astype(np.float64)
         bad = ~np.isfinite(s) | (s <= 0 if positive else s == 0)
         if np.any(bad):
-            raise CompileError(f"node {node.name!r} ({node.op_type}): {what} scale "
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): {what} scale "
                                f"{s.reshape(-1)[np.argmax(bad.reshape(-1))]:g} is not "
                                f"{'a positive' if positive else 'a non-zero'} finite number")
         return s
@@ -174,7 +204,7 @@ class Lowering:
         try:
             return np.broadcast_to(scale, shape)
         except ValueError:
-            raise CompileError(f"node {node.name!r} ({node.op_type}): scale of shape {scale.shape} "
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): scale of shape {scale.shape} "
                                f"does not broadcast to the weights' shape {tuple(shape)}") from None
 
     def _zero_point(self, node, what: str) -> np.ndarray:
@@ -190,24 +220,24 @@ class Lowering:
         """Attribute ``name``: ``n`` integers, each at least ``low``."""
         v = a.get(name, default)
         if v is None:
-            raise CompileError(f"node {node.name!r} ({node.op_type}): needs attribute {name}")
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): needs attribute {name}")
         if isinstance(v, int) and not isinstance(v, bool):
             v = [v]
         if not isinstance(v, (list, tuple)) or len(v) != n or \
                 not all(isinstance(x, int) and not isinstance(x, bool) and x >= low for x in v):
-            raise CompileError(f"node {node.name!r} ({node.op_type}): attribute {name}={v!r}; expected "
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): attribute {name}={v!r}; expected "
                                f"{n} integer{'s' if n > 1 else ''} of at least {low}")
         return tuple(int(x) for x in v)
 
     def _input(self, node, i: int, what: str) -> str:
         if len(node.input) <= i or not node.input[i]:
-            raise CompileError(f"node {node.name!r} ({node.op_type}): has no {what} (input {i})")
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): has no {what} (input {i})")
         return node.input[i]
 
     def _flag(self, node, name: str, default: int) -> int:
         v = _attrs(node).get(name, default)
         if not isinstance(v, int) or isinstance(v, bool) or v not in (0, 1):
-            raise CompileError(f"node {node.name!r} ({node.op_type}): attribute {name}={v!r}; expected "
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): attribute {name}={v!r}; expected "
                                "0 or 1")
         return v
 
@@ -216,6 +246,15 @@ class Lowering:
         if mode.upper() not in ROUNDING_MODES:
             raise CompileError(f"node {node.name!r} (Quant): unknown rounding_mode {mode!r}; "
                                f"one of {', '.join(ROUNDING_MODES)}")
+
+    def _quant_dtype(self, node, narrow: bool = False) -> DataType:
+        """The integer datatype of a (checked) quantizer as qonnx reads it, in the IR's terms."""
+        try:
+            qdt = getCustomOp(node).get_integer_datatype(self.model)
+            return ir_dtype(qdt, narrow=narrow and qdt != QonnxDataType["BIPOLAR"])
+        except Exception as e:  # qonnx raises many kinds; the user needs one line
+            raise CompileError(f"node {node.name!r} ({node.op_type}): qonnx cannot read its integer "
+                               f"datatype ({type(e).__name__}: {str(e)[:120]})") from None
 
     # -- weights --------------------------------------------------------------------------------
     def quantized_weight(self, node, tensor: str) -> tuple[np.ndarray, np.ndarray, DataType]:
@@ -227,10 +266,10 @@ class Lowering:
         perm_chain = []
         t = tensor
         while True:
-            p = self.producer.get(t)
+            p = self.model.find_producer(t)
             if p is None:
                 raise CompileError(
-                    f"node {node.name!r} ({node.op_type}): weights {tensor!r} are float, not quantized; "
+                    f"node {node.name!r} ({self._op(node)}): weights {tensor!r} are float, not quantized; "
                     "quantize them (Brevitas QuantLinear/QuantConv2d export a Quant node)")
             if p.op_type == "Transpose":
                 perm_chain.append(_attrs(p).get("perm"))
@@ -240,7 +279,7 @@ class Lowering:
                 t = p.input[0]
                 continue
             if p.op_type not in QUANTIZERS:
-                raise CompileError(f"node {node.name!r} ({node.op_type}): weights come from node "
+                raise CompileError(f"node {node.name!r} ({self._op(node)}): weights come from node "
                                    f"{p.name!r} ({p.op_type}); expected a Quant or BipolarQuant of "
                                    "an initializer")
             break
@@ -253,20 +292,19 @@ class Lowering:
             levels = bipolar_int(w)
             scale_c = self._scale(p, "weight", positive=False)
             scale = self._broadcast(p, scale_c, w.shape)
-            dtype = BIPOLAR
+            dtype = self._quant_dtype(p)
         else:
             scale_c = self._scale(p, "weight", positive=False)
             zp = self._zero_point(p, "weight")
             bits = self._bit_width(p, "weights")
             self._rounding_mode(p)
             signed, narrow = self._flag(p, "signed", 1), self._flag(p, "narrow", 0)
+            scale = self._broadcast(p, scale_c, w.shape)
             if bits == 1 and signed:
                 levels = bipolar_int(w)
-                dtype = BIPOLAR
             else:
                 levels = quant_int(w, scale_c, zp, bits, signed, narrow, a.get("rounding_mode", "ROUND"))
-                dtype = DataType(bits, bool(signed), narrow=bool(narrow and signed))
-            scale = self._broadcast(p, scale_c, w.shape)
+            dtype = self._quant_dtype(p, narrow=bool(narrow and signed))
         for perm in reversed(perm_chain):
             levels = np.transpose(levels, perm)
             scale = np.transpose(scale, perm)
@@ -279,7 +317,7 @@ class Lowering:
         self.host_in: HostInput | None = None
         self.in_shape = self._shape(t)
         while True:
-            users = [n for n in self.consumers.get(t, []) if n.name not in self.const_nodes]
+            users = self.model.find_consumers(t)
             if t == self.output.name:
                 if users:
                     raise CompileError(f"the output tensor {t!r} also feeds node {users[0].name!r}; "
@@ -292,9 +330,9 @@ class Lowering:
                     f"tensor {t!r} feeds {len(users)} nodes ({', '.join(repr(u.name) for u in users)}); "
                     "branching graphs (residual or skip connections) are not supported yet")
             node = users[0]
-            dyn = [i for i in node.input if i and i not in self.consts]
+            dyn = [i for i in node.input if i and i not in self.static]
             if dyn != [t]:
-                raise CompileError(f"node {node.name!r} ({node.op_type}) has {len(dyn)} dynamic inputs; "
+                raise CompileError(f"node {node.name!r} ({self._op(node)}) has {len(dyn)} dynamic inputs; "
                                    "only one data path per node is supported")
             state = self.step(node, state, t)
             t = node.output[0]
@@ -306,7 +344,7 @@ class Lowering:
         if handler is None:
             handler = getattr(self, f"on_{kind}", None)
         if not node.output or not node.output[0]:
-            raise CompileError(f"node {node.name!r} ({op}) has no output")
+            raise CompileError(f"node {node.name!r} ({self._op(node)}) has no output")
         if op in QUANTIZERS or op in CHANNEL_OPS:
             shape_in, shape_out = self._shape(t), self._shape(node.output[0])
             consts = [np.shape(self.consts[i]) for i in node.input if i and i != t and i in self.consts]
@@ -317,7 +355,7 @@ class Lowering:
                 grown = True
             if grown:
                 raise CompileError(
-                    f"node {node.name!r} ({op}): a constant of shape "
+                    f"node {node.name!r} ({self._op(node)}): a constant of shape "
                     f"{next((c for c in consts if c != () and c != shape_in), consts)} does not act per channel on "
                     f"its input of shape {shape_in}; only scalar or per-channel constants are supported")
             if op in CHANNEL_OPS and op not in ("Clip", "Max", "Min"):
@@ -326,23 +364,23 @@ class Lowering:
                     if c is not None and np.asarray(c).dtype.kind == "f" and \
                             not np.all(np.isfinite(c)):
                         raise CompileError(
-                            f"node {node.name!r} ({op}): constant {i!r} holds "
+                            f"node {node.name!r} ({self._op(node)}): constant {i!r} holds "
                             f"{np.asarray(c).reshape(-1)[~np.isfinite(np.asarray(c).reshape(-1))][0]}; "
                             "arithmetic on inf or NaN has no single meaning (onnxruntime and NumPy "
                             "disagree): use finite constants")
             if shape_in != shape_out:
                 raise CompileError(
-                    f"node {node.name!r} ({op}): the model gives its output shape {shape_out} but its "
+                    f"node {node.name!r} ({self._op(node)}): the model gives its output shape {shape_out} but its "
                     f"input has shape {shape_in}; elementwise ops keep the shape (are the model's "
                     "shape annotations stale? re-export it)")
         return handler(node, state, t)
 
     def _call(self, node, t: str) -> OpCall:
-        return OpCall(node.op_type, [None if i == t else self.consts.get(i) for i in node.input],
-                      _attrs(node), node.name)
+        return OpCall(node.op_type, [None if i == t else self._const(node, i, "input") if i else None
+                                     for i in node.input], _attrs(node), node.name)
 
     def unsupported(self, node, where: str):
-        raise CompileError(f"node {node.name!r}: op {node.op_type} is not supported {where}; "
+        raise CompileError(f"node {node.name!r}: op {self._op(node)} is not supported {where}; "
                            f"supported ops: {', '.join(self.supported_ops())}")
 
     def supported_ops(self) -> list[str]:
@@ -355,7 +393,7 @@ class Lowering:
             return self._input_quantizer(node, state, t)
         if op in MATRIX_OPS or op in ("Conv",):
             raise CompileError(
-                f"node {node.name!r} ({op}) takes float activations: the model has no quantizer "
+                f"node {node.name!r} ({self._op(node)}) takes float activations: the model has no quantizer "
                 "before it. streamfold compiles quantized models (QONNX Quant/BipolarQuant nodes); "
                 "quantize the input, e.g. with a Brevitas QuantIdentity")
         if op in EVALUABLE:
@@ -379,20 +417,18 @@ class Lowering:
         """Datatype and per-tensor scale of an activation quantizer."""
         scale = self._scale(node, "activation", positive=True)
         if scale.size != 1:
-            raise CompileError(f"node {node.name!r} ({node.op_type}): per-channel activation scales "
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): per-channel activation scales "
                                "are not supported; use a per-tensor activation quantizer")
         if node.op_type == "BipolarQuant":
-            return BIPOLAR, float(scale.reshape(-1)[0])
+            return self._quant_dtype(node), float(scale.reshape(-1)[0])
         self._zero_point(node, "activation")
-        bits = self._bit_width(node, "activations")
+        self._bit_width(node, "activations")  # checked here, read by qonnx in _quant_dtype
         self._rounding_mode(node)
         signed, narrow = bool(self._flag(node, "signed", 1)), bool(self._flag(node, "narrow", 0))
-        if bits == 1 and signed:
-            return BIPOLAR, float(scale.reshape(-1)[0])
         if narrow and not signed:
             raise CompileError(f"node {node.name!r} (Quant): unsigned narrow-range activations are "
                                "not supported")
-        return DataType(bits, signed, narrow=narrow), float(scale.reshape(-1)[0])
+        return self._quant_dtype(node, narrow=narrow), float(scale.reshape(-1)[0])
 
     # quantized tensors
     def on_quantized(self, node, state: _Quantized, t: str):
@@ -414,17 +450,10 @@ class Lowering:
             state.tail.append(self._call(node, t))
             return state
         if state.pad is not None and op != "Conv":
-            raise CompileError(f"node {node.name!r} ({op}) follows a Pad; only a Conv may follow a Pad")
-        if op in MATRIX_OPS:
-            return self._matrix(node, state, t)
-        if op == "Conv":
-            return self._conv(node, state, t)
-        if op == "MaxPool":
-            return self._maxpool(node, state)
-        if op == "GlobalAveragePool":
-            return self._global_avg(node, state)
-        if op == "Pad":
-            return self._pad(node, state)
+            raise CompileError(f"node {node.name!r} ({self._op(node)}) follows a Pad; only a Conv may "
+                               "follow a Pad")
+        if op in UNIT_BUILDERS:
+            return getattr(self, UNIT_BUILDERS[op])(node, state, t)
         self.unsupported(node, "on quantized activations")
 
     def _requantize(self, node, state: _Quantized):
@@ -437,41 +466,26 @@ class Lowering:
         y = call(x.astype(np.float64))
         if np.allclose(y, x, rtol=0, atol=1e-12 * max(1.0, abs(state.scale))) and dtype.contains(levels):
             return state  # the quantizer is an identity on these levels (e.g. after max-pool)
-        raise CompileError(f"node {node.name!r} ({node.op_type}): requantizing a quantized tensor "
+        raise CompileError(f"node {node.name!r} ({self._op(node)}): requantizing a quantized tensor "
                            "without a matrix product in between is not supported yet")
 
     def _matrix(self, node, state: _Quantized, t: str):
-        a = _attrs(node)
+        """MatMul (a Gemm arrives as MatMul -> [Mul alpha] -> Add bias: rewrites.GemmToMatMulNamed)."""
         if len(state.shape) != 2:
-            raise CompileError(f"node {node.name!r} ({node.op_type}): input of rank {len(state.shape)}; "
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): input of rank {len(state.shape)}; "
                                "flatten it to (N, features) first")
-        if node.op_type == "MatMul":
-            if node.input[0] != t:
-                raise CompileError(f"node {node.name!r} (MatMul): the activation must be the first input")
-            levels, scale, wdt = self.quantized_weight(node, self._input(node, 1, "weights"))  # (MW, MH)
-            alpha, bias = 1.0, None
-        else:
-            if a.get("transA", 0) or node.input[0] != t:
-                raise CompileError(f"node {node.name!r} (Gemm): transposed or second-input activations "
-                                   "are not supported")
-            levels, scale, wdt = self.quantized_weight(node, self._input(node, 1, "weights"))
-            if levels.ndim == 2 and a.get("transB", 0):
-                levels, scale = levels.T, scale.T
-            alpha = float(a.get("alpha", 1.0))
-            bias = None
-            if len(node.input) > 2 and node.input[2]:
-                bias = np.asarray(self._const(node, node.input[2], "bias"), dtype=np.float64) * \
-                    float(a.get("beta", 1.0))
+        if node.input[0] != t:
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): the activation must be the "
+                               "first input")
+        levels, scale, wdt = self.quantized_weight(node, self._input(node, 1, "weights"))  # (MW, MH)
         if levels.ndim != 2:
-            raise CompileError(f"node {node.name!r} ({node.op_type}): weights of shape {levels.shape}; "
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): weights of shape {levels.shape}; "
                                "expected a matrix")
         mw, mh = levels.shape
         out_shape = self._shape(node.output[0])
         if out_shape != (state.shape[0], mh):
-            raise CompileError(f"node {node.name!r} ({node.op_type}): {mh} output features, but the "
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): {mh} output features, but the "
                                f"model gives its output shape {out_shape}")
-        if bias is not None and bias.size not in (1, mh):
-            raise CompileError(f"node {node.name!r} (Gemm): bias of shape {bias.shape} for {mh} outputs")
         if mw != state.shape[1]:
             raise CompileError(f"node {node.name!r}: weight has {mw} rows, input has {state.shape[1]} features")
         if not np.allclose(scale, scale[:1, :], rtol=1e-6, atol=0):
@@ -482,18 +496,43 @@ class Lowering:
             # stream order is (h, w, c); the model flattened (c, h, w): reorder the weight rows
             order = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
             levels = levels[order]
-        pre = scale[0, :] * state.scale * alpha
-        acc = _Accumulating(self._name("fc"), node.name, levels.T.copy(), wdt, state.dtype, (),
-                            pre.astype(np.float64), out_shape)
-        if bias is not None:
-            acc.chain.append(OpCall("Add", [None, np.broadcast_to(bias.reshape(1, -1), (1, mh))], {},
-                                    node.name + ".bias"))
-        return acc
+        pre = scale[0, :] * state.scale
+        return _Accumulating(self._name("fc"), node.name, levels.T.copy(), wdt, state.dtype, (),
+                             pre.astype(np.float64), out_shape)
+
+    def _gemm_left(self, node, state: _Quantized, t: str):
+        """A Gemm that rewrites.GemmToMatMulNamed did not take: say why."""
+        a = _attrs(node)
+        if len(state.shape) != 2:
+            raise CompileError(f"node {node.name!r} (Gemm): input of rank {len(state.shape)}; "
+                               "flatten it to (N, features) first")
+        if a.get("transA", 0) or node.input[0] != t:
+            raise CompileError(f"node {node.name!r} (Gemm): transposed or second-input activations "
+                               "are not supported")
+        self._flag(node, "transA", 0)
+        self._flag(node, "transB", 0)
+        if len(node.input) > 3:
+            raise CompileError(f"node {node.name!r} (Gemm): has {len(node.input)} inputs; expected "
+                               "A, B and an optional bias C")
+        self.quantized_weight(node, self._input(node, 1, "weights"))
+        bias = np.asarray(self._const(node, self._input(node, 2, "bias"), "bias"))
+        out_shape = self._shape(node.output[0])
+        if len(out_shape) != 2 or out_shape[0] != state.shape[0]:
+            raise CompileError(f"node {node.name!r} (Gemm): the model gives its output shape "
+                               f"{out_shape} for an input of shape {state.shape}")
+        if bias.size not in (1, out_shape[1]):
+            raise CompileError(f"node {node.name!r} (Gemm): bias of shape {bias.shape} for "
+                               f"{out_shape[1]} outputs")
+        why = failures(self.model).get(node.name)
+        if why:
+            raise CompileError(f"node {node.name!r} (Gemm): cannot be rewritten as MatMul + Add: {why}")
+        raise CompileError(f"node {node.name!r} (Gemm): a bias of {bias.dtype} cannot be added to "
+                           "the matrix product; use float32")
 
     # convolutions and pooling ----------------------------------------------------------------
     def _nchw(self, node, state: _Quantized) -> tuple[int, int, int]:
         if len(state.shape) != 4:
-            raise CompileError(f"node {node.name!r} ({node.op_type}): expected an (N, C, H, W) input, "
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): expected an (N, C, H, W) input, "
                                f"got rank {len(state.shape)}")
         _, c, h, w = state.shape
         return c, h, w
@@ -511,10 +550,10 @@ class Lowering:
         if auto == "VALID":
             return (0, 0, 0, 0)
         if auto != "NOTSET":
-            raise CompileError(f"node {node.name!r} ({node.op_type}): unknown auto_pad {auto!r}")
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): unknown auto_pad {auto!r}")
         return self._ints(node, a, "pads", 4, [0, 0, 0, 0])
 
-    def _pad(self, node, state: _Quantized):
+    def _pad(self, node, state: _Quantized, t: str):
         a = _attrs(node)
         c, h, w = self._nchw(node, state)
         mode = a.get("mode", "constant")
@@ -620,7 +659,7 @@ class Lowering:
             acc.chain.append(OpCall("Add", [None, bias.reshape(1, -1, 1, 1)], {}, node.name + ".bias"))
         return acc
 
-    def _maxpool(self, node, state: _Quantized):
+    def _maxpool(self, node, state: _Quantized, t: str):
         a = _attrs(node)
         c, h, w = self._nchw(node, state)
         k = self._ints(node, a, "kernel_shape", 2, low=1)
@@ -641,7 +680,7 @@ class Lowering:
         state.shape = out_shape
         return state
 
-    def _global_avg(self, node, state: _Quantized):
+    def _global_avg(self, node, state: _Quantized, t: str):
         c, h, w = self._nchw(node, state)
         unit = GlobalSumPoolUnit(self._name("gap"), (h, w, c), state.dtype, 1, node.name)
         if self._shape(node.output[0]) != (state.shape[0], c, 1, 1):
@@ -670,7 +709,7 @@ class Lowering:
             return _Quantized(dtype, scale, self._shape(node.output[0]))
         if op in SHAPE_OPS:
             if self._shape(node.output[0]) != state.shape:
-                raise CompileError(f"node {node.name!r} ({op}) reshapes an accumulator; not supported")
+                raise CompileError(f"node {node.name!r} ({self._op(node)}) reshapes an accumulator; not supported")
             return state
         if op in CHANNEL_OPS:
             call = self._call(node, t)
@@ -694,7 +733,7 @@ class Lowering:
                 except ValueError:
                     ok = False
             if not ok:
-                raise CompileError(f"node {node.name!r} ({node.op_type}): constant of shape {arr.shape} is "
+                raise CompileError(f"node {node.name!r} ({self._op(node)}): constant of shape {arr.shape} is "
                                    f"not per-channel for {mh} channels")
 
     def _mvau(self, st: _Accumulating, quantizer: OpCall | None, out_dtype: DataType):
@@ -733,7 +772,7 @@ class Lowering:
                                   "nchw" if len(state.shape) == 4 else "flat", exact=True)
         else:
             raise CompileError(f"{self.source}: the output is reached before any quantized layer")
-        pipeline = Pipeline(self.units)
+        pipeline = DataflowGraph(self.units)
         try:
             pipeline.check()
         except ValueError as e:  # neighbouring units disagree: the model's shapes do not add up
