@@ -9,7 +9,7 @@ of context with the same script ``streamfold synth`` uses, then fits the LUT/FF 
     python benchmarks/calibrate_resources.py --family xc7 ecp5  # some families
     python benchmarks/calibrate_resources.py --fit-only         # refit from the stored samples
 
-Synthesis results are cached (see ``streamfold.hw.synth``), so a re-run only synthesises what is
+Synthesis results are cached (see ``streamfold.compiler.synth``), so a re-run only synthesises what is
 new; the raw samples go to ``benchmarks/calibration_samples.json`` (kept, so a refit needs no Yosys).
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 
 from streamfold.compiler import resources as R
 from streamfold.compiler.ir import DataType, MatrixVectorUnit
-from streamfold.hw.synth import component_verilog, synth_many
+from streamfold.compiler.synth import component_verilog, synth_many
 
 HERE = Path(__file__).resolve().parent
 SAMPLES = HERE / "calibration_samples.json"

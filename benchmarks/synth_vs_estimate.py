@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     from streamfold.compiler.build import compile_model
     from streamfold.compiler.model import CompiledModel
     from streamfold.compiler.resources import estimate_pipeline
-    from streamfold.hw.synth import synth_build
+    from streamfold.compiler.synth import synth_build
 
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -17,10 +17,9 @@ from .folding import apply_fold, default_fold, fold_to_json, read_fold_file
 from .ir import dumps
 from .load import load_model
 from .lower import lower
+from .build_folder import TOP_NAME, VERILOG_FILE, read_design, referenced_files  # noqa: F401
 from .model import CompiledModel
 
-TOP_NAME = "streamfold_top"
-VERILOG_FILE = f"{TOP_NAME}.v"
 DEFAULT_CLOCK_MHZ = 100.0
 
 
@@ -68,7 +67,7 @@ def lower_file(model_path, fold: dict | None = None, fold_source: str = "fold", 
 def write_build(cm: CompiledModel, out_dir, clock_mhz: float = DEFAULT_CLOCK_MHZ, log=None,
                 board=None) -> dict:
     """Elaborate the hardware and write every file of a build folder; return the report."""
-    from streamfold.hw import emit_design, referenced_files
+    from streamfold.hw import emit_design
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -99,26 +98,6 @@ def write_build(cm: CompiledModel, out_dir, clock_mhz: float = DEFAULT_CLOCK_MHZ
         report["plots"] = []
     (out / "report.json").write_text(dumps(report))
     return report
-
-
-def read_design(build):
-    """``(verilog_text, files)`` of a build folder: ``streamfold_top.v`` and the memory files it
-    reads (bare file name -> text), from the same folder."""
-    from streamfold.hw import referenced_files
-
-    build = Path(build)
-    vfile = build / VERILOG_FILE
-    if not vfile.exists():
-        raise BuildError(f"{build}: no {VERILOG_FILE}; compile again with `streamfold compile`")
-    text = vfile.read_text()
-    files = {}
-    for name in referenced_files(text):
-        p = build / name
-        if not p.is_file():
-            raise BuildError(f"{build}: memory file {name} (read by {VERILOG_FILE}) is missing; "
-                             "compile again with `streamfold compile`")
-        files[name] = p.read_text()
-    return text, files
 
 
 def compile_model(model_path, out_dir, fold_path=None, clock_mhz: float | None = None, log=None,

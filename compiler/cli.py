@@ -165,7 +165,7 @@ def cmd_boards(a) -> int:
 
 
 def cmd_synth(a) -> int:
-    from streamfold.hw.synth import synth_build
+    from .synth import synth_build
 
     t0 = time.monotonic()
     doc = synth_build(a.build, board=a.board, family=a.family, per_unit=a.per_unit, timing=a.timing,

@@ -16,7 +16,7 @@ How an estimate is made
   coefficients fitted per family against Yosys by ``benchmarks/calibrate_resources.py`` and stored
   in ``calibration.json`` beside this file.
 
-Resource classes are those of :mod:`streamfold.hw.synth`: ``LUT`` (logic), ``LUTRAM`` (LUTs as
+Resource classes are those of :mod:`streamfold.compiler.synth`: ``LUT`` (logic), ``LUTRAM`` (LUTs as
 memory), ``FF``, ``BRAM`` (family block-RAM primitives, RAMB18 units on Xilinx), ``URAM``, ``DSP``;
 ``LUT_TOTAL = LUT + LUTRAM``.
 

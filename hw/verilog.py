@@ -10,12 +10,12 @@ folder holds them next to ``streamfold_top.v``; :meth:`VerilogDesign.write` does
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from amaranth.back import verilog as _verilog
 
+from streamfold.compiler.build_folder import referenced_files  # noqa: F401  (part of streamfold.hw's API)
 from streamfold.compiler.ir import DataflowGraph
 
 from .rom import ROM_INLINE_MAX_BITS, rom_files
@@ -47,17 +47,6 @@ class VerilogDesign:
             p.write_text(text)
             paths.append(p)
         return paths
-
-
-_INIT_FILE_RE = re.compile(r'\.INIT_FILE\s*\(\s*"([^"]*)"\s*\)')
-
-
-def referenced_files(verilog_text: str) -> list[str]:
-    """The memory files a design's Verilog reads (``INIT_FILE`` parameters), in order, unique."""
-    seen: dict[str, None] = {}
-    for name in _INIT_FILE_RE.findall(verilog_text):
-        seen.setdefault(name, None)
-    return list(seen)
 
 
 def emit_design(pipeline: DataflowGraph, name: str = "streamfold_top", *, rom: str = "auto",

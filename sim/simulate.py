@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamfold.compiler.build import TOP_NAME, VERILOG_FILE, read_design
+from streamfold.compiler.build_folder import TOP_NAME, VERILOG_FILE, read_design
 from streamfold.compiler.errors import BuildError, SimulationError
 from streamfold.compiler.ir import dumps
 from streamfold.compiler.model import CompiledModel

