@@ -559,3 +559,26 @@ def test_fuzz_regression(tmp_path, case):
     with pytest.raises(StreamfoldError) as e:
         compile_path(path)
     assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+# ----------------------------------------------------------------------------- Gemm rewrites
+def _gemm_model(bias: bool):
+    from handmade import Graph
+
+    g = Graph(seed=1)
+    t = g.quant("x", 1 / 15, 4)
+    w = g.qweight((6, 8))  # (outputs, inputs): the dynamo exporter's Gemm(transB=1)
+    ins = [t, w] + ([g.const(np.linspace(-1, 1, 6).astype(np.float32), "b")] if bias else [])
+    t = g.node("Gemm", ins, transB=1)
+    return g.model("x", [1, 8], t, [1, 6])
+
+
+@pytest.mark.parametrize("bias", [False, True], ids=["no_bias", "bias"])
+def test_gemm_rewritten(tmp_path, bias):
+    """A Gemm(transB=1) with and without its bias input (qonnx's GemmToMatMul alone fails on the
+    latter) compiles into one layer named after the Gemm and computes what qonnx computes."""
+    path = tmp_path / "gemm.onnx"
+    assert check_mutant(_gemm_model(bias).SerializeToString(), path) == "ok"
+    cm = compile_path(path)
+    assert [u.source for u in cm.pipeline.units] == ["Gemm_0"]
+    assert [op.node for op in cm.host_out.ops] == (["Gemm_0.bias"] if bias else [])
