@@ -13,6 +13,7 @@ Integer semantics (for each input vector ``x`` and output channel ``c``):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,16 +21,19 @@ from ..datatypes import DataType
 from .base import PER_PIXEL, Unit
 
 
+@dataclass
 class DotProductUnit(Unit):
-    """Shared semantics of the dot-product kinds (see the module docstring)."""
+    """Fields and semantics the dot-product kinds share (see the module docstring); a kind adds
+    its folding knobs, then ``ram_style`` and ``source``."""
 
+    name: str
     weights: np.ndarray
     weight_dtype: DataType
     in_dtype: DataType
     out_dtype: DataType
-    thresholds: np.ndarray | None
-    out_bias: int
-    rows_shape: tuple
+    thresholds: np.ndarray | None = None
+    out_bias: int = 0
+    rows_shape: tuple = ()
 
     @property
     def rows(self) -> int:

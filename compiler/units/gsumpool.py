@@ -14,11 +14,11 @@ import numpy as np
 from ..datatypes import DataType, StreamSpec
 from ..memory import MemSpec
 from . import pooling
-from .base import FoldError, Unit, UnitKind, divisors
+from .base import UnitKind
 
 
 @dataclass
-class GlobalSumPoolUnit(Unit):
+class GlobalSumPoolUnit(pooling.ChannelFolded):
     """Global sum-pool (module docstring)."""
 
     kind: ClassVar[str] = "gsumpool"
@@ -40,18 +40,6 @@ class GlobalSumPoolUnit(Unit):
     @property
     def out_stream(self) -> StreamSpec:
         return StreamSpec((self.in_shape[2],), self.out_dtype, self.pe)
-
-    def folding(self) -> dict:
-        return {"pe": self.pe}
-
-    def fold_choices(self) -> dict:
-        return {"pe": divisors(self.in_shape[2])}
-
-    def check_folding(self) -> None:
-        c = self.in_shape[2]
-        if self.pe < 1 or c % self.pe:
-            raise FoldError(f"layer {self.name}: PE={self.pe} does not divide its {c} channels; "
-                            f"pick one of {divisors(c)}")
 
     def reduce_stages(self) -> list:
         h, w, c = self.in_shape

@@ -13,11 +13,11 @@ import numpy as np
 from ..datatypes import DataType, StreamSpec
 from ..memory import MemSpec, pool_phases
 from . import pooling
-from .base import ColumnStep, FoldError, Unit, UnitKind, conv_out, divisors
+from .base import ColumnStep, UnitKind, conv_out
 
 
 @dataclass
-class MaxPoolUnit(Unit):
+class MaxPoolUnit(pooling.ChannelFolded):
     """Max-pool (module docstring)."""
 
     kind: ClassVar[str] = "maxpool"
@@ -42,18 +42,6 @@ class MaxPoolUnit(Unit):
     @property
     def out_stream(self) -> StreamSpec:
         return StreamSpec(self.out_hw + (self.in_shape[2],), self.dtype, self.pe)
-
-    def folding(self) -> dict:
-        return {"pe": self.pe}
-
-    def fold_choices(self) -> dict:
-        return {"pe": divisors(self.in_shape[2])}
-
-    def check_folding(self) -> None:
-        c = self.in_shape[2]
-        if self.pe < 1 or c % self.pe:
-            raise FoldError(f"layer {self.name}: PE={self.pe} does not divide its {c} channels; "
-                            f"pick one of {divisors(c)}")
 
     def reduce_stages(self) -> list:
         h, w, c = self.in_shape

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..datatypes import DataType, StreamSpec
+from ..datatypes import StreamSpec
 from ..memory import MemSpec
 from ..resource_model import clog2, dsp_product, exact, mem_features, rom_image
 from ..schedule import BIG, chain, rchain, unbounded_tail
@@ -28,14 +28,6 @@ class MatrixVectorUnit(DotProductUnit):
     """Matrix-vector product with optional multi-threshold activation (module docstring)."""
 
     kind: ClassVar[str] = "mvau"
-    name: str
-    weights: np.ndarray
-    weight_dtype: DataType
-    in_dtype: DataType
-    out_dtype: DataType
-    thresholds: np.ndarray | None = None
-    out_bias: int = 0
-    rows_shape: tuple = ()
     pe: int = 1
     simd: int = 1
     ram_style: str = "auto"

@@ -12,6 +12,23 @@ import numpy as np
 
 from ..resource_model import clog2, exact, mem_features, shapes_to_specs
 from ..schedule import BIG, asap, rchain, unbounded_tail
+from .base import FoldError, Unit, divisors
+
+class ChannelFolded(Unit):
+    """A pool's one knob: ``pe`` of its ``C = in_shape[2]`` channels per beat."""
+
+    def folding(self) -> dict:
+        return {"pe": self.pe}
+
+    def fold_choices(self) -> dict:
+        return {"pe": divisors(self.in_shape[2])}
+
+    def check_folding(self) -> None:
+        c = self.in_shape[2]
+        if self.pe < 1 or c % self.pe:
+            raise FoldError(f"layer {self.name}: PE={self.pe} does not divide its {c} channels; "
+                            f"pick one of {divisors(c)}")
+
 
 #: cycles from the input beat that closes a window to its output beat, per WindowReduce1D stage
 POOL_STAGE_LATENCY = 2

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..datatypes import DataType, StreamSpec
+from ..datatypes import StreamSpec
 from ..memory import MemSpec
 from ..resource_model import clog2, dsp_product, exact, mem_features, shapes_to_specs
 from ..schedule import BIG, asap, rchain, unbounded_tail
@@ -29,14 +29,6 @@ class VectorVectorUnit(DotProductUnit):
     """Depthwise convolution (module docstring)."""
 
     kind: ClassVar[str] = "vvau"
-    name: str
-    weights: np.ndarray
-    weight_dtype: DataType
-    in_dtype: DataType
-    out_dtype: DataType
-    thresholds: np.ndarray | None = None
-    out_bias: int = 0
-    rows_shape: tuple = ()
     pe: int = 1
     ram_style: str = "auto"
     source: str = ""
