@@ -51,7 +51,6 @@ from amaranth.lib.wiring import In, Out
 from streamfold.compiler.ir import MatrixVectorUnit
 
 from .elements import lanes as _lanes, pack_words, product as _product, shape_of, tree_sum
-from .registry import register_hw
 from .rom import ROM, file_stem
 
 
@@ -75,7 +74,6 @@ def threshold_words(u: MatrixVectorUnit) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- component
-@register_hw("mvau")
 class MatrixVectorUnitHW(wiring.Component):
     """Folded matrix-vector product with optional multi-threshold activation.
 

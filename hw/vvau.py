@@ -38,11 +38,9 @@ from amaranth.lib.wiring import In, Out
 from streamfold.compiler.ir import VectorVectorUnit
 
 from .elements import lanes, pack_words, product, shape_of
-from .registry import register_hw
 from .rom import ROM, file_stem
 
 
-@register_hw("vvau")
 class VectorVectorUnitHW(wiring.Component):
     """Depthwise dot products with optional multi-threshold activation.
 
