@@ -465,7 +465,7 @@ def _stalled_result(probes, **kw):
 
 
 def _two_layers():
-    from streamfold.compiler.ir import BIPOLAR, DataType, MatrixVectorUnit, Pipeline
+    from streamfold.compiler.ir import BIPOLAR, DataType, MatrixVectorUnit, DataflowGraph
 
     a = MatrixVectorUnit("fc0", np.ones((4, 8), np.int64), DataType(2, True), DataType(2, False),
                          BIPOLAR, pe=4, simd=8)
@@ -474,7 +474,7 @@ def _two_layers():
     b = MatrixVectorUnit("fc1", np.ones((2, 4), np.int64), DataType(2, True), DataType(2, False),
                          BIPOLAR, pe=1, simd=2)
     b.out_dtype = b.acc_dtype
-    return Pipeline([a, b], [2, 3, 1])
+    return DataflowGraph([a, b], [2, 3, 1])
 
 
 def test_stall_diagnosis_names_a_stuck_unit():
