@@ -372,6 +372,18 @@ def test_build_from_another_version(capfd, tmp_path, build):
     assert_error(capfd, ["simulate", b, "--input", x], str(b), "IR version 0", "compile the model again")
 
 
+def test_build_in_the_list_format(capfd, tmp_path, build):
+    """A build written before the graph IR (format 1: a unit list and ``fifo_depths``)."""
+    b = _copy(build, tmp_path)
+    doc = json.loads((b / "ir.json").read_text())
+    doc["fifo_depths"] = [e["depth"] for e in doc.pop("edges")]
+    doc["ir_version"] = 1
+    (b / "ir.json").write_text(json.dumps(doc))
+    x = _npy(tmp_path, "x.npy", np.zeros((1, 8), np.float32))
+    assert_error(capfd, ["simulate", b, "--input", x], str(b), "IR version 1", "reads version 2",
+                 "compile the model again")
+
+
 @pytest.mark.parametrize("missing", ["ir.json", "ir_arrays.npz", "streamfold_top.v"])
 def test_build_missing_file(capfd, tmp_path, build, missing):
     b = _copy(build, tmp_path)
