@@ -1,24 +1,11 @@
-"""Element-level helpers shared by the dot-product units: packing memory words, decoding element
-codes (bipolar -> -1/+1, two's complement), products and balanced adder trees."""
+"""Element-level helpers of the dot-product datapath (:mod:`.dot_product`): lane slicing, decoding
+element codes (bipolar -> -1/+1, two's complement), products and balanced adder trees. Memory
+words are packed by :mod:`streamfold.compiler.rom_images`."""
 from __future__ import annotations
 
-import numpy as np
 from amaranth.hdl import Const, Mux, signed, unsigned
 
 from streamfold.compiler.ir import DataType
-
-
-def pack_words(codes: np.ndarray, bits: int) -> list[int]:
-    """``codes`` (words, lanes) of unsigned element codes -> one int per word, lane 0 in the LSBs."""
-    codes = np.asarray(codes, dtype=np.int64)
-    words, lanes = codes.shape
-    if words == 0:
-        return []
-    if lanes == 0 or bits == 0:
-        return [0] * words
-    bitarr = ((codes[:, :, None] >> np.arange(bits, dtype=np.int64)) & 1).astype(np.uint8)
-    packed = np.packbits(bitarr.reshape(words, lanes * bits), axis=1, bitorder="little")
-    return [int.from_bytes(row.tobytes(), "little") for row in packed]
 
 
 def shape_of(dtype: DataType):
@@ -58,5 +45,3 @@ def product(w_code, w_dtype: DataType, x_code, x_dtype: DataType):
 def lanes(value, n: int, bits: int) -> list:
     return [value[j * bits:(j + 1) * bits] for j in range(n)]
 
-
-# ----------------------------------------------------------------------------- memory images

@@ -19,6 +19,9 @@ Pipeline (all registers advance together on ``en = ~o.valid | o.ready``)::
     counters, weight read -> products -> [registered products] -> accumulators
         -> [threshold read] -> output register
 
+Everything after the counters is the shared :class:`~streamfold.hw.dot_product.DotProductDatapath`
+with ``simd = 1`` and one input element per PE lane (input lane ``p`` feeds PE ``p``).
+
 Memories (:class:`~streamfold.hw.rom.ROM` s, synchronous read ports enabled by ``en``; inline
 ``Memory`` or, when large in a design from :func:`~streamfold.hw.emit_design`, a ``$readmemh``
 memory file ``<unit>_weights.hex`` / ``<unit>_thresholds.hex``):
@@ -26,19 +29,22 @@ memory file ``<unit>_weights.hex`` / ``<unit>_thresholds.hex``):
 * weights: ``(C/pe) * K`` words of ``pe * weight_bits``; word ``g*K + k``, lane ``p`` holds the code
   of ``W[g*pe + p, k]`` (a constant when there is a single word);
 * thresholds: ``C/pe`` words of ``pe * n * acc_bits``; word ``g``, lane ``p*n + j`` holds
-  ``T[g*pe + p, j]`` (a constant when ``C == pe``).
+  ``T[g*pe + p, j]`` (a constant when ``C == pe``)
+
+(both images: :func:`streamfold.compiler.rom_images.vvau_weight_image` /
+:func:`~streamfold.compiler.rom_images.vvau_threshold_image`).
 """
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from streamfold.compiler.ir import VectorVectorUnit
+from streamfold.compiler.rom_images import vvau_threshold_image, vvau_weight_image
 
-from .elements import lanes, pack_words, product, shape_of
-from .rom import ROM, file_stem
+from .dot_product import LATENCY, DotProductDatapath
 
 
 class VectorVectorUnitHW(wiring.Component):
@@ -48,7 +54,13 @@ class VectorVectorUnitHW(wiring.Component):
     -------
     i : In(stream.Signature(unsigned(pe * in_bits)))
     o : Out(stream.Signature(unsigned(pe * out_bits)))
+
+    Latency: the output beat of a channel group is valid 3 cycles after the edge that took its
+    last kernel position (as in the matrix-vector unit).
     """
+
+    #: clock edges between the edge that takes a group's last beat and the one that shows its output
+    LATENCY = LATENCY
 
     def __init__(self, unit: VectorVectorUnit):
         unit.check_folding()
@@ -68,31 +80,27 @@ class VectorVectorUnitHW(wiring.Component):
         })
 
     def weight_words(self) -> list[int]:
-        u = self.unit
-        cf = u.channels // u.pe
-        codes = u.weight_dtype.encode(np.asarray(u.weights))  # (C, K)
-        codes = codes.reshape(cf, u.pe, u.k).transpose(0, 2, 1)  # (CF, K, pe)
-        return pack_words(codes.reshape(cf * u.k, u.pe), u.weight_dtype.bits)
+        """Weight memory image as one int per word (:func:`~streamfold.compiler.rom_images
+        .vvau_weight_image`)."""
+        return vvau_weight_image(self.unit).words()
 
     def threshold_words(self) -> list[int]:
-        u = self.unit
-        cf = u.channels // u.pe
-        t = np.asarray(u.thresholds, dtype=np.int64)
-        codes = u.acc_dtype.encode(t).reshape(cf, u.pe * u.n_thresholds)
-        return pack_words(codes, u.acc_dtype.bits)
+        """Threshold memory image as one int per word (:func:`~streamfold.compiler.rom_images
+        .vvau_threshold_image`)."""
+        return vvau_threshold_image(self.unit).words()
 
     def elaborate(self, platform):
         u = self.unit
         m = Module()
         pe, K = u.pe, u.k
         CF = u.channels // pe
-        in_bits, w_bits, out_bits = u.in_dtype.bits, u.weight_dtype.bits, u.out_dtype.bits
-        acc_shape, acc_bits = shape_of(u.acc_dtype), u.acc_dtype.bits
-        has_thr, n_thr = u.thresholds is not None, u.n_thresholds
-
-        out_valid = Signal()
-        en = Signal()
-        m.d.comb += en.eq(~out_valid | self.o.ready)
+        dp = DotProductDatapath(
+            m, self.o, pe=pe, simd=1, weight_dtype=u.weight_dtype, in_dtype=u.in_dtype,
+            acc_dtype=u.acc_dtype, out_dtype=u.out_dtype, out_bias=u.out_bias, binary=u.binary,
+            weights=vvau_weight_image(u),
+            thresholds=vvau_threshold_image(u) if u.thresholds is not None else None,
+            folds=CF, shared_inputs=False, name=u.name, ram_style=u.ram_style, dot_name="prod2")
+        en = dp.en
 
         # ---- stage 0: counters and weight address
         k = Signal(range(K), name="k") if K > 1 else Const(0, 1)
@@ -110,81 +118,10 @@ class VectorVectorUnitHW(wiring.Component):
                     m.d.sync += g.eq(Mux(g_last, 0, g + 1))
             if waddr is not None:
                 m.d.sync += waddr.eq(Mux(waddr == CF * K - 1, 0, waddr + 1))
-        w_width = pe * w_bits
-        if waddr is not None:
-            wrom = m.submodules.weights = ROM(w_width, CF * K, self.weight_words(),
-                                              name=file_stem(u.name, "weights"),
-                                              ram_style=u.ram_style)
-            m.d.comb += [wrom.addr.eq(waddr), wrom.en.eq(en)]
-            w1 = wrom.data
-        else:
-            w1 = Const(self.weight_words()[0], w_width)
+        w1 = dp.weight_word(waddr)
 
-        # ---- stage 1: input beat and weights -> products
-        v1, first1, last1 = Signal(), Signal(), Signal()
-        g1 = Signal(range(CF)) if CF > 1 else g
-        x1 = Signal(pe * in_bits)
-        with m.If(en):
-            m.d.sync += [v1.eq(fire), first1.eq(k == 0), last1.eq(k_last), x1.eq(self.i.payload)]
-            if CF > 1:
-                m.d.sync += g1.eq(g)
-        xs, ws = lanes(x1, pe, in_bits), lanes(w1, pe, w_bits)
-        if u.binary:
-            prods = [~(ws[p][0] ^ xs[p][0]) for p in range(pe)]
-        else:
-            prods = [product(ws[p], u.weight_dtype, xs[p], u.in_dtype) for p in range(pe)]
-
-        # ---- stage 2: registered products
-        v2, first2, last2 = Signal(), Signal(), Signal()
-        g2 = Signal(range(CF)) if CF > 1 else g
-        prod2 = [Signal(acc_shape, name=f"prod2_{p}") for p in range(pe)]
-        with m.If(en):
-            m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1)]
-            if CF > 1:
-                m.d.sync += g2.eq(g1)
-            m.d.sync += [d.eq(v) for d, v in zip(prod2, prods)]
-
-        # ---- stage 3: accumulators (hold the finished sums while v3)
-        v3 = Signal()
-        acc = [Signal(acc_shape, name=f"acc_{p}") for p in range(pe)]
-        with m.If(en):
-            m.d.sync += v3.eq(v2 & last2)
-            with m.If(v2):
-                m.d.sync += [a.eq(Mux(first2, 0, a) + d) for a, d in zip(acc, prod2)]
-
-        if has_thr and n_thr:
-            t_width = pe * n_thr * acc_bits
-            if CF > 1:
-                trom = m.submodules.thresholds = ROM(t_width, CF, self.threshold_words(),
-                                                     name=file_stem(u.name, "thresholds"),
-                                                     ram_style=u.ram_style)
-                m.d.comb += [trom.addr.eq(g2), trom.en.eq(en)]
-                t3 = trom.data
-            else:
-                t3 = Const(self.threshold_words()[0], t_width)
-            ts = lanes(t3, pe * n_thr, acc_bits)
-
-        # ---- output register
-        outs = []
-        for p in range(pe):
-            o = Signal(out_bits, name=f"out_{p}")
-            if has_thr:
-                if n_thr:
-                    lane_t = ts[p * n_thr:(p + 1) * n_thr]
-                    cmps = [acc[p] >= (t.as_signed() if u.acc_dtype.signed else t) for t in lane_t]
-                    count = cmps[0]
-                    for c_ in cmps[1:]:
-                        count = count + c_
-                else:
-                    count = Const(0, 1)
-                if u.out_dtype.bipolar:
-                    m.d.comb += o.eq(count != 0)
-                else:
-                    m.d.comb += o.eq(count + u.out_bias)
-            else:
-                m.d.comb += o.eq(acc[p])
-            outs.append(o)
-        with m.If(en):
-            m.d.sync += [out_valid.eq(v3), self.o.payload.eq(Cat(*outs))]
-        m.d.comb += self.o.valid.eq(out_valid)
+        # ---- stage 1: the input beat (one kernel position of pe channels) -> products
+        x1 = Signal(pe * u.in_dtype.bits)
+        dp.step(fire, first=(k == 0), last=k_last, tag=g, also=[(x1, self.i.payload)])
+        dp.finish(x1, w1)
         return m

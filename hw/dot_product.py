@@ -1,0 +1,212 @@
+"""The dot-product datapath shared by the matrix-vector and vector-vector units.
+
+Both units (:mod:`.mvau`, :mod:`.vvau`) run one *step* per clock: ``pe`` lanes each add ``simd``
+products of a weight word's lanes and input elements to an accumulator; the step that ends an
+output fold (a neuron fold, a channel group) shows the ``pe`` finished sums, passed through
+multi-threshold activations, as one output beat. :class:`DotProductDatapath` builds everything
+after the step counters; a unit is a thin wrapper that supplies
+
+* the step counters and the weight address (stage 0), the ``fire`` of a step and its ``first`` /
+  ``last`` flags and output-fold tag,
+* the stage-1 input word (the matrix-vector unit's input buffer lives in the wrapper),
+* how input lanes map to products (``shared_inputs``): every PE lane reads the same ``simd``
+  inputs (the matrix-vector product), or input lane ``p*simd + s`` feeds PE ``p`` (the depthwise
+  vector-vector product, with ``simd = 1``).
+
+Pipeline (every register advances on ``en = ~o.valid | o.ready``, the global enable)::
+
+    stage 0 (wrapper)  counters, weight address  -> weight ROM read
+    stage 1            step flags/tag registered; products (XNOR for binary), adder tree per PE
+    stage 2            registered dot products
+    stage 3            accumulators (cleared by the fold's first step, holding the finished sums
+                       while v3); threshold word of the finishing fold read
+    output register    threshold count (+ out_bias) or the raw accumulator, o.valid
+
+so an output beat is valid :data:`LATENCY` (3) clock edges after the edge that ran its fold's
+last step (the compiler's ``MVAU_LATENCY`` / ``VVAU_LATENCY`` count the output handshake too).
+
+Memories are :class:`~.rom.ROM` s holding the images of :mod:`streamfold.compiler.rom_images`
+(a constant when the image has one word), named ``<unit>_weights`` / ``<unit>_thresholds``.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from amaranth.hdl import Cat, Const, Mux, Signal
+
+from .elements import lanes, product, shape_of, tree_sum
+from .rom import ROM, file_stem
+
+if TYPE_CHECKING:
+    from streamfold.compiler.ir import DataType
+    from streamfold.compiler.rom_images import RomImage
+
+#: clock edges between the edge that runs a fold's last step and the one that shows its output
+LATENCY = 3
+
+
+class DotProductDatapath:
+    """Builds the shared datapath into the wrapper's module ``m``; ``o`` is the unit's output stream.
+
+    Call, in this order, from the wrapper's ``elaborate``: the constructor (makes :attr:`en`),
+    then the wrapper's counters, :meth:`weight_word`, :meth:`step`, the wrapper's stage-1 input
+    word, :meth:`finish`.
+
+    Parameters
+    ----------
+    pe, simd : int
+        PE lanes, products per PE lane and step.
+    weight_dtype, in_dtype, acc_dtype, out_dtype : DataType
+    out_bias : int
+        Added to the threshold count (not for a bipolar output).
+    binary : bool
+        XNOR-popcount mode (weights and inputs both bipolar): a product is ``~(w ^ x)``.
+    weights, thresholds : RomImage
+        Memory images (``thresholds`` None: the output is the accumulator itself). The number of
+        threshold words is the number of output folds.
+    shared_inputs : bool
+        True: PE ``p`` multiplies input lane ``s`` with weight lane ``p*simd + s``; False: input
+        lane ``p*simd + s`` (the input word has ``pe*simd`` lanes).
+    name, ram_style : str
+        The unit's name (memory file stems) and ROM style.
+    folds : int
+        Output folds per vector (neuron folds, channel groups): the range of the fold tag.
+    dot_name : str
+        Verilog name stem of the per-lane registered dot products (``<dot_name>_<p>``).
+    """
+
+    LATENCY = LATENCY
+
+    def __init__(self, m, o, *, pe: int, simd: int, weight_dtype: DataType, in_dtype: DataType,
+                 acc_dtype: DataType, out_dtype: DataType, out_bias: int, binary: bool,
+                 weights: RomImage, thresholds: RomImage | None, folds: int, shared_inputs: bool,
+                 name: str, ram_style: str, dot_name: str = "dot2"):
+        self.m, self.o = m, o
+        self.pe, self.simd = pe, simd
+        self.weight_dtype, self.in_dtype = weight_dtype, in_dtype
+        self.acc_dtype, self.out_dtype, self.out_bias = acc_dtype, out_dtype, int(out_bias)
+        self.binary = binary
+        self.weights, self.thresholds = weights, thresholds
+        self.folds = folds
+        self.shared_inputs = shared_inputs
+        self.name, self.ram_style = name, ram_style
+        self.dot_name = dot_name
+        if weights.lanes != pe * simd:
+            raise ValueError(f"layer {name}: weight words of {weights.lanes} lanes for pe*simd = {pe * simd}")
+        if thresholds is not None and thresholds.depth != folds:
+            raise ValueError(f"layer {name}: {thresholds.depth} threshold words for {folds} folds")
+
+        # global enable: every pipeline register and memory read port advances together
+        self.out_valid = out_valid = Signal()
+        self.en = en = Signal()
+        m.d.comb += en.eq(~out_valid | o.ready)
+
+    # ------------------------------------------------------------------------- stage 0 -> 1
+    def weight_word(self, addr):
+        """The stage-1 weight word: a ROM read at ``addr`` (the step's word, a stage-0 signal)
+        or, for a one-word image, a constant (``addr`` None)."""
+        img = self.weights
+        if img.in_rom:
+            rom = self.m.submodules.weights = ROM(img.width, img.depth, img.words(),
+                                                  name=file_stem(self.name, "weights"),
+                                                  ram_style=self.ram_style)
+            self.m.d.comb += [rom.addr.eq(addr), rom.en.eq(self.en)]
+            return rom.data
+        return Const(img.words()[0], img.width)
+
+    def step(self, fire, first, last, tag, also=()):
+        """Register the stage-0 step: ``fire`` (a step runs on this edge), ``first`` / ``last``
+        (it opens / closes an output fold) and ``tag`` (the output fold, addresses the threshold
+        ROM). ``also``: the wrapper's own stage-1 registers, ``(register, value)`` pairs loaded on
+        the same enable.
+
+        The step registers carry no Verilog names (``$signal$<n>``), as the units always emitted
+        them: the Verilog text stays the one the resource calibration was synthesised from."""
+        m, en = self.m, self.en
+        self.v1, self.first1, self.last1 = v1, first1, last1 = Signal(), Signal(), Signal()
+        self.tag1 = tag1 = Signal(range(self.folds)) if self.folds > 1 else None
+        with m.If(en):
+            m.d.sync += [v1.eq(fire), first1.eq(first), last1.eq(last)]
+            m.d.sync += [r.eq(v) for r, v in also]
+            if tag1 is not None:
+                m.d.sync += tag1.eq(tag)
+
+    # ------------------------------------------------------------------------- stages 1 .. out
+    def products(self, x1, w1) -> list:
+        """Per PE lane, the adder tree of its ``simd`` products (stage 1)."""
+        pe, simd = self.pe, self.simd
+        xs = lanes(x1, simd if self.shared_inputs else pe * simd, self.in_dtype.bits)
+        ws = lanes(w1, pe * simd, self.weight_dtype.bits)
+        dots = []
+        for p in range(pe):
+            terms = []
+            for s in range(simd):
+                w, x = ws[p * simd + s], xs[s if self.shared_inputs else p * simd + s]
+                if self.binary:
+                    terms.append(~(w[0] ^ x[0]))
+                else:
+                    terms.append(product(w, self.weight_dtype, x, self.in_dtype))
+            dots.append(tree_sum(terms))
+        return dots
+
+    def finish(self, x1, w1):
+        """Everything from the stage-1 input word ``x1`` (``simd`` or ``pe*simd`` lanes) and
+        weight word ``w1`` (from :meth:`weight_word`) to the output stream."""
+        m, en, o = self.m, self.en, self.o
+        pe = self.pe
+        acc_shape = shape_of(self.acc_dtype)
+        dots = self.products(x1, w1)
+
+        # ---- stage 2: registered dot products
+        v2, first2, last2 = Signal(), Signal(), Signal()
+        tag2 = Signal(range(self.folds)) if self.folds > 1 else None
+        dot2 = [Signal(acc_shape, name=f"{self.dot_name}_{p}") for p in range(pe)]
+        with m.If(en):
+            m.d.sync += [v2.eq(self.v1), first2.eq(self.first1), last2.eq(self.last1)]
+            if tag2 is not None:
+                m.d.sync += tag2.eq(self.tag1)
+            m.d.sync += [d.eq(v) for d, v in zip(dot2, dots)]
+
+        # ---- stage 3: accumulators (hold the finished sums while v3)
+        v3 = Signal()
+        acc = [Signal(acc_shape, name=f"acc_{p}") for p in range(pe)]
+        with m.If(en):
+            m.d.sync += v3.eq(v2 & last2)
+            with m.If(v2):
+                m.d.sync += [a.eq(Mux(first2, 0, a) + d) for a, d in zip(acc, dot2)]
+
+        # thresholds: word of the fold finishing in stage 3
+        thr = self.thresholds
+        n_thr = thr.lanes // pe if thr is not None else 0
+        if n_thr:
+            if thr.in_rom:
+                trom = m.submodules.thresholds = ROM(thr.width, thr.depth, thr.words(),
+                                                     name=file_stem(self.name, "thresholds"),
+                                                     ram_style=self.ram_style)
+                m.d.comb += [trom.addr.eq(tag2), trom.en.eq(en)]
+                t3 = trom.data
+            else:
+                t3 = Const(thr.words()[0], thr.width)
+            ts = lanes(t3, pe * n_thr, self.acc_dtype.bits)
+
+        # ---- output register
+        outs = []
+        for p in range(pe):
+            out = Signal(self.out_dtype.bits, name=f"out_{p}")
+            if thr is not None:
+                if n_thr:
+                    lane_t = ts[p * n_thr:(p + 1) * n_thr]
+                    cmp = [acc[p] >= (t.as_signed() if self.acc_dtype.signed else t) for t in lane_t]
+                    count = tree_sum(cmp)
+                else:
+                    count = Const(0, 1)
+                if self.out_dtype.bipolar:
+                    m.d.comb += out.eq(count != 0)
+                else:
+                    m.d.comb += out.eq(count + self.out_bias)  # truncated to out_bits: two's complement
+            else:
+                m.d.comb += out.eq(acc[p])  # sign-extended or truncated to out_bits
+            outs.append(out)
+        with m.If(en):
+            m.d.sync += [self.out_valid.eq(v3), o.payload.eq(Cat(*outs))]
+        m.d.comb += o.valid.eq(self.out_valid)
