@@ -204,6 +204,12 @@ def _case_units(name: str) -> list:
     if name == "swg_vvau_int_raw":
         win = swg((5, 6, 4), UINT3, (5, 5), (1, 1), (2, 2, 2, 2), 0, 2, True)
         return [win, vvau(5, win, INT4)]
+    if name == "swg_vvau_int_thresholds":  # 7 thresholds per channel, 2 channel groups (a ROM)
+        win = swg((5, 6, 4), INT4, (3, 3), (1, 1), (1, 1, 1, 1), 0, 2, True)
+        return [win, vvau(6, win, INT4, n_thr=7, odt=UINT3)]
+    if name == "swg_vvau_bipolar_weights_signed_out":  # 15 thresholds, a negative bias
+        win = swg((6, 5, 6), UINT3, (3, 3), (1, 1), (0, 0, 0, 0), 0, 3, True)
+        return [win, vvau(7, win, BIP, n_thr=15, odt=INT4, out_bias=-8)]
     raise KeyError(name)
 
 
@@ -227,6 +233,8 @@ HW_CASES = {
     "swg_mvau": "pace",
     "swg_vvau_binary": "pace",
     "swg_vvau_int_raw": "pace",
+    "swg_vvau_int_thresholds": "pace",
+    "swg_vvau_bipolar_weights_signed_out": "pace",
 }
 
 

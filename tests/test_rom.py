@@ -126,6 +126,108 @@ def test_verilog_design_write(tmp_path):
         assert (tmp_path / name).read_text() == text
 
 
+# ----------------------------------------------------------------------------- memory images
+def _random_vvau(rng, c, k, pe, wdt, xdt, n_thr):
+    from unit_cases import random_values
+
+    u = VectorVectorUnit("dw/conv", random_values(rng, wdt, (c, k)), wdt, xdt, xdt, pe=pe)
+    if n_thr is not None:
+        lo, hi = u.acc_range
+        u.thresholds = np.sort(rng.integers(lo - 1, hi + 2, size=(c, n_thr)), axis=1)
+        u.out_dtype = DataType.uint_type(max(1, n_thr.bit_length()))
+    else:
+        u.out_dtype = u.acc_dtype
+    return u
+
+
+def _check_words_and_bits(img):
+    """``words()`` and ``bit_matrix()`` of an image agree with its codes (lane 0 in the LSBs)."""
+    words, bm = img.words(), img.bit_matrix()
+    assert len(words) == img.depth and bm.shape == (img.depth, img.width)
+    for w in range(img.depth):
+        assert words[w] == sum(int(c) << (l * img.bits) for l, c in enumerate(img.codes[w]))
+        for l in range(img.lanes):
+            for b in range(img.bits):
+                assert bm[w, l * img.bits + b] == (img.codes[w, l] >> b) & 1
+
+
+def test_mvau_rom_images_follow_the_stated_layout():
+    """Word nf*SF+sf, lane p*simd+s = W[nf*pe+p, sf*simd+s]; word nf, lane p*n+k = T[nf*pe+p, k]."""
+    from streamfold.compiler.rom_images import mvau_threshold_image, mvau_weight_image, weight_image
+
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        u = random_mvau(rng, raw=seed == 7)
+        NF, SF, pe, simd, n = u.neuron_fold, u.synapse_fold, u.pe, u.simd, u.n_thresholds
+        wi, ti = mvau_weight_image(u), mvau_threshold_image(u)
+        assert wi.codes.shape == (NF * SF, pe * simd) and wi.bits == u.weight_dtype.bits
+        assert np.array_equal(weight_image(u).codes, wi.codes)
+        for nf in range(NF):
+            for sf in range(SF):
+                for p in range(pe):
+                    for s in range(simd):
+                        v = u.weight_dtype.decode(wi.codes[nf * SF + sf, p * simd + s])
+                        assert v == u.weights[nf * pe + p, sf * simd + s]
+        assert ti.bits == u.acc_dtype.bits and ti.depth == NF
+        if u.thresholds is None:
+            assert ti.lanes == 0 and not ti.in_rom
+        else:
+            assert ti.lanes == pe * n and ti.in_rom == (NF > 1 and n > 0)
+            for nf in range(NF):
+                for p in range(pe):
+                    for k in range(n):
+                        v = u.acc_dtype.decode(ti.codes[nf, p * n + k])
+                        assert v == u.thresholds[nf * pe + p, k]
+        assert wi.in_rom == (NF * SF > 1)
+        _check_words_and_bits(wi)
+        _check_words_and_bits(ti)
+
+
+@pytest.mark.parametrize("c,k,pe,w,x,n_thr", [(8, 9, 2, "INT3", "UINT4", 3), (6, 25, 6, "BIPOLAR", "INT4", 15),
+                                              (4, 4, 1, "BIPOLAR", "BIPOLAR", 1), (3, 9, 3, "UINT2", "INT8", None)])
+def test_vvau_rom_images_follow_the_stated_layout_and_are_what_the_hardware_loads(c, k, pe, w, x, n_thr):
+    """Word g*K+k, lane p = W[g*pe+p, k]; word g, lane p*n+j = T[g*pe+p, j]; the memory files of
+    the unit hold exactly these words."""
+    from amaranth.back import verilog
+
+    from streamfold.compiler.rom_images import threshold_image, vvau_threshold_image, vvau_weight_image
+    from streamfold.hw import VectorVectorUnitHW
+
+    u = _random_vvau(np.random.default_rng(c * k), c, k, pe, DataType.parse(w), DataType.parse(x), n_thr)
+    CF, n = c // pe, u.n_thresholds
+    wi, ti = vvau_weight_image(u), vvau_threshold_image(u)
+    assert wi.codes.shape == (CF * k, pe) and wi.bits == u.weight_dtype.bits
+    for g in range(CF):
+        for kk in range(k):
+            for p in range(pe):
+                assert u.weight_dtype.decode(wi.codes[g * k + kk, p]) == u.weights[g * pe + p, kk]
+    assert ti.depth == CF and np.array_equal(threshold_image(u).codes, ti.codes)
+    for g in range(CF):
+        for p in range(pe):
+            for j in range(n):
+                assert u.acc_dtype.decode(ti.codes[g, p * n + j]) == u.thresholds[g * pe + p, j]
+    _check_words_and_bits(wi)
+    _check_words_and_bits(ti)
+    with rom_files("file") as files:
+        verilog.convert(VectorVectorUnitHW(u), name="top", emit_src=False)
+    want = {}
+    if wi.in_rom:
+        want["dw_conv_weights.hex"] = hex_image(wi.words(), wi.width)
+    if ti.in_rom:
+        want["dw_conv_thresholds.hex"] = hex_image(ti.words(), ti.width)
+    assert files.files == want
+
+
+def test_rom_images_import_neither_amaranth_nor_onnx():
+    import sys
+
+    code = ("import sys, streamfold.compiler.rom_images; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'amaranth', 'onnx', 'qonnx', 'onnxruntime'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 # ----------------------------------------------------------------------------- Amaranth simulator
 def test_rom_component_in_amaranth_sim_is_inline():
     """The ROM reads with one cycle of latency, and holds its word while en is low; under a
