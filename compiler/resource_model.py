@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from .memory import MemSpec
+from .rom_images import bit_matrix as rom_image  # noqa: F401  (a ROM's bit matrix)
 
 FAMILIES = ("xc7", "xcup", "ecp5", "ice40")
 LUT_K = {"xc7": 6, "xcup": 6, "ecp5": 4, "ice40": 4}
@@ -151,13 +152,6 @@ def map_memory(m: MemSpec, family: str) -> dict:
 
 
 # ============================================================================= features
-def rom_image(codes, bits: int) -> np.ndarray:
-    """(words, lanes) element codes -> (words, lanes*bits) bit matrix, lane 0 / bit 0 first."""
-    codes = np.asarray(codes, dtype=np.int64)
-    b = (codes[:, :, None] >> np.arange(bits, dtype=np.int64)) & 1
-    return b.reshape(codes.shape[0], -1).astype(np.uint8)
-
-
 def rom_columns(image: np.ndarray) -> tuple[int, int]:
     """Of a ROM's bit columns: (distinct non-constant ones, distinct up to complement).
 

@@ -129,17 +129,3 @@ def vvau_weight_image(u: VectorVectorUnit) -> RomImage:
 def vvau_threshold_image(u: VectorVectorUnit) -> RomImage:
     """Thresholds of a vector-vector unit: word ``g``, lane ``p*n + j`` = ``T[g*pe + p, j]``."""
     return _threshold_image(u, u.channels // u.pe)
-
-
-_IMAGES = {"mvau": (mvau_weight_image, mvau_threshold_image),
-           "vvau": (vvau_weight_image, vvau_threshold_image)}
-
-
-def weight_image(u) -> RomImage:
-    """The weight image of a matrix-vector or vector-vector unit (by ``u.kind``)."""
-    return _IMAGES[u.kind][0](u)
-
-
-def threshold_image(u) -> RomImage:
-    """The threshold image of a matrix-vector or vector-vector unit (by ``u.kind``)."""
-    return _IMAGES[u.kind][1](u)

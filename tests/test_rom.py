@@ -153,7 +153,7 @@ def _check_words_and_bits(img):
 
 def test_mvau_rom_images_follow_the_stated_layout():
     """Word nf*SF+sf, lane p*simd+s = W[nf*pe+p, sf*simd+s]; word nf, lane p*n+k = T[nf*pe+p, k]."""
-    from streamfold.compiler.rom_images import mvau_threshold_image, mvau_weight_image, weight_image
+    from streamfold.compiler.rom_images import mvau_threshold_image, mvau_weight_image
 
     for seed in range(8):
         rng = np.random.default_rng(seed)
@@ -161,7 +161,6 @@ def test_mvau_rom_images_follow_the_stated_layout():
         NF, SF, pe, simd, n = u.neuron_fold, u.synapse_fold, u.pe, u.simd, u.n_thresholds
         wi, ti = mvau_weight_image(u), mvau_threshold_image(u)
         assert wi.codes.shape == (NF * SF, pe * simd) and wi.bits == u.weight_dtype.bits
-        assert np.array_equal(weight_image(u).codes, wi.codes)
         for nf in range(NF):
             for sf in range(SF):
                 for p in range(pe):
@@ -190,7 +189,7 @@ def test_vvau_rom_images_follow_the_stated_layout_and_are_what_the_hardware_load
     the unit hold exactly these words."""
     from amaranth.back import verilog
 
-    from streamfold.compiler.rom_images import threshold_image, vvau_threshold_image, vvau_weight_image
+    from streamfold.compiler.rom_images import vvau_threshold_image, vvau_weight_image
     from streamfold.hw import VectorVectorUnitHW
 
     u = _random_vvau(np.random.default_rng(c * k), c, k, pe, DataType.parse(w), DataType.parse(x), n_thr)
@@ -201,7 +200,7 @@ def test_vvau_rom_images_follow_the_stated_layout_and_are_what_the_hardware_load
         for kk in range(k):
             for p in range(pe):
                 assert u.weight_dtype.decode(wi.codes[g * k + kk, p]) == u.weights[g * pe + p, kk]
-    assert ti.depth == CF and np.array_equal(threshold_image(u).codes, ti.codes)
+    assert ti.depth == CF
     for g in range(CF):
         for p in range(pe):
             for j in range(n):

@@ -14,7 +14,8 @@ import numpy as np
 
 from ..datatypes import StreamSpec
 from ..memory import MemSpec
-from ..resource_model import clog2, dsp_product, exact, mem_features, rom_image
+from ..resource_model import clog2, dsp_product, exact, mem_features
+from ..rom_images import mvau_threshold_image, mvau_weight_image
 from ..schedule import BIG, chain, rchain, unbounded_tail
 from .base import FoldError, UnitKind, divisors
 from .dot_product import DotProductUnit, activate, for_strip, pixel_step
@@ -125,20 +126,12 @@ def memories(u) -> list[MemSpec]:
     NF, SF = u.neuron_fold, u.synapse_fold
     style = u.ram_style or "auto"
     mems = []
-
-    def wimg():  # weight memory image: word nf*SF+sf, lane p*simd+s = W[nf*pe+p, sf*simd+s]
-        codes = u.weight_dtype.encode(np.asarray(u.weights))
-        codes = codes.reshape(NF, u.pe, SF, u.simd).transpose(0, 2, 1, 3).reshape(NF * SF, -1)
-        return rom_image(codes, u.weight_dtype.bits)
-
-    def timg():  # threshold memory image: word nf, lane p*n+k = T[nf*pe+p, k]
-        codes = u.acc_dtype.encode(np.asarray(u.thresholds, dtype=np.int64))
-        return rom_image(codes.reshape(NF, -1), u.acc_dtype.bits)
-
-    if NF * SF > 1:
-        mems.append(MemSpec("weights", NF * SF, u.pe * u.simd * u.weight_dtype.bits, "rom", style, wimg))
-    if u.thresholds is not None and u.n_thresholds and NF > 1:
-        mems.append(MemSpec("thresholds", NF, u.pe * u.n_thresholds * u.acc_dtype.bits, "rom", style, timg))
+    # the images the hardware loads (compiler/rom_images.py): the same words, the same rule for
+    # which become memories
+    for name, image in (("weights", mvau_weight_image), ("thresholds", mvau_threshold_image)):
+        img = image(u)
+        if img.in_rom:
+            mems.append(MemSpec(name, img.depth, img.width, "rom", style, img.bit_matrix))
     if NF > 1:
         mems.append(MemSpec("inbuf", SF, u.simd * u.in_dtype.bits, "sp"))
     return mems

@@ -15,6 +15,7 @@ import numpy as np
 from ..datatypes import StreamSpec
 from ..memory import MemSpec
 from ..resource_model import clog2, dsp_product, exact, mem_features, shapes_to_specs
+from ..rom_images import vvau_threshold_image, vvau_weight_image
 from ..schedule import BIG, asap, rchain, unbounded_tail
 from .base import FoldError, UnitKind, divisors
 from .dot_product import DotProductUnit, activate, for_strip, pixel_step
@@ -102,13 +103,13 @@ def latest(u, dl, frames, earliest):
 
 def memories(u) -> list[MemSpec]:
     """Weight ROM (``C/pe * K`` words of ``pe`` weights) and threshold ROM (``C/pe`` words)."""
-    cf = u.channels // u.pe
+    # the images the hardware loads (compiler/rom_images.py); their contents are not given to the
+    # estimate (its soft-logic ROM features were calibrated on whole ROM widths)
     mems = []
-    if cf * u.k > 1:
-        mems.append(MemSpec("weights", cf * u.k, u.pe * u.weight_dtype.bits, "rom", u.ram_style or "auto"))
-    if u.n_thresholds and cf > 1:
-        mems.append(MemSpec("thresholds", cf, u.pe * u.n_thresholds * u.acc_dtype.bits, "rom",
-                            u.ram_style or "auto"))
+    for name, image in (("weights", vvau_weight_image), ("thresholds", vvau_threshold_image)):
+        img = image(u)
+        if img.in_rom:
+            mems.append(MemSpec(name, img.depth, img.width, "rom", u.ram_style or "auto"))
     return mems
 
 
