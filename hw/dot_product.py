@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 from amaranth.hdl import Cat, Const, Mux, Signal
 
 from .elements import lanes, product, shape_of, tree_sum
@@ -210,3 +211,15 @@ class DotProductDatapath:
         with m.If(en):
             m.d.sync += [self.out_valid.eq(v3), o.payload.eq(Cat(*outs))]
         m.d.comb += o.valid.eq(self.out_valid)
+
+
+def check_thresholds(unit, channels: int, what: str) -> None:
+    """The checks both dot-product units make of their IR unit: a legal fold, thresholds
+    ``(channels, n)``, one threshold for a bipolar output."""
+    unit.check_folding()
+    if unit.thresholds is not None:
+        t = np.asarray(unit.thresholds)
+        if t.ndim != 2 or t.shape[0] != channels:
+            raise ValueError(f"layer {unit.name}: thresholds must be ({what}, n), got {t.shape}")
+        if unit.out_dtype.bipolar and t.shape[1] != 1:
+            raise ValueError(f"layer {unit.name}: a bipolar output needs exactly 1 threshold")

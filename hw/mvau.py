@@ -49,7 +49,6 @@ emitted by :func:`~streamfold.hw.emit_design`, a ``$readmemh`` memory file
 """
 from __future__ import annotations
 
-import numpy as np
 from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
@@ -58,7 +57,7 @@ from amaranth.lib.wiring import In, Out
 from streamfold.compiler.ir import MatrixVectorUnit
 from streamfold.compiler.rom_images import mvau_threshold_image, mvau_weight_image
 
-from .dot_product import LATENCY, DotProductDatapath
+from .dot_product import LATENCY, DotProductDatapath, check_thresholds
 
 
 # ----------------------------------------------------------------------------- memory images
@@ -96,13 +95,7 @@ class MatrixVectorUnitHW(wiring.Component):
     LATENCY = LATENCY
 
     def __init__(self, unit: MatrixVectorUnit):
-        unit.check_folding()
-        if unit.thresholds is not None:
-            t = np.asarray(unit.thresholds)
-            if t.ndim != 2 or t.shape[0] != unit.mh:
-                raise ValueError(f"layer {unit.name}: thresholds must be (MH, n), got {t.shape}")
-            if unit.out_dtype.bipolar and t.shape[1] != 1:
-                raise ValueError(f"layer {unit.name}: a bipolar output needs exactly 1 threshold")
+        check_thresholds(unit, unit.mh, "MH")
         self.unit = unit
         super().__init__({
             "i": In(stream.Signature(unsigned(unit.in_stream.beat_bits))),

@@ -44,7 +44,7 @@ from amaranth.lib.wiring import In, Out
 from streamfold.compiler.ir import VectorVectorUnit
 from streamfold.compiler.rom_images import vvau_threshold_image, vvau_weight_image
 
-from .dot_product import LATENCY, DotProductDatapath
+from .dot_product import LATENCY, DotProductDatapath, check_thresholds
 
 
 class VectorVectorUnitHW(wiring.Component):
@@ -67,12 +67,7 @@ class VectorVectorUnitHW(wiring.Component):
         w = np.asarray(unit.weights)
         if w.ndim != 2:
             raise ValueError(f"layer {unit.name}: weights must be (C, K), got {w.shape}")
-        if unit.thresholds is not None:
-            t = np.asarray(unit.thresholds)
-            if t.ndim != 2 or t.shape[0] != unit.channels:
-                raise ValueError(f"layer {unit.name}: thresholds must be (C, n), got {t.shape}")
-            if unit.out_dtype.bipolar and t.shape[1] != 1:
-                raise ValueError(f"layer {unit.name}: a bipolar output needs exactly 1 threshold")
+        check_thresholds(unit, unit.channels, "C")
         self.unit = unit
         super().__init__({
             "i": In(stream.Signature(unsigned(unit.in_stream.beat_bits))),
