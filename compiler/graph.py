@@ -139,6 +139,8 @@ class DataflowGraph:
                     d[f.name] = {"array": key}
                 elif isinstance(v, DataType):
                     d[f.name] = {"dtype": v.name}
+                elif isinstance(v, tuple) and v and all(isinstance(x, DataType) for x in v):
+                    d[f.name] = {"dtypes": [x.name for x in v]}
                 elif isinstance(v, tuple):
                     d[f.name] = {"tuple": list(v)}
                 else:
@@ -160,6 +162,8 @@ class DataflowGraph:
                     v = np.asarray(arrays[v["array"]])
                 elif isinstance(v, dict) and "dtype" in v:
                     v = DataType.parse(v["dtype"])
+                elif isinstance(v, dict) and "dtypes" in v:
+                    v = tuple(DataType.parse(x) for x in v["dtypes"])
                 elif isinstance(v, dict) and "tuple" in v:
                     v = tuple(v["tuple"])
                 kw[f.name] = v

@@ -7,9 +7,12 @@ on a kind: it asks :func:`kind_of`.
 """
 from __future__ import annotations
 
-from . import gsumpool, maxpool, mvau, sliding_window, vvau, whole_window
+from . import add, concat, fork, gsumpool, maxpool, mvau, sliding_window, vvau, whole_window
+from .add import AddUnit
 from .base import PER_PIXEL, ColumnStep, FoldError, Unit, UnitKind, divisors
+from .concat import ConcatUnit
 from .dot_product import DotProductUnit, apply_thresholds
+from .fork import ForkUnit
 from .gsumpool import GlobalSumPoolUnit
 from .maxpool import MaxPoolUnit
 from .mvau import MatrixVectorUnit
@@ -26,6 +29,9 @@ KINDS: dict[str, UnitKind] = {k.name: k for k in (
     whole_window.KIND,
     maxpool.KIND,
     gsumpool.KIND,
+    fork.KIND,
+    add.KIND,
+    concat.KIND,
 )}
 
 
@@ -50,5 +56,5 @@ __all__ = [
     "KINDS", "kind_of", "unit_class", "UnitKind", "Unit", "FoldError", "divisors", "ColumnStep",
     "PER_PIXEL", "DotProductUnit", "apply_thresholds", "MatrixVectorUnit", "VectorVectorUnit",
     "WindowUnit", "SlidingWindowUnit", "WholeWindowUnit", "window_unit", "MaxPoolUnit",
-    "GlobalSumPoolUnit",
+    "GlobalSumPoolUnit", "ForkUnit", "AddUnit", "ConcatUnit",
 ]

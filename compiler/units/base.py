@@ -26,6 +26,9 @@ folding knobs. A *kind* is one module of this package that defines such a datacl
                        how output columns read input columns, one to one, or ``None`` when
                        the unit needs the whole frame
 ``for_strip``          ``fn(unit, width) -> unit`` rebuilt for frames ``width`` columns wide
+``multiport``          the schedules take and give one array per port: ``timeline(unit,
+                       avails, frames) -> (reads per input port, outs per output port)``
+                       (forks and joins; no ``latest``: the graph analysis runs them early)
 ``hardware``           ``"module:Class"`` of the Amaranth component (imported lazily by
                        :mod:`streamfold.hw`; the compiler never imports Amaranth)
 =====================  =================================================================
@@ -153,6 +156,7 @@ class UnitKind:
     timeline: Callable | None = None
     latest: Callable | None = None
     paced: bool = False
+    multiport: bool = False
     can_wait: Callable = _always
     memories: Callable = _no_memories
     line_buffer: bool = False
