@@ -2,8 +2,8 @@
 
 First the graph is rewritten into the few shapes the walk takes (:mod:`.rewrites`: quantized
 constants folded, Gemm -> MatMul + Add, batch-norm -> Mul + Add, with qonnx's transformations).
-The walk then follows the model's single data path from its input to its output and keeps one of
-three states for the tensor it is on:
+The walk then visits the nodes on the data path in topological order and keeps one of four
+states for every tensor on it:
 
 * ``_Float``: float values before the first quantizer. Ops here become host-side input steps.
 * ``_Quantized``: integer levels times one per-tensor scale. This is what streams in hardware.
@@ -11,15 +11,23 @@ three states for the tensor it is on:
   float ops (scales, bias, batch-norm, ...) collected since. The next quantizer turns all of it
   into integer thresholds (:mod:`streamfold.compiler.thresholds`); the model's output turns it
   into a raw-accumulator unit plus host-side output steps.
+* ``_Summing``: the integer sum of an Add of two quantized streams (exactly rescaled), with the
+  per-channel float ops since: thresholds on the sum where a quantizer follows, the raw sum
+  where a layer or the output does.
+
+A tensor read by several nodes gets a fork unit (one output per reader); an Add or a Concat
+of streams joins them. States carry the stream they live on (the unit and output port that
+produce it), from which the graph's edges are drawn.
 
 Every scale, bias and batch-norm between two matrix products therefore ends up in integers:
 weights as integer levels, activations as per-channel thresholds.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+import copy
 import warnings
+from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 from onnx import helper, numpy_helper
@@ -27,8 +35,8 @@ from qonnx.core.datatype import DataType as QonnxDataType
 from qonnx.custom_op.registry import getCustomOp
 
 from .errors import CompileError, StreamfoldError
-from .ir import (BIPOLAR, DataType, GlobalSumPoolUnit, MatrixVectorUnit, MaxPoolUnit, DataflowGraph,
-                 SlidingWindowUnit, VectorVectorUnit)
+from .ir import (BIPOLAR, AddUnit, ConcatUnit, DataflowGraph, DataType, Edge, ForkUnit,
+                 GlobalSumPoolUnit, MatrixVectorUnit, MaxPoolUnit, SlidingWindowUnit, VectorVectorUnit)
 from .model import CompiledModel, HostInput, HostOutput
 from .load import _quiet_onnxruntime as quiet_onnxruntime
 from .ops import EVALUABLE, OpCall, bipolar_int, quant_int
@@ -53,13 +61,21 @@ UNIT_BUILDERS = {
 }
 #: every op the compiler accepts somewhere on the data path (extended by later unit kinds)
 CONV_OPS = {"Conv", "MaxPool", "GlobalAveragePool", "Pad"}
-SUPPORTED_OPS = sorted(SHAPE_OPS | CHANNEL_OPS | QUANTIZERS | MATRIX_OPS | CONV_OPS | {"Transpose"})
+#: ops that join data paths (two or more dynamic inputs)
+JOIN_OPS = {"Add", "Concat"}
+SUPPORTED_OPS = sorted(SHAPE_OPS | CHANNEL_OPS | QUANTIZERS | MATRIX_OPS | CONV_OPS | JOIN_OPS | {"Transpose"})
+#: largest integer multiplier an Add may rescale one input by (scales with a ratio p/q, p, q <= this)
+MAX_RESCALE = 16
 #: widest stream element (inputs, weights, activations) the hardware takes
 MAX_BITS = 16
 #: widest activation a matrix product's thresholds produce (2**bits - 1 comparators per channel)
 MAX_THRESHOLD_BITS = 8
 #: qonnx's Quant rounding modes (qonnx.custom_op.general.intquant.resolve_rounding_mode)
 ROUNDING_MODES = ("ROUND", "HALF_EVEN", "CEIL", "FLOOR", "UP", "DOWN", "HALF_UP", "HALF_DOWN")
+
+
+#: where a stream comes from: (unit name, output port); (None, 0) is the graph's input
+Source = tuple
 
 
 @dataclass
@@ -75,6 +91,7 @@ class _Quantized:
     tail: list = field(default_factory=list)  # float ops after the last quantizer (host side)
     nchw_flatten: tuple | None = None  # (C, H, W) when an NCHW tensor was flattened to (N, C*H*W)
     pad: tuple | None = None  # ((top, left, bottom, right), level) of a Pad waiting for its Conv
+    src: Source = (None, 0)  # the stream holding the levels
 
 
 @dataclass
@@ -89,6 +106,21 @@ class _Accumulating:
     shape: tuple                 # the model's shape of the product (batch first)
     chain: list = field(default_factory=list)
     kind: type = MatrixVectorUnit
+    src: Source = (None, 0)  # the stream the matrix product will read
+
+
+@dataclass
+class _Summing:
+    """``value = scale * (a_mul * a + b_mul * b)`` of two quantized streams, then ``chain``."""
+
+    name: str
+    source: str                  # the Add node
+    srcs: tuple                  # the two input streams
+    dtypes: tuple                # their datatypes
+    muls: tuple                  # (a_mul, b_mul)
+    scale: float
+    shape: tuple                 # the model's shape (batch first)
+    chain: list = field(default_factory=list)
 
 
 def ir_dtype(qdt: QonnxDataType, narrow: bool = False) -> DataType:
@@ -312,30 +344,101 @@ class Lowering:
 
     # -- the walk -------------------------------------------------------------------------------
     def run(self) -> CompiledModel:
-        t = self.input.name
-        state = _Float()
         self.host_in: HostInput | None = None
-        self.in_shape = self._shape(t)
-        while True:
-            users = self.model.find_consumers(t)
-            if t == self.output.name:
-                if users:
-                    raise CompileError(f"the output tensor {t!r} also feeds node {users[0].name!r}; "
-                                       "branching graphs are not supported yet")
-                return self._finish(state)
-            if not users:
-                raise CompileError(f"tensor {t!r} leads nowhere (no consumer, not the output)")
-            if len(users) > 1:
-                raise CompileError(
-                    f"tensor {t!r} feeds {len(users)} nodes ({', '.join(repr(u.name) for u in users)}); "
-                    "branching graphs (residual or skip connections) are not supported yet")
-            node = users[0]
+        self.in_shape = self._shape(self.input.name)
+        self.edges: list[Edge] = []
+        #: tensor -> the states its readers take, in reading order (one per reader: a fork's ports)
+        self.values: dict[str, list] = {}
+        self._put(self.input.name, _Float())
+        for node in self._data_nodes():
             dyn = [i for i in node.input if i and i not in self.static]
-            if dyn != [t]:
-                raise CompileError(f"node {node.name!r} ({self._op(node)}) has {len(dyn)} dynamic inputs; "
-                                   "only one data path per node is supported")
-            state = self.step(node, state, t)
-            t = node.output[0]
+            if not node.output or not node.output[0]:
+                raise CompileError(f"node {node.name!r} ({self._op(node)}) has no output")
+            if len(dyn) == 1:
+                state = self.step(node, self._take(dyn[0]), dyn[0])
+            else:
+                state = self.join(node, [self._take(t) for t in dyn], dyn)
+            self._put(node.output[0], state)
+        return self._finish(self._take(self.output.name))
+
+    def _data_nodes(self) -> list:
+        """The nodes on the data path (reading the input, directly or not), in topological order."""
+        dynamic = {self.input.name}
+        todo = [n for n in self.model.graph.node if any(i and i not in self.static for i in n.input)]
+        out = []
+        while todo:
+            ready = [n for n in todo if all(not i or i in self.static or i in dynamic for i in n.input)]
+            if not ready:
+                n = todo[0]
+                missing = next(i for i in n.input if i and i not in self.static and i not in dynamic)
+                raise CompileError(f"node {n.name!r} ({self._op(n)}) reads tensor {missing!r}, which "
+                                   "no node computes from the model's input (a second model input, or "
+                                   "a cycle); streamfold compiles one-input models")
+            for n in ready:
+                out.append(n)
+                dynamic.update(o for o in n.output if o)
+            todo = [n for n in todo if n not in ready]
+        return out
+
+    def _readers(self, t: str) -> int:
+        """How many times ``t`` is read on the data path (the output counts as a reader)."""
+        n = sum(1 for node in self.model.find_consumers(t) or [] for i in node.input if i == t)
+        return n + (t == self.output.name)
+
+    def _put(self, t: str, state) -> None:
+        """Record ``state`` as tensor ``t``'s: one copy per reader, through a fork if several."""
+        n = self._readers(t)
+        if n == 0:
+            raise CompileError(f"tensor {t!r} leads nowhere (no consumer, not the output)")
+        if n == 1:
+            self.values[t] = [state]
+            return
+        readers = [repr(node.name) for node in self.model.find_consumers(t) or []]
+        if t == self.output.name:
+            readers.append("the model's output")
+        where = f"tensor {t!r} is read by {n} ({', '.join(readers)})"
+        if isinstance(state, _Summing) and not state.chain:
+            state = self._raw_sum(state)
+        if isinstance(state, _Float):
+            raise CompileError(f"{where} before the input quantizer; the host-side input steps "
+                               "cannot branch: quantize the input first")
+        if isinstance(state, (_Accumulating, _Summing)):
+            raise CompileError(f"{where}, between {state.source!r} and a quantizer: only quantized "
+                               "tensors can feed several layers; put the quantizer before the branch")
+        if state.tail:
+            raise CompileError(f"{where} after the float output steps ({state.tail[0].node!r}); "
+                               "branches must stay on quantized tensors")
+        if state.pad is not None:
+            raise CompileError(f"{where} after a Pad; pad each branch's Conv on its own")
+        fork = ForkUnit(self._name("fork"), self._stream_shape(state.src), state.dtype, n, 1, t)
+        self._emit(fork, state.src)
+        copies = []
+        for port in range(n):
+            c = copy.deepcopy(state)
+            c.src = (fork.name, port)
+            copies.append(c)
+        self.values[t] = copies
+
+    def _take(self, t: str):
+        if t not in self.values or not self.values[t]:
+            raise CompileError(f"tensor {t!r} is read before it is computed")  # pragma: no cover
+        return self.values[t].pop(0)
+
+    def _emit(self, unit, *srcs: Source) -> Source:
+        """Append ``unit`` to the graph, fed by the streams ``srcs`` (its input ports in order)."""
+        self.units.append(unit)
+        for port, (src, src_port) in enumerate(srcs):
+            self.edges.append(Edge(src, unit.name, 2, src_port, port))
+        return (unit.name, 0)
+
+    def _stream_shape(self, src: Source) -> tuple:
+        """The frame shape of the stream ``src`` as the hardware carries it (channels last)."""
+        name, port = src
+        if name is None:
+            s = self.in_shape
+            return (s[2], s[3], s[1]) if len(s) == 4 else tuple(s[1:])
+        unit = next(u for u in self.units if u.name == name)
+        return tuple(unit.output_streams()[port].shape)
 
     def step(self, node, state, t: str):
         op = node.op_type
@@ -343,8 +446,6 @@ class Lowering:
         handler = getattr(self, f"on_{kind}_{op}", None)
         if handler is None:
             handler = getattr(self, f"on_{kind}", None)
-        if not node.output or not node.output[0]:
-            raise CompileError(f"node {node.name!r} ({self._op(node)}) has no output")
         if op in QUANTIZERS or op in CHANNEL_OPS:
             shape_in, shape_out = self._shape(t), self._shape(node.output[0])
             consts = [np.shape(self.consts[i]) for i in node.input if i and i != t and i in self.consts]
@@ -498,7 +599,7 @@ class Lowering:
             levels = levels[order]
         pre = scale[0, :] * state.scale
         return _Accumulating(self._name("fc"), node.name, levels.T.copy(), wdt, state.dtype, (),
-                             pre.astype(np.float64), out_shape)
+                             pre.astype(np.float64), out_shape, src=state.src)
 
     def _gemm_left(self, node, state: _Quantized, t: str):
         """A Gemm that rewrites.GemmToMatMulNamed did not take: say why."""
@@ -628,6 +729,7 @@ class Lowering:
             bias = np.broadcast_to(bias.reshape(-1), (oc,))
         name = self._name("conv")
         pre = sc[:, 0] * state.scale
+        src = state.src
         if group == 1:
             if icg != c:
                 raise CompileError(f"node {node.name!r}: weight has {icg} input channels, input has {c}")
@@ -637,21 +739,21 @@ class Lowering:
                 if swg.out_hw != (oh, ow):
                     raise CompileError(f"node {node.name!r}: window geometry gives {swg.out_hw}, the model "
                                        f"says {(oh, ow)}")
-                self.units.append(swg)
+                src = self._emit(swg, src)
             elif (oh, ow) != (h, w):
                 raise CompileError(f"node {node.name!r}: a 1x1 convolution keeps {(h, w)}, the model says "
                                    f"{(oh, ow)}")
             wmat = levels.transpose(0, 2, 3, 1).reshape(oc, kh * kw * c)
-            acc = _Accumulating(name, node.name, wmat, wdt, state.dtype, (oh, ow), pre, out_shape)
+            acc = _Accumulating(name, node.name, wmat, wdt, state.dtype, (oh, ow), pre, out_shape, src=src)
         elif group == c and icg == 1 and oc == c:
             swg = SlidingWindowUnit(f"{name}_win", (h, w, c), state.dtype, (kh, kw), stride, pads,
                                     pad_level if state.pad is not None else 0, 1, True, node.name)
             if swg.out_hw != (oh, ow):
                 raise CompileError(f"node {node.name!r}: window geometry gives {swg.out_hw}, the model "
                                    f"says {(oh, ow)}")
-            self.units.append(swg)
+            src = self._emit(swg, src)
             acc = _Accumulating(name, node.name, levels.reshape(c, kh * kw), wdt, state.dtype, (oh, ow),
-                                pre, out_shape, kind=VectorVectorUnit)
+                                pre, out_shape, kind=VectorVectorUnit, src=src)
         else:
             raise CompileError(f"node {node.name!r} (Conv): group={group} is neither 1 nor depthwise "
                                f"({c} channels); grouped convolutions are not supported")
@@ -676,7 +778,7 @@ class Lowering:
         if k[0] > h or k[1] > w or tuple(out_shape) != (state.shape[0], c) + unit.out_hw:
             raise CompileError(f"node {node.name!r} (MaxPool): a {k[0]}x{k[1]} window with stride "
                                f"{stride} on {h}x{w} gives {unit.out_hw}, the model says {out_shape}")
-        self.units.append(unit)
+        state.src = self._emit(unit, state.src)
         state.shape = out_shape
         return state
 
@@ -686,7 +788,7 @@ class Lowering:
         if self._shape(node.output[0]) != (state.shape[0], c, 1, 1):
             raise CompileError(f"node {node.name!r} (GlobalAveragePool): gives ({state.shape[0]}, {c}, 1, "
                                f"1), the model says {self._shape(node.output[0])}")
-        self.units.append(unit)
+        state.src = self._emit(unit, state.src)
         state.dtype = unit.out_dtype
         state.scale = state.scale / (h * w)
         state.shape = self._shape(node.output[0])
@@ -705,8 +807,7 @@ class Lowering:
                     f"({(1 << MAX_THRESHOLD_BITS) - 1} thresholds); quantize to "
                     f"{MAX_THRESHOLD_BITS} bits or fewer")
             unit = self._mvau(state, self._call(node, t), dtype)
-            self.units.append(unit)
-            return _Quantized(dtype, scale, self._shape(node.output[0]))
+            return _Quantized(dtype, scale, self._shape(node.output[0]), src=self._emit(unit, state.src))
         if op in SHAPE_OPS:
             if self._shape(node.output[0]) != state.shape:
                 raise CompileError(f"node {node.name!r} ({self._op(node)}) reshapes an accumulator; not supported")
@@ -747,6 +848,147 @@ class Lowering:
         unit.out_bias = out_bias
         return unit
 
+    # joins -----------------------------------------------------------------------------------
+    def join(self, node, states: list, tensors: list):
+        """A node reading two or more data paths: an Add or a Concat of quantized streams."""
+        op = node.op_type
+        if op not in JOIN_OPS:
+            raise CompileError(f"node {node.name!r} ({self._op(node)}) reads {len(states)} data paths "
+                               f"({', '.join(map(repr, tensors))}); only Add and Concat join data paths")
+        for st, t in zip(states, tensors):
+            if isinstance(st, _Summing) and not st.chain:
+                st = self._raw_sum(st)
+                states[tensors.index(t)] = st
+            if isinstance(st, (_Accumulating, _Summing)):
+                raise CompileError(
+                    f"node {node.name!r} ({self._op(node)}): input {t!r} comes from {st.source!r} "
+                    "without a quantizer in between; quantize every input of the join (one shared "
+                    "quantizer, e.g. a Brevitas QuantIdentity applied to each branch)")
+            if isinstance(st, _Float):
+                raise CompileError(f"node {node.name!r} ({self._op(node)}): input {t!r} is not quantized; "
+                                   "quantize every input of the join with one shared quantizer")
+            if st.tail or st.pad is not None or st.nchw_flatten is not None:
+                what = "float output steps" if st.tail else "a Pad" if st.pad is not None else "a flatten"
+                raise CompileError(f"node {node.name!r} ({self._op(node)}): input {t!r} follows {what}; "
+                                   "joins take quantized feature maps directly")
+        shape = self._shape(node.output[0])
+        for st, t in zip(states, tensors):
+            if len(st.shape) != len(shape) or (op == "Add" and tuple(st.shape) != shape):
+                raise CompileError(f"node {node.name!r} ({self._op(node)}): input {t!r} has shape "
+                                   f"{st.shape}, the output {shape}; joins do not broadcast")
+        return self._add(node, states, tensors, shape) if op == "Add" else \
+            self._concat(node, states, tensors, shape)
+
+    def _add(self, node, states, tensors, shape):
+        if len(states) != 2:
+            raise CompileError(f"node {node.name!r} (Add): adds {len(states)} data paths; expected two")
+        a, b = states
+        ratio = a.scale / b.scale
+        frac = Fraction(ratio).limit_denominator(MAX_RESCALE)
+        p, q = frac.numerator, frac.denominator
+        if p > MAX_RESCALE or abs(p / q - ratio) > 1e-6 * ratio:
+            raise CompileError(
+                f"node {node.name!r} (Add): its inputs {tensors[0]!r} (scale {a.scale:.6g}) and "
+                f"{tensors[1]!r} (scale {b.scale:.6g}) have a scale ratio of {ratio:.6g}, not a small "
+                "exact fraction, so their integer levels cannot be added exactly; quantize both "
+                "inputs with one shared quantizer (in Brevitas, the same QuantIdentity on both branches)")
+        if a.dtype.bipolar != b.dtype.bipolar:
+            raise CompileError(f"node {node.name!r} (Add): adds a bipolar and a non-bipolar stream; "
+                               "quantize both inputs with one shared quantizer")
+        # s_a a + s_b b = (s_b / q) (p a + q b)
+        return _Summing(self._name("add"), node.name, (a.src, b.src), (a.dtype, b.dtype), (p, q),
+                        b.scale / q, shape)
+
+    def _concat(self, node, states, tensors, shape):
+        axis = _attrs(node).get("axis", 1)
+        if axis < 0:
+            axis += len(shape)
+        if axis != 1:
+            raise CompileError(f"node {node.name!r} (Concat): joins on axis {axis}; only the channel "
+                               "axis (1) is supported")
+        s0 = states[0].scale
+        for st, t in zip(states[1:], tensors[1:]):
+            if abs(st.scale - s0) > 1e-6 * s0 or st.dtype.bipolar != states[0].dtype.bipolar:
+                raise CompileError(
+                    f"node {node.name!r} (Concat): its inputs {tensors[0]!r} (scale {s0:.6g}, "
+                    f"{states[0].dtype.name}) and {t!r} (scale {st.scale:.6g}, {st.dtype.name}) differ; "
+                    "a concat joins streams of one scale: quantize every branch with one shared "
+                    "quantizer (in Brevitas, the same QuantReLU/QuantIdentity instance)")
+        dtypes = tuple(st.dtype for st in states)
+        if all(d == dtypes[0] for d in dtypes):
+            out = dtypes[0]
+        else:
+            out = DataType.for_range(min(d.min for d in dtypes), max(d.max for d in dtypes))
+        spatial = tuple(shape[2:])
+        unit = ConcatUnit(self._name("cat"), spatial, tuple(int(st.shape[1]) for st in states), dtypes,
+                          out, 1, node.name)
+        if sum(unit.channels) != shape[1]:
+            raise CompileError(f"node {node.name!r} (Concat): the inputs have {sum(unit.channels)} "
+                               f"channels, the model says {shape[1]}")
+        return _Quantized(out, s0, shape, src=self._emit(unit, *(st.src for st in states)))
+
+    def _sum_unit(self, st: _Summing, **fields) -> AddUnit:
+        shape = st.shape
+        stream = (shape[2], shape[3], shape[1]) if len(shape) == 4 else tuple(shape[1:])
+        return AddUnit(st.name, stream, st.dtypes[0], st.dtypes[1], BIPOLAR, st.muls[0], st.muls[1],
+                       source=st.source, **fields)
+
+    def _raw_sum(self, st: _Summing) -> _Quantized:
+        """The sum itself as a stream (no activation): its integer levels at ``st.scale``."""
+        if st.chain:  # pragma: no cover - callers check
+            raise CompileError(f"node {st.chain[0].node!r}: float ops after Add {st.source!r} need a "
+                               "quantizer before the next layer")
+        unit = self._sum_unit(st)
+        unit.out_dtype = unit.acc_dtype
+        if unit.out_dtype.bits > MAX_BITS:
+            raise CompileError(f"node {st.source!r} (Add): its {unit.out_dtype.bits}-bit sum exceeds the "
+                               f"{MAX_BITS}-bit stream limit; quantize the sum")
+        return _Quantized(unit.out_dtype, st.scale, st.shape, src=self._emit(unit, *st.srcs))
+
+    def on_summing(self, node, state: _Summing, t: str):
+        op = node.op_type
+        if op in QUANTIZERS:
+            dtype, scale = self._quantizer_type(node)
+            if dtype.bits > MAX_THRESHOLD_BITS:
+                raise CompileError(
+                    f"node {node.name!r} (Quant): a {dtype.bits}-bit activation after Add "
+                    f"{state.source!r} needs {(1 << dtype.bits) - 1} thresholds per channel; the "
+                    f"threshold units take up to {MAX_THRESHOLD_BITS} bits; quantize to "
+                    f"{MAX_THRESHOLD_BITS} bits or fewer")
+            unit = self._sum_unit(state, out_dtype=dtype)
+            lo, hi = unit.acc_range
+            c = unit.channels
+            probe = (lambda n: (n, -1)) if len(state.shape) == 2 else (lambda n: (n, -1, 1, 1))
+            thr, out_bias, sign = thresholds_for(unit, np.full(c, state.scale), state.chain,
+                                                 self._call(node, t), probe,
+                                                 bounds=(np.full(c, lo), np.full(c, hi)))
+            if np.all(sign < 0):  # the ops after the sum decrease: add the negated inputs
+                unit.a_mul, unit.b_mul = -unit.a_mul, -unit.b_mul
+            elif np.any(sign < 0):
+                raise CompileError(
+                    f"node {node.name!r} (Quant): the ops between Add {state.source!r} and this "
+                    "quantizer increase with the sum in some channels and decrease in others (a "
+                    "batch-norm with gammas of both signs); put a quantizer after the Add first")
+            unit.thresholds, unit.out_bias = thr, out_bias
+            return _Quantized(dtype, scale, self._shape(node.output[0]), src=self._emit(unit, *state.srcs))
+        if op in CHANNEL_OPS:
+            call = self._call(node, t)
+            c = state.shape[1]
+            probe = (1, c) if len(state.shape) == 2 else (1, c, 1, 1)
+            for arr in (np.asarray(x) for x in call.inputs if x is not None):
+                ok = arr.size in (1, c) and (op == "BatchNormalization" or
+                                             np.broadcast_shapes(arr.shape, probe) == probe)
+                if not ok:
+                    raise CompileError(f"node {node.name!r} ({self._op(node)}): constant of shape "
+                                       f"{arr.shape} is not per-channel for {c} channels")
+            state.chain.append(call)
+            return state
+        if state.chain:
+            raise CompileError(f"node {node.name!r} ({self._op(node)}) follows float ops on the sum of "
+                               f"Add {state.source!r} ({state.chain[0].node!r}); put a quantizer "
+                               "between them")
+        return self.step(node, self._raw_sum(state), t)
+
     # the end
     def _finish(self, state) -> CompiledModel:
         if self.host_in is None or (not self.units and not isinstance(state, _Accumulating)):
@@ -758,7 +1000,7 @@ class Lowering:
                               in_dtype=state.in_dtype, out_dtype=BIPOLAR, rows_shape=state.rows_shape,
                               source=state.source)
             unit.out_dtype = unit.acc_dtype
-            self.units.append(unit)
+            src = self._emit(unit, state.src)
             mw = unit.weights.shape[1]
             pre = np.asarray(state.pre_scale, dtype=np.float64)
             if unit.binary:  # popcount p -> dot product 2p - MW
@@ -770,9 +1012,21 @@ class Lowering:
             c = state.shape[1] if len(state.shape) >= 2 else 1
             host_out = HostOutput(np.full(c, state.scale, dtype=np.float32), np.zeros(c), state.tail,
                                   "nchw" if len(state.shape) == 4 else "flat", exact=True)
+            src = state.src
+        elif isinstance(state, _Summing):
+            c = state.shape[1] if len(state.shape) >= 2 else 1
+            # the model adds two float32 products: equal to the integer sum times its scale up to
+            # float32 rounding (not bit for bit)
+            host_out = HostOutput(np.full(c, state.scale), np.zeros(c), state.chain,
+                                  "nchw" if len(state.shape) == 4 else "flat")
+            src = self._raw_sum(state).src
         else:
             raise CompileError(f"{self.source}: the output is reached before any quantized layer")
-        pipeline = DataflowGraph(self.units)
+        if src == (None, 0):
+            raise CompileError(f"{self.source}: no quantized layer between input and output; nothing "
+                               "to put in hardware")
+        self.edges.append(Edge(src[0], None, 2, src[1], 0))
+        pipeline = DataflowGraph(self.units, edges=self.edges)
         try:
             pipeline.check()
         except ValueError as e:  # neighbouring units disagree: the model's shapes do not add up

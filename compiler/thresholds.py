@@ -58,25 +58,31 @@ def monotone_by_construction(chain: list) -> bool:
     return True
 
 
-def thresholds_for(unit, pre_scale: np.ndarray, chain: list, quantizer: OpCall, probe):
+def thresholds_for(unit, pre_scale: np.ndarray, chain: list, quantizer: OpCall, probe, bounds=None):
     """Return ``(thresholds (MH, T) int64, out_bias, sign (MH,))`` for ``unit``.
 
     ``probe(n)`` gives the shape to evaluate the chain on ``n`` samples of every channel in the
-    model's layout (``(n, MH)`` or ``(n, MH, 1, 1)``).
+    model's layout (``(n, MH)`` or ``(n, MH, 1, 1)``). ``bounds``: per-channel ``(lo, hi)`` of an
+    integer that is not a dot product (an add's sum); else the range follows ``unit``'s weights.
     """
     with np.errstate(all="ignore"):  # inf/NaN are diagnosed below, not warned about
-        return _thresholds_for(unit, pre_scale, chain, quantizer, probe)
+        return _thresholds_for(unit, pre_scale, chain, quantizer, probe, bounds)
 
 
-def _thresholds_for(unit, pre_scale: np.ndarray, chain: list, quantizer: OpCall, probe):
-    mh, mw = (int(d) for d in unit.weights.shape)
+def _thresholds_for(unit, pre_scale: np.ndarray, chain: list, quantizer: OpCall, probe, bounds):
     quantize, levels = _levels_fn(quantizer)
-    binary = unit.binary
-    if binary:
+    if bounds is not None:
+        lo, hi = (np.asarray(b, dtype=np.int64) for b in bounds)
+        mh, mw, binary = lo.size, 0, False
+    elif unit.binary:
+        mh, mw = (int(d) for d in unit.weights.shape)
+        binary = True
         lo = np.zeros(mh, dtype=np.int64)
         hi = np.full(mh, mw, dtype=np.int64)
     else:
-        w = unit.weights.astype(np.int64)
+        mh, mw = (int(d) for d in unit.weights.shape)
+        binary = False
+        w = np.asarray(unit.weights).astype(np.int64)
         xa, xb = w * unit.in_dtype.min, w * unit.in_dtype.max
         lo, hi = np.minimum(xa, xb).sum(1), np.maximum(xa, xb).sum(1)
     pre = np.asarray(pre_scale, dtype=np.float64).reshape(-1)

@@ -250,10 +250,12 @@ def test_nan_in_chain(capfd, tmp_path):
                   "check the constants of", "'Max_0'")
 
 
-def test_branching_graph(capfd, tmp_path):
+def test_branch_before_quantizer(capfd, tmp_path):
+    """A branch on a matrix product's accumulator (before its quantizer) is refused by name."""
     def branch(g, t):
         return g.node("Add", [t, g.node("Relu", [t])])
-    compile_error(capfd, tmp_path, dense_model(between=branch), "feeds 2 nodes", "branching graphs")
+    compile_error(capfd, tmp_path, dense_model(between=branch), "is read by 2", "between 'MatMul_0' and a "
+                  "quantizer", "put the quantizer before the branch")
 
 
 # ----------------------------------------------------------------------------- fold files
