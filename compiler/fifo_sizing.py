@@ -364,7 +364,9 @@ def analyse_fifos(pipeline, frames: int | None = None, ii: int | None = None,
     """Schedules of the pipeline with unbounded FIFOs, input fed at ``ii`` (default: the
     bottleneck's cycles per frame), and the depth every FIFO needs (see the module docstring).
     ``reach``: how many units upstream of its anchor a late schedule extends (default
-    ``LATE_REACH``)."""
+    ``LATE_REACH``). A graph that branches is analysed by :func:`analyse_graph_fifos`."""
+    if not topology.is_chain(pipeline):
+        return analyse_graph_fifos(pipeline, frames, ii)
     units = topology.chain(pipeline, "the FIFO analysis")
     fixed_ii = ii is not None
     cost_ii = int(ii) if fixed_ii else pipeline_cycles(pipeline)[0]
@@ -385,6 +387,214 @@ def analyse_fifos(pipeline, frames: int | None = None, ii: int | None = None,
             continue
         # steady state: the last frame counted asks no more than the ones before
         converged = all(len(p) < 2 or p[-1] <= max(p[:-1]) for p in res.frame_peaks)
+        if frames is not None or converged or nfr >= MAX_FRAMES:
+            break
+        nfr = min(MAX_FRAMES, nfr * 2)
+    res.cost_ii = cost_ii
+    res.slow_unit = next((u.name for u, p in zip(units, first_periods)
+                          if p is not None and p > cost_ii), None)
+    return res
+
+
+# ----------------------------------------------------------------------------- graphs
+class _GraphSchedule:
+    """Earliest and latest schedules of every unit of a branching graph, edge by edge.
+
+    ``writes[e]`` / ``reads[e]``: when edge ``e``'s FIFO is written (the producer's output beats
+    through the edge's width converter) and read (its consumer's input port), per mode:
+    ``"early"`` (every unit as soon as possible, unbounded FIFOs) and ``"late"`` (as late as
+    possible while the graph's output keeps its earliest times).
+    """
+
+    def __init__(self, graph, frames: int, ii: int):
+        self.graph, self.frames = graph, frames
+        self.units = topology.order(graph)
+        self.edges = graph.edges
+        self.eno = {id(e): i for i, e in enumerate(self.edges)}
+        n_in = graph.in_stream.beats_per_frame
+        j = np.arange(frames * n_in, dtype=np.int64)
+        source = (j // n_in) * ii + (j % n_in) * ii // n_in
+        self.throttled = {}
+        self.pace = {u.name: self._pace(u) for u in self.units}
+        ew, er, self.early_out = {}, {}, {}
+        out_of = {(None, 0): source}
+        for u in self.units:
+            avails = []
+            for e in topology.in_edges(graph, u.name):
+                i = self.eno[id(e)]
+                ew[i], self.throttled[i] = self._dwc(e, out_of[(e.src, e.src_port)])
+                avails.append(ew[i] + FIFO_LATENCY)
+            reads, outs = self._timeline(u, avails)
+            for e, r in zip(topology.in_edges(graph, u.name), reads):
+                er[self.eno[id(e)]] = r
+            for p, o in enumerate(outs):
+                out_of[(u.name, p)] = o
+            self.early_out[u.name] = outs
+        e = graph.output_edge
+        i = self.eno[id(e)]
+        ew[i], self.throttled[i] = self._dwc(e, out_of[(e.src, e.src_port)])
+        er[i] = ew[i] + FIFO_LATENCY  # the sink keeps up
+        self.writes, self.reads = {"early": ew}, {"early": er}
+        self._late()
+
+    def _pace(self, u) -> int:
+        """Cycles per output beat a splitting width converter after single-output unit ``u`` allows."""
+        outs = topology.out_edges(self.graph, u.name)
+        if len(outs) != 1:
+            return 1
+        a, b = self.graph.source_stream(outs[0]).fold, self.graph.stream_of(outs[0]).fold
+        return -(-a // b) if a > b else 1
+
+    def _dwc(self, e, outs):
+        return dwc_timeline(outs, self.graph.source_stream(e).fold, self.graph.stream_of(e).fold)
+
+    def _timeline(self, u, avails):
+        k = kind_of(u)
+        if k.multiport:
+            return k.timeline(u, avails, self.frames)
+        r, o = unit_timeline(u, avails[0], self.frames, self.pace[u.name])
+        return [r], [o]
+
+    def _late(self):
+        """Latest schedules, from the output back; a unit that cannot wait (or whose latest
+        schedule would not be a schedule) keeps its earliest one, and so does everything upstream."""
+        g, frames = self.graph, self.frames
+        lw, lr = dict(self.writes["early"]), dict(self.reads["early"])
+        self.late_units = set()
+        blocked = set()
+        for u in reversed(self.units):
+            outs = topology.out_edges(g, u.name)
+            if u.name in blocked or any(e.dst is not None and e.dst not in self.late_units for e in outs):
+                blocked.add(u.name)
+                continue
+            k = kind_of(u)
+            dls = []
+            for e in outs:
+                i = self.eno[id(e)]
+                read = lr[i] if e.dst is not None else self.writes["early"][i]
+                dls.append(dwc_latest(read - (FIFO_LATENCY if e.dst is not None else 0),
+                                      self.early_out[u.name][e.src_port].size,
+                                      g.source_stream(e).fold, g.stream_of(e).fold))
+            ins = topology.in_edges(g, u.name)
+            early = [self.reads["early"][self.eno[id(e)]] for e in ins]
+            if k.multiport:
+                reads, outs_t = _multiport_latest(u, dls, early)
+            elif k.can_wait(u, self.pace[u.name]):
+                r, o = unit_latest(u, dls[0], frames, early[0], self.pace[u.name])
+                reads, outs_t = [r], [o]
+            else:
+                reads = None
+            if reads is None or any(r.shape != a.shape or np.any(r < a) for r, a in zip(reads, early)) or \
+                    any(np.any(o > d) for o, d in zip(outs_t, dls)):
+                blocked.add(u.name)
+                continue
+            self.late_units.add(u.name)
+            for e, r in zip(ins, reads):
+                lr[self.eno[id(e)]] = r
+            for e in outs:
+                i = self.eno[id(e)]
+                lw[i] = self._dwc(e, outs_t[e.src_port])[0]
+        self.writes["late"], self.reads["late"] = lw, lr
+
+
+def _multiport_latest(u, deadlines: list, early: list):
+    """Latest reads of a fork, add or concat whose outputs leave by ``deadlines``."""
+    if u.kind == "fork":
+        r = np.maximum(rchain(np.minimum.reduce(deadlines)), early[0])
+        return [r], [r] * len(deadlines)
+    if u.kind == "add":
+        r = np.maximum(rchain(deadlines[0] - u.latency), np.maximum(early[0], early[1]))
+        return [r, r], [r + u.latency]
+    if u.kind == "concat":
+        ports, _ = u.beat_order(deadlines[0].size // u.out_stream.beats_per_frame)
+        e = np.empty(ports.size, dtype=np.int64)
+        for p, a in enumerate(early):
+            e[ports == p] = a
+        r = np.maximum(rchain(deadlines[0]), e)
+        return [r[ports == p] for p in range(len(early))], [r]
+    return None, None
+
+
+def analyse_graph_fifos(graph, frames: int | None = None, ii: int | None = None) -> FifoAnalysis:
+    """The FIFO analysis of a graph with forks and joins (see "Branches" in the module docstring).
+
+    Every unit's schedule is taken earliest or latest; the latest units form a downstream-closed
+    set (a late unit's consumers are late too, so every beat is still written before it is read),
+    chosen among the suffixes of the topological order to minimise the FIFO bits. Depths are
+    peaks plus the margin, as for a chain, but a reconvergent edge is not capped at one frame:
+    the short path of a branch holds what the long path keeps in flight, which can exceed a frame.
+    """
+    topology.check_graph(graph)
+    fixed_ii = ii is not None
+    cost_ii = int(ii) if fixed_ii else pipeline_cycles(graph)[0]
+    ii = cost_ii
+    nfr = int(frames or DEFAULT_FRAMES)
+    units = topology.order(graph)
+    edges = graph.edges
+    widths = [graph.stream_of(e).beat_bits for e in edges]
+    first_periods = None
+    for _ in range(8):
+        sch = _GraphSchedule(graph, nfr, ii)
+        periods = []
+        for u in units:
+            o = sch.early_out[u.name][0]
+            ob = u.out_stream.beats_per_frame
+            periods.append(int(o[-1] - o[-1 - ob]) if nfr > 1 else None)
+        if first_periods is None:
+            first_periods = periods
+        slow = max((p for p in periods if p is not None), default=ii)
+        if not fixed_ii and slow > ii:
+            ii = slow
+            continue
+        best = None
+        order_idx = {u.name: k for k, u in enumerate(units)}
+        for j in range(len(units), -1, -1):  # units j.. late
+            late = {u.name for u in units[j:]}
+            if not late <= sch.late_units:
+                break
+            occs, bits = [], 0
+            for i, e in enumerate(edges):
+                if e.src is None or e.dst is None:
+                    occs.append(None)
+                    bits += MIN_DEPTH * widths[i]
+                    continue
+                wm = "late" if e.src in late else "early"
+                rm = "late" if e.dst in late else "early"
+                w, r = sch.writes[wm][i], sch.reads[rm][i]
+                n_counted = graph.stream_of(e).beats_per_frame * (nfr - 1)
+                occ = fifo_occupancy(w[:n_counted], r)
+                occs.append(occ)
+                bits += min(MAX_DEPTH, max(MIN_DEPTH, int(occ.max()) + MARGIN)) * widths[i]
+            if best is None or bits < best[0]:
+                best = (bits, j, occs)
+        _bits, j, occs = best
+        peaks, frame_peaks, depths, capped = [], [], [], []
+        for i, e in enumerate(edges):
+            if occs[i] is None:
+                peaks.append(0)
+                frame_peaks.append([])
+                depths.append(MIN_DEPTH)
+                capped.append(False)
+                continue
+            per = occs[i].reshape(nfr - 1, -1).max(axis=1)
+            frame_peaks.append([int(v) for v in per])
+            peaks.append(int(per.max()))
+            want = max(MIN_DEPTH, peaks[-1] + MARGIN)
+            depths.append(min(want, MAX_DEPTH))
+            capped.append(want > MAX_DEPTH)
+        early_bits = 0
+        for i, e in enumerate(edges):
+            if e.src is None or e.dst is None:
+                early_bits += MIN_DEPTH * widths[i]
+                continue
+            n_counted = graph.stream_of(e).beats_per_frame * (nfr - 1)
+            occ = fifo_occupancy(sch.writes["early"][i][:n_counted], sch.reads["early"][i])
+            early_bits += min(MAX_DEPTH, max(MIN_DEPTH, int(occ.max()) + MARGIN)) * widths[i]
+        modes = ["latest for output" if order_idx[u.name] >= j else "earliest" for u in units]
+        res = FifoAnalysis(ii, nfr, modes, peaks, depths, capped, periods,
+                           sum(d * w for d, w in zip(depths, widths)), early_bits,
+                           [sch.throttled.get(i, 0) for i in range(len(edges))], frame_peaks)
+        converged = all(len(p) < 2 or p[-1] <= max(p[:-1]) for p in frame_peaks)
         if frames is not None or converged or nfr >= MAX_FRAMES:
             break
         nfr = min(MAX_FRAMES, nfr * 2)

@@ -927,11 +927,11 @@ class Lowering:
                                f"channels, the model says {shape[1]}")
         return _Quantized(out, s0, shape, src=self._emit(unit, *(st.src for st in states)))
 
-    def _sum_unit(self, st: _Summing, **fields) -> AddUnit:
+    def _sum_unit(self, st: _Summing, out_dtype: DataType = BIPOLAR) -> AddUnit:
         shape = st.shape
         stream = (shape[2], shape[3], shape[1]) if len(shape) == 4 else tuple(shape[1:])
-        return AddUnit(st.name, stream, st.dtypes[0], st.dtypes[1], BIPOLAR, st.muls[0], st.muls[1],
-                       source=st.source, **fields)
+        return AddUnit(st.name, stream, st.dtypes[0], st.dtypes[1], out_dtype, st.muls[0], st.muls[1],
+                       source=st.source)
 
     def _raw_sum(self, st: _Summing) -> _Quantized:
         """The sum itself as a stream (no activation): its integer levels at ``st.scale``."""

@@ -45,12 +45,51 @@ class StallReport:
                 "fifos": self.fifos}
 
 
+def _label(p) -> str:
+    return f"{p.unit.name} ({p.unit.kind})" if p.kind == "unit" else p.label
+
+
 def components(pipeline) -> list:
     """The accelerator's stream components in stream order, named as the top level names them
     (:func:`streamfold.compiler.topology.pieces`)."""
-    return [Component(p.name, f"{p.unit.name} ({p.unit.kind})" if p.kind == "unit" else p.label, p.kind,
-                      p.depth if p.kind == "fifo" else None)
+    return [Component(p.name, _label(p), p.kind, p.depth if p.kind == "fifo" else None)
             for p in topology.pieces(pipeline)]
+
+
+def _port(name: str, port: int, n: int) -> str:
+    return f"{name} port {port}" if n > 1 else name
+
+
+def stream_taps(pipeline) -> list:
+    """Every stream of the top level as ``(from, to, scope, member)``: its valid/ready are the
+    ``member`` (``i``/``o``) of the part at ``scope``, in stream order. In a chain each stream
+    joins neighbouring parts; in a graph, a unit's output port feeds the first part of its edge
+    and every FIFO feeds its edge's consumer port."""
+    pieces = topology.pieces(pipeline)
+    units = {p.unit.name: p for p in pieces if p.kind == "unit"}
+    last_on_edge: dict = {}
+    taps = []
+    for p in pieces:
+        if p.kind == "unit":
+            continue
+        e = p.edge
+        if p.index in last_on_edge:
+            src = last_on_edge[p.index]
+        elif e.src is None:
+            src = "s_axis"
+        else:
+            u = units[e.src]
+            src = _port(_label(u), e.src_port, len(u.unit.output_streams()))
+        taps.append((src, p.label, p.name, "i"))
+        last_on_edge[p.index] = p.label
+        if p.kind == "fifo":
+            if e.dst is None:
+                taps.append((p.label, "m_axis", p.name, "o"))
+            else:
+                u = units[e.dst]
+                taps.append((p.label, _port(_label(u), e.dst_port, len(u.unit.input_streams())),
+                             p.name, "o"))
+    return taps
 
 
 def _probe_table(probes: list, top: str) -> dict:
@@ -107,18 +146,13 @@ def diagnose(pipeline, result, top: str = "streamfold_top", frames: int | None =
 
     comps = components(pipeline)
     streams = []
-    names = ["s_axis"] + [c.label for c in comps] + ["m_axis"]
-    for i in range(len(comps) + 1):
-        if i == 0:  # s_axis -> first FIFO
-            sig = table.get(comps[0].scope, {})
-            v, r = sig.get("i__valid"), sig.get("i__ready")
-        else:
-            up = table.get(comps[i - 1].scope, {})
-            v, r = up.get("o__valid"), up.get("o__ready")
-        streams.append({"from": names[i], "to": names[i + 1], "valid": v, "ready": r,
-                        "waiting": v == 1 and r == 0})
+    for src, dst, scope, member in stream_taps(pipeline):
+        sig = table.get(scope, {})
+        v, r = sig.get(f"{member}__valid"), sig.get(f"{member}__ready")
+        streams.append({"from": src, "to": dst, "valid": v, "ready": r, "waiting": v == 1 and r == 0})
     fifos = [{"name": c.label, "depth": c.depth, "occupancy": _occupancy(c, table)}
              for c in comps if c.kind == "fifo"]
+    full = [f for f in fifos if f["occupancy"] is not None and f["depth"] and f["occupancy"] >= f["depth"]]
 
     waiting = [i for i, s in enumerate(streams) if s["waiting"]]
     if waiting:
@@ -129,11 +163,17 @@ def diagnose(pipeline, result, top: str = "streamfold_top", frames: int | None =
             why_line = ("the sink is not taking beats (m_axis_tready=0): back-pressure from outside "
                         "the design; the streams and FIFOs before it filled up")
         else:
-            nxt = streams[i + 1]
+            dst = s["to"].split(" port ")[0]
+            outs = [t for t in streams if t["from"].split(" port ")[0] == dst]
+            idle = all(t["valid"] == 0 for t in outs)
             why_line = (f"{s['to']} does not take the beat offered to it while its own output is "
-                        f"{'idle' if nxt['valid'] == 0 else 'not moving'}: it is stuck")
+                        f"{'idle' if idle else 'not moving'}: it is stuck")
+            if full and s["to"] != dst:  # a join waiting on another input, or a fork on another output
+                why_line += (f"; {', '.join(f['name'] for f in full)} "
+                             f"{'is' if len(full) == 1 else 'are'} full: a branch's FIFO too shallow "
+                             "for what the other branch holds in flight")
     elif result.in_accepted < result.in_beats_total:
-        stuck_at = "s_axis -> " + names[1]
+        stuck_at = "s_axis -> " + streams[0]["to"]
         why_line = ("nothing is in flight, yet the design does not accept more input "
                     f"(s_axis_tready={streams[0]['ready']})")
     else:

@@ -142,3 +142,46 @@ def conv_model(*, channels=(1, 4, 6), size: int = 6, act_bits: int = 2, w_bits: 
     t = g.node("Gemm", [t, g.qweight((3, c1 * half * half), w_bits, 0.25),
                         g.const(g.rng.uniform(-1, 1, 3).astype(np.float32), "bias")], transB=1)
     return g.model("x", [1, c0, size, size], t, [1, 3])
+
+
+def residual_model(*, channels: int = 4, size: int = 6, join: str = "Add", skip_scale: float = 1.0,
+                   seed: int = 0) -> onnx.ModelProto:
+    """A residual (or concatenating) block::
+
+        x (1, C, S, S) -> Quant(UINT4, s) -+-> Conv 3x3 -> BN -> Relu -> Quant(UINT4) -> Conv 3x3
+                                           |     -> BN -> Quant(INT5, s) --+
+                                           +--------------------------------+-> Add (or Concat)
+          -> Relu -> Quant(UINT4) -> GlobalAveragePool -> Flatten -> Gemm -> y (1, 3)
+
+    ``skip_scale``: the skip path is requantized with ``s * skip_scale`` (1: equal scales, a
+    power of two: exact rescaling, anything else: an Add that cannot be made exact).
+    """
+    c = channels
+    g = Graph(seed)
+    s = 1 / 15
+    x = g.quant("x", s, 4)
+
+    def bn(t):
+        p = [g.const(g.rng.uniform(0.5, 1.5, c).astype(np.float32)),
+             g.const(g.rng.uniform(-1, 1, c).astype(np.float32)),
+             g.const(g.rng.uniform(-0.5, 0.5, c).astype(np.float32)),
+             g.const(g.rng.uniform(0.5, 2, c).astype(np.float32))]
+        return g.node("BatchNormalization", [t] + p, epsilon=1e-5)
+
+    t = g.node("Conv", [x, g.qweight((c, c, 3, 3), 4, 0.25)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    t = g.quant(g.node("Relu", [bn(t)]), 0.25, 4)
+    t = g.node("Conv", [t, g.qweight((c, c, 3, 3), 4, 0.25)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    t = g.quant(bn(t), s, 5, signed=1)
+    skip = x if skip_scale == 1.0 else g.quant(x, s * skip_scale, 6, signed=1)
+    if join == "Add":
+        t = g.node("Add", [t, skip])
+        n_out = c
+    else:
+        t = g.node("Concat", [t, skip], axis=1)
+        n_out = 2 * c
+    t = g.quant(g.node("Relu", [t]), 0.3, 4)
+    t = g.node("GlobalAveragePool", [t])
+    t = g.node("Flatten", [t], axis=1)
+    t = g.node("Gemm", [t, g.qweight((3, n_out), 4, 0.25),
+                        g.const(g.rng.uniform(-1, 1, 3).astype(np.float32), "bias")], transB=1)
+    return g.model("x", [1, c, size, size], t, [1, 3])
