@@ -629,16 +629,17 @@ def fifo_report(pipeline, analysis: FifoAnalysis | None = None) -> list[dict]:
     (:func:`analyse_fifos`) the analysed peak occupancy, whether the cap cut it, and the schedule
     its consumer was analysed in join each row. Total: ``sum(row["bits"])`` (:func:`fifo_bits`)."""
     rows = []
+    unit_no = {u.name: k for k, u in enumerate(topology.order(pipeline))}
     for p in topology.fifo_pieces(pipeline):
         k, depth, width = p.index, p.depth, p.width
         impl = {0: "wire", 1: "register", 2: "skid buffer"}.get(depth, "fifo")
-        row = {"name": p.name, "feeds": p.edge.dst or "output",
+        row = {"name": p.name, "from": p.edge.src or "input", "feeds": p.edge.dst or "output",
                "depth": depth, "width": width, "bits": depth * width, "impl": impl}
         if analysis is not None:
             row["peak"] = int(analysis.peaks[k])
             row["capped"] = bool(analysis.capped[k])
             if p.edge.dst is not None:
-                row["consumer_schedule"] = analysis.modes[k]
+                row["consumer_schedule"] = analysis.modes[unit_no[p.edge.dst]]
         rows.append(row)
     return rows
 

@@ -36,7 +36,9 @@ from qonnx.custom_op.registry import getCustomOp
 
 from .errors import CompileError, StreamfoldError
 from .ir import (BIPOLAR, AddUnit, ConcatUnit, DataflowGraph, DataType, Edge, ForkUnit,
-                 GlobalSumPoolUnit, MatrixVectorUnit, MaxPoolUnit, SlidingWindowUnit, VectorVectorUnit)
+                 GlobalSumPoolUnit, MatrixVectorUnit, MaxPoolUnit, SlidingWindowUnit, ThresholdUnit,
+                 VectorVectorUnit)
+from .units import apply_thresholds
 from .model import CompiledModel, HostInput, HostOutput
 from .load import _quiet_onnxruntime as quiet_onnxruntime
 from .ops import EVALUABLE, OpCall, bipolar_int, quant_int
@@ -111,9 +113,11 @@ class _Accumulating:
 
 @dataclass
 class _Summing:
-    """``value = scale * (a_mul * a + b_mul * b)`` of two quantized streams, then ``chain``."""
+    """``value = scale * (a_mul * a + b_mul * b)`` of two quantized streams, then ``chain``; with
+    one stream, ``value = scale * a``: levels on their way to another quantizer (thresholds) or
+    to the output (host steps)."""
 
-    name: str
+    name: str | None             # the add's unit name (None: one stream)
     source: str                  # the Add node
     srcs: tuple                  # the two input streams
     dtypes: tuple                # their datatypes
@@ -546,10 +550,13 @@ class Lowering:
             state.shape = out
             return state
         if op in QUANTIZERS:
-            return self._requantize(node, state)
+            return self._requantize(node, state, t)
         if op in CHANNEL_OPS:
-            state.tail.append(self._call(node, t))
-            return state
+            if state.pad is not None or state.nchw_flatten is not None:
+                state.tail.append(self._call(node, t))
+                return state
+            # per-channel ops on levels: thresholds if a quantizer follows, host steps at the output
+            return self.step(node, self._levels(state), t)
         if state.pad is not None and op != "Conv":
             raise CompileError(f"node {node.name!r} ({self._op(node)}) follows a Pad; only a Conv may "
                                "follow a Pad")
@@ -557,7 +564,11 @@ class Lowering:
             return getattr(self, UNIT_BUILDERS[op])(node, state, t)
         self.unsupported(node, "on quantized activations")
 
-    def _requantize(self, node, state: _Quantized):
+    def _levels(self, st: _Quantized) -> "_Summing":
+        """The levels of ``st`` as the start of a chain of per-channel ops (a one-input sum)."""
+        return _Summing(None, "", (st.src,), (st.dtype,), (1,), st.scale, tuple(st.shape))
+
+    def _requantize(self, node, state: _Quantized, t: str):
         dtype, scale = self._quantizer_type(node)
         levels = np.arange(state.dtype.min, state.dtype.max + 1)
         if state.dtype.bipolar:
@@ -567,8 +578,7 @@ class Lowering:
         y = call(x.astype(np.float64))
         if np.allclose(y, x, rtol=0, atol=1e-12 * max(1.0, abs(state.scale))) and dtype.contains(levels):
             return state  # the quantizer is an identity on these levels (e.g. after max-pool)
-        raise CompileError(f"node {node.name!r} ({self._op(node)}): requantizing a quantized tensor "
-                           "without a matrix product in between is not supported yet")
+        return self.on_summing(node, self._levels(state), t)
 
     def _matrix(self, node, state: _Quantized, t: str):
         """MatMul (a Gemm arrives as MatMul -> [Mul alpha] -> Add bias: rewrites.GemmToMatMulNamed)."""
@@ -935,6 +945,8 @@ class Lowering:
 
     def _raw_sum(self, st: _Summing) -> _Quantized:
         """The sum itself as a stream (no activation): its integer levels at ``st.scale``."""
+        if len(st.srcs) == 1:  # levels with float ops after them: host steps (or an error) follow
+            return _Quantized(st.dtypes[0], st.scale, st.shape, tail=list(st.chain), src=st.srcs[0])
         if st.chain:  # pragma: no cover - callers check
             raise CompileError(f"node {st.chain[0].node!r}: float ops after Add {st.source!r} need a "
                                "quantizer before the next layer")
@@ -955,6 +967,8 @@ class Lowering:
                     f"{state.source!r} needs {(1 << dtype.bits) - 1} thresholds per channel; the "
                     f"threshold units take up to {MAX_THRESHOLD_BITS} bits; quantize to "
                     f"{MAX_THRESHOLD_BITS} bits or fewer")
+            if len(state.srcs) == 1:
+                return self._thresholds(node, state, t, dtype, scale)
             unit = self._sum_unit(state, out_dtype=dtype)
             lo, hi = unit.acc_range
             c = unit.channels
@@ -983,11 +997,37 @@ class Lowering:
                                        f"{arr.shape} is not per-channel for {c} channels")
             state.chain.append(call)
             return state
-        if state.chain:
+        if state.chain and len(state.srcs) > 1:
             raise CompileError(f"node {node.name!r} ({self._op(node)}) follows float ops on the sum of "
                                f"Add {state.source!r} ({state.chain[0].node!r}); put a quantizer "
                                "between them")
         return self.step(node, self._raw_sum(state), t)
+
+    def _thresholds(self, node, state: _Summing, t: str, dtype: DataType, scale: float):
+        """Quantizer after per-channel ops on the levels of one stream: a threshold unit (none
+        when the levels come out unchanged)."""
+        shape = state.shape
+        stream = (shape[2], shape[3], shape[1]) if len(shape) == 4 else tuple(shape[1:])
+        ind = state.dtypes[0]
+        unit = ThresholdUnit(self._name("thr"), stream, ind, dtype, source=node.name)
+        c = unit.channels
+        probe = (lambda n: (n, -1)) if len(shape) == 2 else (lambda n: (n, -1, 1, 1))
+        thr, out_bias, sign = thresholds_for(unit, np.full(c, state.scale), state.chain,
+                                             self._call(node, t), probe,
+                                             bounds=(np.full(c, ind.min), np.full(c, ind.max)))
+        if np.any(sign < 0):
+            raise CompileError(f"node {node.name!r} (Quant): the ops between the levels of "
+                               f"{state.src[0] or 'the input'} and this quantizer decrease with them; "
+                               "a threshold unit needs an increasing function (put the sign into a "
+                               "weight)")
+        unit.thresholds, unit.out_bias = thr, out_bias
+        levels = np.array([-1, 1]) if ind.bipolar else np.arange(ind.min, ind.max + 1)
+        same = apply_thresholds(np.repeat(levels[:, None], c, 1), thr, dtype, out_bias)
+        if dtype == ind and abs(scale - state.scale) <= 1e-9 * scale and \
+                np.array_equal(same, np.repeat(levels[:, None], c, 1)):
+            self.counters["thr"] -= 1  # the quantizer is an identity here: no unit
+            return _Quantized(ind, state.scale, self._shape(node.output[0]), src=state.srcs[0])
+        return _Quantized(dtype, scale, self._shape(node.output[0]), src=self._emit(unit, state.srcs[0]))
 
     # the end
     def _finish(self, state) -> CompiledModel:
@@ -995,6 +1035,8 @@ class Lowering:
             raise CompileError(f"{self.source}: no quantized matrix product found between input and "
                                "output; nothing to put in hardware")
         out_shape = self._shape(self.output.name)
+        if isinstance(state, _Summing) and len(state.srcs) == 1:
+            state = self._raw_sum(state)  # levels, then host steps
         if isinstance(state, _Accumulating):
             unit = state.kind(name=state.name, weights=state.weights, weight_dtype=state.weight_dtype,
                               in_dtype=state.in_dtype, out_dtype=BIPOLAR, rows_shape=state.rows_shape,

@@ -223,10 +223,12 @@ def fold_for_fps(pipeline: DataflowGraph, fps: float, clock_mhz: float, board=No
         a = analyse_fifos(pipe)
         if a.ii <= budget or a.slow_unit is None:
             break
-        k = next(i for i, u in enumerate(space.units) if u.name == a.slow_unit)
-        if k + 1 >= len(choice) or choice[k + 1] + 1 >= len(space.options[k + 1]):
+        # the consumer of the slow unit's (split) output
+        dst = next((e.dst for e in pipe.edges if e.src == a.slow_unit), None)
+        k = next((i for i, u in enumerate(space.units) if u.name == dst), None)
+        if k is None or choice[k] + 1 >= len(space.options[k]):
             break
-        choice[k + 1] += 1  # options run from slowest to fastest
+        choice[k] += 1  # options run from slowest to fastest
         pipe, st = space.state(choice, with_fifos=True)
         visited.append(st)
     pace, what = expected_pace(pipe)

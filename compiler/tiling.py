@@ -39,6 +39,12 @@ class TilingError(StreamfoldError):
 def column_steps(pipeline: DataflowGraph) -> list[ColumnStep]:
     """The column-changing layers of a tileable pipeline, in order; raises :class:`TilingError`
     naming the first layer that needs a whole frame."""
+    for u in pipeline.units:
+        if len(u.input_streams()) > 1 or len(u.output_streams()) > 1:
+            what = "joins branches" if len(u.input_streams()) > 1 else "splits the stream into branches"
+            raise TilingError(f"layer {u.name} ({u.kind}, from node {getattr(u, 'source', '')!r}) {what}; "
+                              "tiling covers networks without branches for now, so this model cannot be "
+                              "tiled: compile it without --strip-width/--line-buffer-budget")
     steps = []
     for u in pipeline.units:
         step = kind_of(u).column_step(u)

@@ -7,7 +7,7 @@ on a kind: it asks :func:`kind_of`.
 """
 from __future__ import annotations
 
-from . import add, concat, fork, gsumpool, maxpool, mvau, sliding_window, vvau, whole_window
+from . import add, concat, fork, gsumpool, maxpool, mvau, sliding_window, thresholding, vvau, whole_window
 from .add import AddUnit
 from .base import PER_PIXEL, ColumnStep, FoldError, Unit, UnitKind, divisors
 from .concat import ConcatUnit
@@ -17,6 +17,7 @@ from .gsumpool import GlobalSumPoolUnit
 from .maxpool import MaxPoolUnit
 from .mvau import MatrixVectorUnit
 from .sliding_window import SlidingWindowUnit
+from .thresholding import ThresholdUnit
 from .vvau import VectorVectorUnit
 from .whole_window import WholeWindowUnit
 from .window import WindowUnit, window_unit
@@ -32,6 +33,7 @@ KINDS: dict[str, UnitKind] = {k.name: k for k in (
     fork.KIND,
     add.KIND,
     concat.KIND,
+    thresholding.KIND,
 )}
 
 
@@ -56,5 +58,5 @@ __all__ = [
     "KINDS", "kind_of", "unit_class", "UnitKind", "Unit", "FoldError", "divisors", "ColumnStep",
     "PER_PIXEL", "DotProductUnit", "apply_thresholds", "MatrixVectorUnit", "VectorVectorUnit",
     "WindowUnit", "SlidingWindowUnit", "WholeWindowUnit", "window_unit", "MaxPoolUnit",
-    "GlobalSumPoolUnit", "ForkUnit", "AddUnit", "ConcatUnit",
+    "GlobalSumPoolUnit", "ForkUnit", "AddUnit", "ConcatUnit", "ThresholdUnit",
 ]
