@@ -51,6 +51,9 @@ SHAPE_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"
 CHANNEL_OPS = {"Mul", "Add", "Sub", "Div", "BatchNormalization", "Relu", "Clip", "Max", "Min",
                "Neg", "Identity", "Dropout"}
 QUANTIZERS = {"Quant", "BipolarQuant"}
+#: ops that map a quantized (or accumulated) value to new integer levels: the quantizers, and
+#: qonnx's Trunc (Brevitas' TruncAvgPool2d: an average's exact truncation)
+REQUANTIZERS = QUANTIZERS | {"Trunc"}
 MATRIX_OPS = {"MatMul", "Gemm"}
 #: the op-to-unit table: an op on quantized activations -> the Lowering method building its units
 UNIT_BUILDERS = {
@@ -58,6 +61,7 @@ UNIT_BUILDERS = {
     "Conv": "_conv",                  # [sliding window ->] MVAU, or sliding window -> VVAU
     "MaxPool": "_maxpool",            # max-pool unit
     "GlobalAveragePool": "_global_avg",  # global sum-pool unit (1/(H*W) goes into the scale)
+    "AveragePool": "_avg_pool",       # over the whole map: as GlobalAveragePool
     "Pad": "_pad",                    # no unit: merged into the next Conv's sliding window
     "Gemm": "_gemm_left",             # a Gemm the rewrites could not turn into MatMul: why
 }
@@ -65,7 +69,8 @@ UNIT_BUILDERS = {
 CONV_OPS = {"Conv", "MaxPool", "GlobalAveragePool", "Pad"}
 #: ops that join data paths (two or more dynamic inputs)
 JOIN_OPS = {"Add", "Concat"}
-SUPPORTED_OPS = sorted(SHAPE_OPS | CHANNEL_OPS | QUANTIZERS | MATRIX_OPS | CONV_OPS | JOIN_OPS | {"Transpose"})
+SUPPORTED_OPS = sorted(SHAPE_OPS | CHANNEL_OPS | REQUANTIZERS | MATRIX_OPS | CONV_OPS | JOIN_OPS |
+                       {"Transpose", "AveragePool"})
 #: largest integer multiplier an Add may rescale one input by (scales with a ratio p/q, p, q <= this)
 MAX_RESCALE = 16
 #: widest stream element (inputs, weights, activations) the hardware takes
@@ -450,7 +455,7 @@ class Lowering:
         handler = getattr(self, f"on_{kind}_{op}", None)
         if handler is None:
             handler = getattr(self, f"on_{kind}", None)
-        if op in QUANTIZERS or op in CHANNEL_OPS:
+        if op in REQUANTIZERS or op in CHANNEL_OPS:
             shape_in, shape_out = self._shape(t), self._shape(node.output[0])
             consts = [np.shape(self.consts[i]) for i in node.input if i and i != t and i in self.consts]
             try:
@@ -519,7 +524,9 @@ class Lowering:
         return _Quantized(dtype, scale, shape)
 
     def _quantizer_type(self, node) -> tuple[DataType, float]:
-        """Datatype and per-tensor scale of an activation quantizer."""
+        """Datatype and per-tensor scale of an activation quantizer (or a Trunc)."""
+        if node.op_type == "Trunc":
+            return self._trunc_type(node)
         scale = self._scale(node, "activation", positive=True)
         if scale.size != 1:
             raise CompileError(f"node {node.name!r} ({self._op(node)}): per-channel activation scales "
@@ -535,6 +542,26 @@ class Lowering:
                                "not supported")
         return self._quant_dtype(node, narrow=narrow), float(scale.reshape(-1)[0])
 
+    def _trunc_type(self, node) -> tuple[DataType, float]:
+        """Datatype and scale of a qonnx Trunc (version 2: x, scale, zero point, input bit width,
+        output scale, output bit width)."""
+        if len(node.input) != 6:
+            raise CompileError(f"node {node.name!r} (Trunc): has {len(node.input)} inputs; streamfold "
+                               "reads qonnx's Trunc version 2 (x, scale, zero point, input bits, output "
+                               "scale, output bits), as Brevitas exports it")
+        zp = np.asarray(self._const(node, node.input[2], "zero point"))
+        if np.any(zp != 0):
+            raise CompileError(f"node {node.name!r} (Trunc): zero point must be 0")
+        out_scale = np.asarray(self._const(node, node.input[4], "output scale"), dtype=np.float64)
+        if out_scale.size != 1 or not np.all(np.isfinite(out_scale)) or np.any(out_scale <= 0):
+            raise CompileError(f"node {node.name!r} (Trunc): output scale must be one positive number")
+        bits = np.asarray(self._const(node, node.input[5], "output bit width")).reshape(-1)
+        if bits.size != 1 or bits[0] != round(float(bits[0])) or not 1 <= bits[0] <= MAX_BITS:
+            raise CompileError(f"node {node.name!r} (Trunc): output bit width {bits.tolist()} is not a "
+                               f"whole number in 1..{MAX_BITS}")
+        signed, narrow = bool(self._flag(node, "signed", 1)), bool(self._flag(node, "narrow", 0))
+        return DataType(int(bits[0]), signed, narrow=narrow and signed), float(out_scale.reshape(-1)[0])
+
     # quantized tensors
     def on_quantized(self, node, state: _Quantized, t: str):
         op = node.op_type
@@ -549,7 +576,7 @@ class Lowering:
                 state.nchw_flatten = tuple(state.shape[1:])
             state.shape = out
             return state
-        if op in QUANTIZERS:
+        if op in REQUANTIZERS:
             return self._requantize(node, state, t)
         if op in CHANNEL_OPS:
             if state.pad is not None or state.nchw_flatten is not None:
@@ -792,6 +819,17 @@ class Lowering:
         state.shape = out_shape
         return state
 
+    def _avg_pool(self, node, state: _Quantized, t: str):
+        """AveragePool (TruncAvgPool2d's first half): over the whole feature map only."""
+        a = _attrs(node)
+        c, h, w = self._nchw(node, state)
+        k = self._ints(node, a, "kernel_shape", 2, low=1)
+        if k != (h, w) or any(self._ints(node, a, "pads", 4, [0, 0, 0, 0])) or a.get("ceil_mode", 0):
+            raise CompileError(f"node {node.name!r} (AveragePool): a {k[0]}x{k[1]} window on a {h}x{w} "
+                               "map; only average pooling over the whole map (global, unpadded) is "
+                               "supported")
+        return self._global_avg(node, state, t)
+
     def _global_avg(self, node, state: _Quantized, t: str):
         c, h, w = self._nchw(node, state)
         unit = GlobalSumPoolUnit(self._name("gap"), (h, w, c), state.dtype, 1, node.name)
@@ -807,7 +845,7 @@ class Lowering:
     # accumulators
     def on_accumulating(self, node, state: _Accumulating, t: str):
         op = node.op_type
-        if op in QUANTIZERS:
+        if op in REQUANTIZERS:
             dtype, scale = self._quantizer_type(node)
             if dtype.bits > MAX_THRESHOLD_BITS:
                 raise CompileError(
@@ -959,7 +997,7 @@ class Lowering:
 
     def on_summing(self, node, state: _Summing, t: str):
         op = node.op_type
-        if op in QUANTIZERS:
+        if op in REQUANTIZERS:
             dtype, scale = self._quantizer_type(node)
             if dtype.bits > MAX_THRESHOLD_BITS:
                 raise CompileError(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from qonnx.custom_op.general.bipolar_quant import binary_quant
 from qonnx.custom_op.general.intquant import int_quant
+from qonnx.custom_op.general.trunc import trunc_v1, trunc_v2
 
 from .errors import CompileError
 
@@ -62,6 +63,15 @@ def quant_int(x, scale, zeropt, bitwidth, signed, narrow, rounding_mode="ROUND")
     out = int_quant(x, scale, zeropt, bitwidth, signed, narrow, rounding_mode)
     return np.round(np.asarray(out, dtype=np.float64) / np.asarray(scale, dtype=np.float64)
                     + np.asarray(zeropt, dtype=np.float64)).astype(np.int64)
+
+
+def trunc_int(x, scale, zeropt, in_bits, out_scale, out_bits, signed, narrow,
+              rounding_mode="FLOOR") -> np.ndarray:
+    """The integer levels qonnx's Trunc (version 2) produces for ``x`` (before rescaling by
+    ``out_scale``); ``zeropt`` is 0 where streamfold calls it."""
+    y = trunc_v2(np.asarray(x, dtype=np.float64), scale, zeropt, in_bits, narrow, signed,
+                 np.float64(out_scale), out_bits, rounding_mode)
+    return np.round(np.asarray(y, dtype=np.float64) / np.float64(out_scale)).astype(np.int64)
 
 
 def bipolar_int(x) -> np.ndarray:
@@ -123,7 +133,7 @@ _UNARY = {
 
 #: operators streamfold can evaluate (constants, chains, host steps)
 EVALUABLE = sorted(set(_ELEMENTWISE) | set(_UNARY) | {
-    "BatchNormalization", "Quant", "BipolarQuant", "Reshape", "Flatten", "Transpose", "Squeeze",
+    "BatchNormalization", "Quant", "BipolarQuant", "Trunc", "Reshape", "Flatten", "Transpose", "Squeeze",
     "Unsqueeze", "Clip", "Cast", "MatMul", "Gemm", "Constant"})
 
 
@@ -171,6 +181,13 @@ def _evaluate(op_type: str, args: list, attrs: dict, node: str = "") -> np.ndarr
                          attrs.get("rounding_mode", "ROUND"))
     if op_type == "BipolarQuant":
         return binary_quant(np.asarray(args[0]), np.asarray(args[1]))
+    if op_type == "Trunc":  # qonnx's Trunc: version 2 has an output scale input (6 inputs)
+        a = [np.asarray(v) for v in args]
+        mode = attrs.get("rounding_mode", "FLOOR")
+        if len(a) >= 6:
+            return trunc_v2(a[0], a[1], a[2], a[3], attrs.get("narrow", 0), attrs.get("signed", 1),
+                            a[4], a[5], mode)
+        return trunc_v1(a[0], a[1], a[2], a[3], a[4], mode)
     if op_type == "Reshape":
         return _reshape(np.asarray(args[0]), args[1], attrs)
     if op_type == "Flatten":

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import CompileError
-from .ops import OpCall, bipolar_int, quant_int, run_chain
+from .ops import OpCall, bipolar_int, quant_int, run_chain, trunc_int
 
 #: verify thresholds on every accumulator value when the channels' ranges hold at most this many
 EXHAUSTIVE_POINTS = 1 << 21
@@ -31,6 +31,17 @@ EXHAUSTIVE_POINTS_NONMONOTONE = 1 << 25
 
 
 def _levels_fn(q: OpCall):
+    if q.op_type == "Trunc":
+        scale, zp, in_bits, out_scale, out_bits = q.inputs[1:6]
+        signed, narrow = int(q.attrs.get("signed", 1)), int(q.attrs.get("narrow", 0))
+        ob = int(np.asarray(out_bits).reshape(-1)[0])
+        lo = -(1 << (ob - 1)) + narrow if signed else 0
+        hi = (1 << (ob - 1)) - 1 if signed else (1 << ob) - 1 - narrow
+
+        def trunc_levels(x):
+            return trunc_int(x, scale, zp, in_bits, out_scale, out_bits, signed, narrow,
+                             q.attrs.get("rounding_mode", "FLOOR"))
+        return trunc_levels, np.arange(lo, hi + 1)
     if q.op_type == "BipolarQuant":
         return bipolar_int, np.array([-1, 1])
     scale, zp, bits = q.inputs[1:4]
