@@ -143,23 +143,31 @@ def memories(u) -> list[MemSpec]:
 
 
 def features(u, family: str) -> dict:
-    """An adder (and constant multipliers) per lane, comparators against the thresholds, the
-    threshold ROM (or constants), the pipeline registers."""
-    mem = mem_features(shapes_to_specs(memories(u), "rom"), family)
+    """Per lane, the adders of the sum (a constant factor is shifted additions, one per further
+    non-zero digit of its non-adjacent form), comparators against the thresholds (cheap against
+    constants: one channel group), the threshold ROM (soft-logic columns, deeper ones grow), its
+    address counter, the pipeline registers (the sum register holds ``out_bits`` when it is the
+    output register)."""
+    mem = mem_features(memories(u), family)
     pe, ab, ob = u.pe, u.acc_dtype.bits, u.out_dtype.bits
     n_thr = u.n_thresholds
-    muls = sum(abs(m) > 1 for m in (u.a_mul, u.b_mul))
-    lut = {"const": 1, "add": pe * ab * (1 + muls), "cmp": pe * n_thr * ab, "rom": mem["rom_lut"],
-           "ctr": clog2(u.channels // pe)}
-    ff = {"const": 1, "acc": pe * ab, "out": pe * ob * (n_thr > 0), "mem": mem["mem_reg"],
-          "ctr": clog2(u.channels // pe)}
+    thresholded = u.thresholds is not None
+    in_rom = threshold_image(u).in_rom
+    digits = sum(bin((3 * abs(m)) ^ abs(m)).count("1") for m in (u.a_mul, u.b_mul))  # NAF weights
+    ctr = clog2(u.channels // pe) * in_rom
+    cmp = pe * n_thr * ab
+    lut = {"const": 1, "add": pe * ab * max(0, digits - 1), "cmp": cmp * in_rom,
+           "cmpc": cmp * (not in_rom), "rom": mem["rom_lut"], "romd": mem["rom_deep"], "ctr": ctr}
+    ff = {"const": 1 + thresholded, "acc": pe * ((ab * (n_thr > 0)) if thresholded else ob),
+          "out": pe * ob * (n_thr > 0), "mem": mem["mem_reg"], "ctr": ctr}
     return {"LUT": lut, "FF": ff, "exact": exact(mem), "memories": mem["maps"]}
 
 
 KIND = UnitKind(
     name="add", ir=AddUnit, reference=reference, cycles=cycles, hardware="streamfold.hw.add:AddHW",
     timeline=timeline, multiport=True, memories=memories, features=features,
-    feature_names={"LUT": ["const", "add", "cmp", "rom", "ctr"], "FF": ["const", "acc", "out", "mem", "ctr"]},
-    default_coef={"LUT": {"const": 4, "add": 1, "cmp": 0.8, "rom": 1.7, "ctr": 2},
-                  "FF": {"const": 2, "acc": 1, "out": 1, "mem": 1, "ctr": 1}},
+    feature_names={"LUT": ["const", "add", "cmp", "cmpc", "rom", "romd", "ctr"],
+                   "FF": ["const", "acc", "out", "mem", "ctr"]},
+    default_coef={"LUT": {"const": 2, "add": 1.1, "cmp": 1.0, "cmpc": 0.35, "rom": 1.0, "romd": 1.5, "ctr": 2},
+                  "FF": {"const": 1, "acc": 1, "out": 1, "mem": 1, "ctr": 1}},
 )

@@ -106,11 +106,18 @@ def timeline(u: ConcatUnit, avails: list, frames: int):
 
 
 def features(u, family: str) -> dict:
-    """An output multiplexer (one input per port) and the beat counter."""
-    ob = u.out_stream.beat_bits
+    """The output multiplexer: per output bit, one input fewer than the distinct values it
+    selects from (an input's element bit, its sign copy, or a zero-extension's 0); the beat
+    counter and the input-index register."""
+    ob = u.out_dtype.bits
+    sources = 0
+    for bit in range(ob):
+        drivers = {j for j, d in enumerate(u.in_dtypes) if bit < d.bits or d.signed}
+        zero = any(bit >= d.bits and not d.signed for d in u.in_dtypes)
+        sources += len(drivers) + zero - 1
     ctr = clog2(sum(u.channels) // u.pe)
-    lut = {"const": 1, "mux": ob * (len(u.channels) - 1), "ctr": ctr}
-    ff = {"const": 1, "ctr": ctr}
+    lut = {"const": 1, "mux": u.pe * sources, "ctr": ctr}
+    ff = {"const": 1, "ctr": ctr + clog2(len(u.channels))}
     return {"LUT": lut, "FF": ff, "exact": dict(NO_MEMORY), "memories": {}}
 
 
@@ -118,5 +125,5 @@ KIND = UnitKind(
     name="concat", ir=ConcatUnit, reference=reference, cycles=cycles,
     hardware="streamfold.hw.concat:ConcatHW", timeline=timeline, multiport=True, features=features,
     feature_names={"LUT": ["const", "mux", "ctr"], "FF": ["const", "ctr"]},
-    default_coef={"LUT": {"const": 3, "mux": 1, "ctr": 2}, "FF": {"const": 1, "ctr": 1}},
+    default_coef={"LUT": {"const": 4, "mux": 0.95, "ctr": 2}, "FF": {"const": 0, "ctr": 1}},
 )

@@ -99,5 +99,5 @@ KIND = UnitKind(
     name="fork", ir=ForkUnit, reference=reference, cycles=cycles,
     hardware="streamfold.hw.fork:ForkHW", timeline=timeline, multiport=True,
     features=features, feature_names={"LUT": ["const", "ports"], "FF": ["const", "ports"]},
-    default_coef={"LUT": {"const": 1, "ports": 2}, "FF": {"const": 0, "ports": 1}},
+    default_coef={"LUT": {"const": 0, "ports": 3.5}, "FF": {"const": 0, "ports": 1}},
 )
