@@ -84,6 +84,32 @@ e.g. ``FIFO_LATENCY`` 2 also for skid buffers, which only makes reads later and 
 The first FIFO (``fifo_depths[0]``) is fed by the source and the last drained by the sink, both
 assumed to keep up: they stay at ``MIN_DEPTH`` (2: a skid buffer, no combinational ready path).
 
+Branches
+--------
+A graph with forks and joins (:func:`analyse_graph_fifos`) is analysed the same way, edge by edge
+in topological order. A fork takes beat ``k`` once, and every output port gets it that cycle
+(its ``timeline`` gives the same times on every port); an add takes beat ``k`` of both inputs in
+one cycle, when the later of the two has arrived; a concat takes its inputs' beats in output
+order. With unbounded FIFOs the short path of a reconvergent pair simply waits in its FIFO until
+the long path's beat reaches the join, so the *skip FIFO's* peak is what the long path holds in
+flight: its line buffers, window latency and folding bursts, which can exceed one frame (a global
+pool on the long path); a graph's FIFOs are therefore capped only by :data:`MAX_DEPTH`, not at a
+frame. Late schedules: every unit also gets its latest schedule (from the graph's output back,
+through forks as the earliest of their ports' deadlines), and the units in late mode form a
+suffix of the topological order, chosen to minimise the FIFO bits; a suffix is closed downstream,
+so every edge still has its beat written ``FIFO_LATENCY`` before it is read.
+
+Why a graph sized this way cannot deadlock: every unit, FIFO, fork and join is a monotone
+max-plus element (a beat moves at the earliest cycle its inputs, its own state and the space
+downstream allow), so the hardware's handshake times are the *least* schedule satisfying all of
+them. The analysed schedule satisfies the units' and joins' constraints by construction and, with
+every FIFO at least its analysed peak deep, never writes into a full FIFO: it is a schedule of
+the bounded design. The hardware is therefore never later than it, beat for beat, and every
+frame leaves within the analysed time, at the analysed pace. A FIFO shallower than its peak
+breaks that: on a reconvergent pair the fork stops at the full skip FIFO while the join waits
+for the long path, which waits for the fork, a cycle of waits, i.e. a deadlock
+(``tests/test_graph_flow.py`` halves a skip FIFO and reads the stall report that names it).
+
 Limitations: paced schedules (splitters after a unit) are exact for the output but approximate,
 on the late side, for the reads; splitters after vector-vector units and pools are not paced
 (:attr:`FifoAnalysis.dwc_throttled` counts beats that would be held back). The analysis costs

@@ -18,23 +18,22 @@ so, with the output never back-pressured, an output beat leaves ``unit.latency``
 its inputs are taken (1, or 2 with thresholds), one beat per clock. ``o.valid`` does not depend
 on ``o.ready``.
 
-Thresholds: a :class:`~.rom.ROM` of ``C/pe`` words (:func:`streamfold.compiler.units.add
+Thresholds (:func:`.thresholding.threshold_stage`): a :class:`~.rom.ROM` of ``C/pe`` words (:func:`streamfold.compiler.units.add
 .threshold_image`) read at the channel group of the beat being taken, on the edge that loads the
 sum register (a constant when ``C == pe``). Comparators and the balanced adder tree of their
 bits are the ones of the dot-product units (:mod:`.dot_product`).
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from streamfold.compiler.ir import AddUnit
-from streamfold.compiler.units.add import threshold_image
 
 from .dot_product import check_thresholds
 from .elements import decode, lanes, shape_of, tree_sum
-from .rom import ROM, file_stem
+from .thresholding import threshold_stage
 
 
 def signed_digits(n: int) -> list[tuple[int, int]]:
@@ -103,32 +102,7 @@ class AddHW(wiring.Component):
         with m.If(en):
             m.d.sync += [v1.eq(take)] + [r.eq(s) for r, s in zip(acc, sums)]
 
-        # ---- thresholds of the channel group in the sum register
-        img = threshold_image(u)
-        n_thr = u.n_thresholds
-        if img.in_rom:
-            groups = u.channels // pe
-            group = Signal(range(groups), name="group")
-            with m.If(take):
-                m.d.sync += group.eq(Mux(group == groups - 1, 0, group + 1))
-            rom = m.submodules.thresholds = ROM(img.width, img.depth, img.words(),
-                                                name=file_stem(u.name, "thresholds"))
-            m.d.comb += [rom.addr.eq(group), rom.en.eq(en)]
-            t1 = rom.data
-        elif n_thr:
-            t1 = Const(img.words()[0], img.width)
-        ts = lanes(t1, pe * n_thr, u.acc_dtype.bits) if n_thr else []
-
-        # ---- output register: threshold count (+ out_bias)
-        v2 = Signal()
-        out = [Signal(ob, name=f"out_{p}") for p in range(pe)]
-        for p in range(pe):
-            lane_t = ts[p * n_thr:(p + 1) * n_thr]
-            count = tree_sum([acc[p] >= (t.as_signed() if u.acc_dtype.signed else t) for t in lane_t])
-            value = (count != 0) if u.out_dtype.bipolar else count + u.out_bias
-            with m.If(en):
-                m.d.sync += out[p].eq(value)  # truncated to out_bits: two's complement
-        with m.If(en):
-            m.d.sync += v2.eq(v1)
+        # ---- thresholds of the channel group in the sum register, the count register
+        out, v2 = threshold_stage(m, u, acc, v1, en, take)
         m.d.comb += [o.valid.eq(v2), o.payload.eq(Cat(*out))]
         return m

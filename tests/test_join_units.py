@@ -1,4 +1,5 @@
-"""The join units' hardware (``hw/fork.py``, ``hw/add.py``, ``hw/concat.py``) in Amaranth's simulator.
+"""The join units' hardware (``hw/fork.py``, ``hw/add.py``, ``hw/concat.py``) and the standalone
+threshold unit (``hw/thresholding.py``) in Amaranth's simulator.
 
 For several configurations of each kind (folds 1 and > 1; signed, unsigned and bipolar data; an
 add with and without thresholds, its threshold ROM, scale factors other than 1; concats of 2 and
@@ -22,7 +23,7 @@ import warnings
 import numpy as np
 import pytest
 
-from streamfold.compiler.ir import BIPOLAR, AddUnit, ConcatUnit, DataType, ForkUnit
+from streamfold.compiler.ir import BIPOLAR, AddUnit, ConcatUnit, DataType, ForkUnit, ThresholdUnit
 from streamfold.compiler.topology import run_unit
 from streamfold.compiler.units import kind_of
 from streamfold.sim.streams import pack, unpack
@@ -52,8 +53,19 @@ def add_unit(shape, a, b, a_mul=1, b_mul=1, pe=1, n_thr=None, out=None, seed=0):
     return u
 
 
+def threshold_unit(shape, dt, pe=1, n_thr=3, out=None, seed=0):
+    """A threshold unit with ``n_thr`` thresholds per channel a little beyond ``dt``'s range."""
+    rng = np.random.default_rng(seed)
+    out = out or (BIPOLAR if n_thr == 1 else DataType.for_range(-(n_thr // 2), n_thr - n_thr // 2))
+    thr = np.sort(rng.integers(dt.min - 1, dt.max + 2, size=(shape[-1], n_thr)), axis=1)
+    return ThresholdUnit("thr", tuple(shape), dt, out, thr, 0 if out.bipolar else out.min, pe=pe)
+
+
 def _cases():
     return {
+        "thr_int4_rom_pe2": threshold_unit((3, 2, 6), INT4, pe=2, n_thr=7, seed=5),
+        "thr_uint3_const_pe4": threshold_unit((2, 4), UINT3, pe=4, n_thr=3, seed=6),
+        "thr_bipolar_out_pe1": threshold_unit((2, 2, 3), INT2, pe=1, n_thr=1, seed=7),
         "fork2_int4_pe1": ForkUnit("f", (3, 2, 4), INT4, 2, pe=1),
         "fork3_uint3_pe2": ForkUnit("f", (2, 3, 6), UINT3, 3, pe=2),
         "fork2_bipolar_pe4": ForkUnit("f", (5, 8), BIPOLAR, 2, pe=4),
@@ -193,7 +205,12 @@ def test_timeline_is_cycle_exact(name):
     frames, p_valid = 3, 0.6
     res, seeds = simulate(u, frames, p_valid=p_valid, p_ready=1.0, seed=5)
     avails = [_avail(c, len(c), p_valid, s) for c, s in zip(res["in_cycles"], seeds)]
-    reads, outs = kind_of(u).timeline(u, avails, frames)
+    k = kind_of(u)
+    if k.multiport:
+        reads, outs = k.timeline(u, avails, frames)
+    else:
+        r, o = k.timeline(u, avails[0], frames)
+        reads, outs = [r], [o]
     assert len(reads) == len(avails) and len(outs) == len(res["out_cycles"])
     for j, (r, got) in enumerate(zip(reads, res["in_cycles"])):
         np.testing.assert_array_equal(r, got, err_msg=f"input {j}")

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..datatypes import DataType, StreamSpec
 from ..memory import MemSpec
-from ..resource_model import clog2, exact, mem_features, shapes_to_specs
+from ..resource_model import clog2, exact, mem_features
 from ..rom_images import RomImage
 from ..schedule import chain
 from .base import FoldError, UnitKind
