@@ -168,10 +168,16 @@ def diagnose(pipeline, result, top: str = "streamfold_top", frames: int | None =
             idle = all(t["valid"] == 0 for t in outs)
             why_line = (f"{s['to']} does not take the beat offered to it while its own output is "
                         f"{'idle' if idle else 'not moving'}: it is stuck")
-            if full and s["to"] != dst:  # a join waiting on another input, or a fork on another output
-                why_line += (f"; {', '.join(f['name'] for f in full)} "
-                             f"{'is' if len(full) == 1 else 'are'} full: a branch's FIFO too shallow "
-                             "for what the other branch holds in flight")
+            # a join waiting on one input while another input's FIFO is full: that branch's FIFO
+            # is too shallow for what the other branch holds in flight (a skip FIFO, typically)
+            joins = {p.label for p in topology.fifo_pieces(pipeline) if p.edge.dst is not None and
+                     len(pipeline.unit(p.edge.dst).input_streams()) > 1}
+            short = [f for f in full if f["name"] in joins]
+            if short:
+                why_line += (f"; {', '.join(f['name'] for f in short)} "
+                             f"{'is' if len(short) == 1 else 'are'} full: a branch's FIFO too shallow "
+                             "for what the other branch holds in flight (deepen it, or size the FIFOs "
+                             "with the analysis)")
     elif result.in_accepted < result.in_beats_total:
         stuck_at = "s_axis -> " + streams[0]["to"]
         why_line = ("nothing is in flight, yet the design does not accept more input "

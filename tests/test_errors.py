@@ -24,7 +24,7 @@ import pytest
 
 from streamfold.compiler.cli import main
 
-from handmade import Graph, dense_model, save
+from handmade import Graph, dense_model, residual_model, save
 from unit_cases import needs_verilator
 
 REPO = Path(__file__).resolve().parent.parent
@@ -256,6 +256,36 @@ def test_branch_before_quantizer(capfd, tmp_path):
         return g.node("Add", [t, g.node("Relu", [t])])
     compile_error(capfd, tmp_path, dense_model(between=branch), "is read by 2", "between 'MatMul_0' and a "
                   "quantizer", "put the quantizer before the branch")
+
+
+def test_unequal_scale_add(capfd, tmp_path):
+    """Brevitas branches with their own quantizers (scales 0.2 and 0.274): one line naming the
+    Add, both scales and the fix."""
+    from models_graph import add_unequal_scales
+
+    path = add_unequal_scales(tmp_path / "add.onnx")
+    assert_error(capfd, ["compile", path, "-o", tmp_path / "build"], "node 'Add_0' (Add)",
+                 "(scale 0.2)", "(scale 0.274)", "not a small exact fraction", "one shared quantizer")
+
+
+def test_unequal_scale_concat(capfd, tmp_path):
+    from models_graph import concat_unequal_scales
+
+    path = concat_unequal_scales(tmp_path / "cat.onnx")
+    assert_error(capfd, ["compile", path, "-o", tmp_path / "build"], "node 'Concat_0' (Concat)",
+                 "scale 0.1,", "scale 0.137,", "one shared quantizer")
+
+
+def test_handmade_unequal_scale_add(capfd, tmp_path):
+    """The skip requantized to 1.37x the residual's scale: the Add cannot be exact."""
+    compile_error(capfd, tmp_path, residual_model(skip_scale=1.37), "(Add): its inputs",
+                  "scale ratio of 0.729927", "quantize both inputs with one shared quantizer")
+
+
+def test_tiling_refuses_joins(capfd, tmp_path):
+    path = save(residual_model(), tmp_path / "r.onnx")
+    assert_error(capfd, ["compile", path, "-o", tmp_path / "build", "--strip-width", "4"],
+                 "layer fork0 (fork", "splits the stream into branches", "without --strip-width")
 
 
 # ----------------------------------------------------------------------------- fold files

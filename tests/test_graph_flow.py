@@ -93,3 +93,32 @@ def test_inception_block(lanes, tmp_path):
     out = _graph("inception_block", tmp_path, lanes, frames=4)
     k = _kinds(out)
     assert k["concat"] == 1 and k["fork"] == 1
+
+
+def test_halved_skip_fifo_stalls_and_is_named(tmp_path):
+    """The analysed skip FIFO of a residual block, halved: the fork stops at the full skip FIFO
+    while the add waits for the long path, which waits for the fork. The run stalls, and the
+    stall report names that FIFO as the one too shallow."""
+    from streamfold.compiler.build import lower_file, write_build
+    from streamfold.sim.simulate import simulate_build
+
+    from models import random_inputs
+
+    path = save(residual_model(size=16), tmp_path / "res.onnx")
+    cm = lower_file(path)
+    edges = cm.pipeline.edges
+    k = next(i for i, e in enumerate(edges) if e.src == "fork0" and e.dst == "add0")
+    depths = list(cm.pipeline.fifo_depths)
+    assert depths[k] > 32  # two 3x3 line buffers of 16-pixel rows in flight on the long path
+    depths[k] //= 2
+    cm.pipeline = cm.pipeline.with_depths(depths)
+    write_build(cm, tmp_path / "build")
+    res = simulate_build(tmp_path / "build", random_inputs((4, 16, 16), 3, seed=0), engine="verilator",
+                         p_gap=0.0, p_stall=0.0, seed=1)
+    run = res["report"]["runs"][0]
+    assert run["stalled"] and res["report"]["bit_exact"] is False
+    diag = run["stall_diagnosis"]
+    assert diag["stuck_at"] == f"fifo{k} -> add0 (add) port 1"
+    occ = {f["name"]: (f["occupancy"], f["depth"]) for f in diag["fifos"]}
+    assert occ[f"fifo{k}"] == (depths[k], depths[k])
+    assert f"fifo{k} is full: a branch's FIFO too shallow" in run["stall_report"]
