@@ -176,5 +176,11 @@ def make_report(cm: CompiledModel, clock_mhz: float = DEFAULT_CLOCK_MHZ, board=N
     res = report_resources(p, board)
     for row in layers:
         row["resources"] = res["units"].get(row["name"])
+    # where each FIFO's storage goes (block RAM for the deep skip FIFOs of a branching graph)
+    from .resources import estimate_pipeline
+    parts = {q["name"]: q for q in estimate_pipeline(p, res["family"])["parts"] if q["kind"] == "fifo"}
+    for row in fifos:
+        q = parts.get(row["name"], {})
+        row["bram"], row["lutram"] = int(q.get("BRAM", 0)), int(q.get("LUTRAM", 0))
     report["resources"] = res
     return report

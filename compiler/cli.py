@@ -40,9 +40,16 @@ def print_report(report: dict) -> None:
                      f'{l.get("weight_dtype", "-")}/{l["in_dtype"]}->{l["out_dtype"]}',
                      l.get("pe", "-"), l.get("simd", "-"), l["expected_cycles"]])
     print(_table(rows, ["layer", "kind", "weights", "W/in->out", "PE", "SIMD", "cycles/frame"]))
+    joins = {l["name"] for l in report["layers"] if l["kind"] in ("add", "concat")}
+    skips = [f for f in report.get("fifos", []) if f["feeds"] in joins]
+    if skips:  # the FIFOs into the joins: what the short path of each branch holds
+        print("\nFIFOs into the joins (sized by the schedule analysis):")
+        print(_table([[f["name"], f"{f['from']} -> {f['feeds']}", f["depth"], f["width"], f"{f['bits']:,}",
+                       f.get("bram", "-"), f.get("peak", "-")] for f in skips],
+                     ["FIFO", "edge", "depth", "width", "bits", "BRAM", "peak"]))
     t = report["totals"]
     print(f"\nexpected: {t['expected_cycles_per_frame']} cycles/frame (bottleneck {bott}), "
-          f"{t['expected_fps']:,.0f} frames/s at {t['clock_mhz']:g} MHz")
+          f"{t['expected_fps']:,.0f} frames/s at {t['clock_mhz']:g} MHz; FIFOs {t['fifo_bits']:,} bits")
 
 
 def print_tiling(t: dict) -> None:

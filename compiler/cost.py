@@ -16,5 +16,6 @@ def unit_cycles(unit) -> int:
 def pipeline_cycles(graph) -> tuple[int, str]:
     """(cycles per frame of the slowest unit, its name): the graph's pace when no width converter
     holds a unit back."""
-    worst = max(graph.units, key=unit_cycles)
+    # on a tie, name a unit that computes rather than one that only routes beats (a fork)
+    worst = max(graph.units, key=lambda u: (unit_cycles(u), not kind_of(u).extra.get("routing", False)))
     return unit_cycles(worst), worst.name

@@ -29,6 +29,8 @@ folding knobs. A *kind* is one module of this package that defines such a datacl
 ``multiport``          the schedules take and give one array per port: ``timeline(unit,
                        avails, frames) -> (reads per input port, outs per output port)``
                        (forks and joins; no ``latest``: the graph analysis runs them early)
+``extra``              anything else, e.g. ``{"routing": True}`` for a kind that only moves
+                       beats (fork, concat: never reported as the bottleneck when it ties)
 ``hardware``           ``"module:Class"`` of the Amaranth component (imported lazily by
                        :mod:`streamfold.hw`; the compiler never imports Amaranth)
 =====================  =================================================================

@@ -123,7 +123,8 @@ def features(u, family: str) -> dict:
 
 KIND = UnitKind(
     name="concat", ir=ConcatUnit, reference=reference, cycles=cycles,
-    hardware="streamfold.hw.concat:ConcatHW", timeline=timeline, multiport=True, features=features,
+    hardware="streamfold.hw.concat:ConcatHW", timeline=timeline, multiport=True, extra={"routing": True},
+    features=features,
     feature_names={"LUT": ["const", "mux", "ctr"], "FF": ["const", "ctr"]},
     default_coef={"LUT": {"const": 4, "mux": 0.95, "ctr": 2}, "FF": {"const": 0, "ctr": 1}},
 )

@@ -97,7 +97,7 @@ def features(u, family: str) -> dict:
 
 KIND = UnitKind(
     name="fork", ir=ForkUnit, reference=reference, cycles=cycles,
-    hardware="streamfold.hw.fork:ForkHW", timeline=timeline, multiport=True,
+    hardware="streamfold.hw.fork:ForkHW", timeline=timeline, multiport=True, extra={"routing": True},
     features=features, feature_names={"LUT": ["const", "ports"], "FF": ["const", "ports"]},
     default_coef={"LUT": {"const": 0, "ports": 3.5}, "FF": {"const": 0, "ports": 1}},
 )
