@@ -137,7 +137,7 @@ def _edge_label(f: dict) -> str:
         return ""
     s = f"d={f.get('depth', '?')}"
     if _is_deep(f):
-        s += f" · {f['bram']:g} BRAM" if "bram" in f else f" · {f.get('bits', 0):,} b"
+        s += f" · {f.get('bits', 0):,} b" + (f" · {f['bram']:g} BRAM" if f.get("bram") else "")
     return s
 
 
