@@ -64,9 +64,10 @@ def test_resnet8(lanes, tmp_path):
 
 
 @pytest.mark.slow
-def test_resnet8_full_shape(tmp_path):
+@pytest.mark.parametrize("lanes", [32, 256])
+def test_resnet8_full_shape(lanes, tmp_path):
     """ResNet-8 at its real shape: 32x32x3 input, 16/32/64 filters."""
-    out = _graph("resnet8", tmp_path, 64, frames=2, size=32)
+    out = _graph("resnet8", tmp_path, lanes, frames=2, size=32)
     assert _kinds(out)["add"] == 3
 
 
