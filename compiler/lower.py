@@ -36,7 +36,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from .errors import CompileError, StreamfoldError
 from .ir import (BIPOLAR, AddUnit, ConcatUnit, DataflowGraph, DataType, Edge, ForkUnit,
-                 GlobalSumPoolUnit, MatrixVectorUnit, MaxPoolUnit, SlidingWindowUnit, ThresholdUnit,
+                 GlobalSumPoolUnit, MatrixVectorUnit, MaxPoolUnit, SlidingWindowUnit, SumPoolUnit, ThresholdUnit,
                  VectorVectorUnit)
 from .units import apply_thresholds
 from .model import CompiledModel, HostInput, HostOutput
@@ -61,7 +61,7 @@ UNIT_BUILDERS = {
     "Conv": "_conv",                  # [sliding window ->] MVAU, or sliding window -> VVAU
     "MaxPool": "_maxpool",            # max-pool unit
     "GlobalAveragePool": "_global_avg",  # global sum-pool unit (1/(H*W) goes into the scale)
-    "AveragePool": "_avg_pool",       # over the whole map: as GlobalAveragePool
+    "AveragePool": "_avg_pool",       # sum-pool unit (1/(kh*kw) into the scale); whole map: global
     "Pad": "_pad",                    # no unit: merged into the next Conv's sliding window
     "Gemm": "_gemm_left",             # a Gemm the rewrites could not turn into MatMul: why
 }
@@ -820,15 +820,31 @@ class Lowering:
         return state
 
     def _avg_pool(self, node, state: _Quantized, t: str):
-        """AveragePool (TruncAvgPool2d's first half): over the whole feature map only."""
+        """AveragePool (TruncAvgPool2d's first half): a sum-pool unit, ``1/(kh*kw)`` in the scale
+        (over the whole map: the global sum-pool)."""
         a = _attrs(node)
         c, h, w = self._nchw(node, state)
         k = self._ints(node, a, "kernel_shape", 2, low=1)
-        if k != (h, w) or any(self._ints(node, a, "pads", 4, [0, 0, 0, 0])) or a.get("ceil_mode", 0):
-            raise CompileError(f"node {node.name!r} (AveragePool): a {k[0]}x{k[1]} window on a {h}x{w} "
-                               "map; only average pooling over the whole map (global, unpadded) is "
-                               "supported")
-        return self._global_avg(node, state, t)
+        stride = self._ints(node, a, "strides", 2, k, low=1)
+        if any(self._ints(node, a, "pads", 4, [0, 0, 0, 0])) or a.get("ceil_mode", 0) or \
+                a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            raise CompileError(f"node {node.name!r} (AveragePool): only unpadded, floor-mode average "
+                               "pooling is supported")
+        if k == (h, w):
+            return self._global_avg(node, state, t)
+        unit = SumPoolUnit(self._name("avg"), (h, w, c), state.dtype, k, stride, 1, node.name)
+        out_shape = self._shape(node.output[0])
+        if k[0] > h or k[1] > w or tuple(out_shape) != (state.shape[0], c) + unit.out_hw:
+            raise CompileError(f"node {node.name!r} (AveragePool): a {k[0]}x{k[1]} window with stride "
+                               f"{stride} on {h}x{w} gives {unit.out_hw}, the model says {out_shape}")
+        if unit.out_dtype.bits > MAX_BITS:
+            raise CompileError(f"node {node.name!r} (AveragePool): its {unit.out_dtype.bits}-bit window "
+                               f"sums exceed the {MAX_BITS}-bit stream limit")
+        state.src = self._emit(unit, state.src)
+        state.dtype = unit.out_dtype
+        state.scale = state.scale / (k[0] * k[1])
+        state.shape = out_shape
+        return state
 
     def _global_avg(self, node, state: _Quantized, t: str):
         c, h, w = self._nchw(node, state)

@@ -1,6 +1,8 @@
-"""Streaming max-pool (FINN's StreamingMaxPool) in Amaranth.
+"""Streaming max-pool (FINN's StreamingMaxPool) and windowed sum-pool in Amaranth.
 
-:class:`MaxPoolHW` implements :class:`streamfold.compiler.ir.MaxPoolUnit`: ``kh x kw`` windows with
+:class:`MaxPoolHW` implements :class:`streamfold.compiler.ir.MaxPoolUnit` (and, with a sum in
+place of the max and wider partials, :class:`~streamfold.compiler.units.sumpool.SumPoolUnit`,
+its ``reduce_op``/``stage_dtypes``): ``kh x kw`` windows with
 stride ``(sh, sw)``, no padding, ``pe`` channels per beat; on bipolar data the max is the OR of the
 element bits. It is two :class:`~.window_reduce.WindowReduce1D` stages (a stage that would be the
 identity, window 1 and stride 1, is left out):
@@ -33,10 +35,9 @@ class MaxPoolHW(wiring.Component):
         if oh < 1 or ow < 1:
             raise ValueError(f"layer {unit.name}: pool {unit.kernel} does not fit {unit.in_shape}")
         self.unit = unit
-        bits = unit.in_stream.beat_bits
         super().__init__({
-            "i": In(stream.Signature(unsigned(bits))),
-            "o": Out(stream.Signature(unsigned(bits))),
+            "i": In(stream.Signature(unsigned(unit.in_stream.beat_bits))),
+            "o": Out(stream.Signature(unsigned(unit.out_stream.beat_bits))),
         })
 
     def elaborate(self, platform):
@@ -46,11 +47,13 @@ class MaxPoolHW(wiring.Component):
         cf = c // u.pe
         (kh, kw), (sh, sw) = u.kernel, u.stride
         _oh, ow = u.out_hw
+        d0, d1, d2 = u.stage_dtypes()
+        op = u.reduce_op
         stages = []
         if (kw, sw) != (1, 1):
-            stages.append(WindowReduce1D(u.pe, u.dtype, "max", w, kw, sw, cf))
+            stages.append(WindowReduce1D(u.pe, d0, op, w, kw, sw, cf, acc_dtype=d1))
         if (kh, sh) != (1, 1):
-            stages.append(WindowReduce1D(u.pe, u.dtype, "max", h, kh, sh, ow * cf))
+            stages.append(WindowReduce1D(u.pe, d1, op, h, kh, sh, ow * cf, acc_dtype=d2))
         if not stages:  # 1x1 window, stride 1: the identity
             wiring.connect(m, wiring.flipped(self.i), wiring.flipped(self.o))
             return m

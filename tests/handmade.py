@@ -185,3 +185,42 @@ def residual_model(*, channels: int = 4, size: int = 6, join: str = "Add", skip_
     t = g.node("Gemm", [t, g.qweight((3, n_out), 4, 0.25),
                         g.const(g.rng.uniform(-1, 1, 3).astype(np.float32), "bias")], transB=1)
     return g.model("x", [1, c, size, size], t, [1, 3])
+
+
+def avgpool_model(*, channels: int = 4, size: int = 8, kernel: int = 2, drop_bits: int = 2,
+                  rounding: str = "FLOOR", seed: int = 0) -> onnx.ModelProto:
+    """A windowed average pool as Brevitas's TruncAvgPool2d exports it::
+
+        x (1, C, S, S) -> Quant(UINT4) -> Conv 3x3 -> BN -> Relu -> Quant(UINT4, s) -> AveragePool k x k
+          -> Trunc(scale s/k², in 4 + log2(k²) bits -> out 4 bits, output scale s/k² * 2**drop_bits)
+          -> Flatten -> Gemm -> y (1, 3)
+
+    ``drop_bits``: how many low bits of the window sum the Trunc drops (0: an exact average).
+    """
+    c = channels
+    g = Graph(seed)
+    t = g.quant("x", 1 / 15, 4)
+    t = g.node("Conv", [t, g.qweight((c, c, 3, 3), 4, 0.25)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    p = [g.const(g.rng.uniform(0.5, 1.5, c).astype(np.float32)),
+         g.const(g.rng.uniform(-1, 1, c).astype(np.float32)),
+         g.const(g.rng.uniform(-0.5, 0.5, c).astype(np.float32)),
+         g.const(g.rng.uniform(0.5, 2, c).astype(np.float32))]
+    t = g.node("BatchNormalization", [t] + p, epsilon=1e-5)
+    s = 0.25
+    t = g.quant(g.node("Relu", [t]), s, 4)
+    t = g.node("AveragePool", [t], kernel_shape=[kernel, kernel], strides=[kernel, kernel])
+    sum_bits = 4 + int(np.ceil(np.log2(kernel * kernel)))
+    ins = [t, g.const(np.float32(s / kernel ** 2), "tscale"), g.const(np.float32(0.0), "zp"),
+           g.const(np.float32(sum_bits), "bits"),
+           g.const(np.float32(s / kernel ** 2 * 2 ** drop_bits), "oscale"),
+           g.const(np.float32(sum_bits - drop_bits), "obits")]
+    t = g.node("Trunc", ins, domain=QONNX_DOMAIN, signed=0, narrow=0, rounding_mode=rounding)
+    t = g.node("Flatten", [t], axis=1)
+    n = c * (size // kernel) ** 2
+    t = g.node("Gemm", [t, g.qweight((3, n), 4, 0.25),
+                        g.const(g.rng.uniform(-1, 1, 3).astype(np.float32), "bias")], transB=1)
+    m = g.model("x", [1, c, size, size], t, [1, 3])
+    for o in m.opset_import:
+        if o.domain == QONNX_DOMAIN:
+            o.version = 2  # Trunc version 2 (with an output scale), as Brevitas exports it
+    return m

@@ -7,7 +7,7 @@ on a kind: it asks :func:`kind_of`.
 """
 from __future__ import annotations
 
-from . import add, concat, fork, gsumpool, maxpool, mvau, sliding_window, thresholding, vvau, whole_window
+from . import add, concat, fork, gsumpool, maxpool, mvau, sliding_window, sumpool, thresholding, vvau, whole_window
 from .add import AddUnit
 from .base import PER_PIXEL, ColumnStep, FoldError, Unit, UnitKind, divisors
 from .concat import ConcatUnit
@@ -17,6 +17,7 @@ from .gsumpool import GlobalSumPoolUnit
 from .maxpool import MaxPoolUnit
 from .mvau import MatrixVectorUnit
 from .sliding_window import SlidingWindowUnit
+from .sumpool import SumPoolUnit
 from .thresholding import ThresholdUnit
 from .vvau import VectorVectorUnit
 from .whole_window import WholeWindowUnit
@@ -30,6 +31,7 @@ KINDS: dict[str, UnitKind] = {k.name: k for k in (
     whole_window.KIND,
     maxpool.KIND,
     gsumpool.KIND,
+    sumpool.KIND,
     fork.KIND,
     add.KIND,
     concat.KIND,
@@ -58,5 +60,5 @@ __all__ = [
     "KINDS", "kind_of", "unit_class", "UnitKind", "Unit", "FoldError", "divisors", "ColumnStep",
     "PER_PIXEL", "DotProductUnit", "apply_thresholds", "MatrixVectorUnit", "VectorVectorUnit",
     "WindowUnit", "SlidingWindowUnit", "WholeWindowUnit", "window_unit", "MaxPoolUnit",
-    "GlobalSumPoolUnit", "ForkUnit", "AddUnit", "ConcatUnit", "ThresholdUnit",
+    "GlobalSumPoolUnit", "ForkUnit", "AddUnit", "ConcatUnit", "ThresholdUnit", "SumPoolUnit",
 ]

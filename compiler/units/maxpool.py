@@ -21,6 +21,8 @@ class MaxPoolUnit(pooling.ChannelFolded):
     """Max-pool (module docstring)."""
 
     kind: ClassVar[str] = "maxpool"
+    #: the window reduction (:mod:`streamfold.hw.window_reduce`)
+    reduce_op: ClassVar[str] = "max"
     name: str
     in_shape: tuple
     dtype: DataType
@@ -40,8 +42,17 @@ class MaxPoolUnit(pooling.ChannelFolded):
         return StreamSpec(tuple(self.in_shape), self.dtype, self.pe)
 
     @property
+    def out_dtype(self) -> DataType:
+        return self.stage_dtypes()[-1]
+
+    @property
     def out_stream(self) -> StreamSpec:
-        return StreamSpec(self.out_hw + (self.in_shape[2],), self.dtype, self.pe)
+        return StreamSpec(self.out_hw + (self.in_shape[2],), self.out_dtype, self.pe)
+
+    def stage_dtypes(self) -> tuple:
+        """Element types of the input, of the row stage's output and of the column stage's
+        output (the unit's output); a max keeps the input's type."""
+        return (self.dtype, self.dtype, self.dtype)
 
     def reduce_stages(self) -> list:
         h, w, c = self.in_shape
@@ -60,14 +71,14 @@ class MaxPoolUnit(pooling.ChannelFolded):
         and row partials (``ceil(kh/sh)`` banks of ``OW*C/pe`` words)."""
         h, w, c = self.in_shape
         cf = c // self.pe
-        width = self.pe * self.dtype.bits
+        _, d1, d2 = self.stage_dtypes()
         _oh, ow = self.out_hw
         mems = []
         if cf > 1:
-            mems += [MemSpec(f"col_partial{i}", cf, width, "sdp")
+            mems += [MemSpec(f"col_partial{i}", cf, self.pe * d1.bits, "sdp")
                      for i in range(pool_phases(self.kernel[1], self.stride[1]))]
         if ow * cf > 1:
-            mems += [MemSpec(f"row_partial{i}", ow * cf, width, "sdp")
+            mems += [MemSpec(f"row_partial{i}", ow * cf, self.pe * d2.bits, "sdp")
                      for i in range(pool_phases(self.kernel[0], self.stride[0]))]
         return mems
 

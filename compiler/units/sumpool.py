@@ -1,0 +1,58 @@
+"""Windowed sum-pool (kind ``sumpool``): the sum of each ``kernel`` window with ``stride``, no
+padding; the first half of an average pool (Brevitas' ``TruncAvgPool2d`` exports
+``AveragePool`` + ``Trunc``: the compiler folds the ``1/(kh*kw)`` into the scale and the Trunc
+into the next quantizer or a threshold unit).
+
+Integer semantics: ``out[y, x, c] = sum of in[y*sh + i, x*sw + j, c]`` over the window (bipolar
+elements count as -1/+1), exact, in :attr:`SumPoolUnit.out_dtype`. ``pe`` channels per beat.
+Hardware: :mod:`streamfold.hw.maxpool` with a sum in place of the max (two window reductions:
+along the row, then across rows), the same schedule as the max-pool's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ..datatypes import DataType
+from . import pooling
+from .base import UnitKind
+from .maxpool import MaxPoolUnit, column_step, for_strip
+
+
+def _sum_type(d: DataType, n: int) -> DataType:
+    return DataType.for_range(min(0, d.min * n), d.max * n)
+
+
+@dataclass
+class SumPoolUnit(MaxPoolUnit):
+    """Windowed sum-pool (module docstring)."""
+
+    kind: ClassVar[str] = "sumpool"
+    reduce_op: ClassVar[str] = "sum"
+
+    def stage_dtypes(self) -> tuple:
+        (kh, kw), (sh, sw) = self.kernel, self.stride
+        d1 = self.dtype if (kw, sw) == (1, 1) else _sum_type(self.dtype, kw)
+        return (self.dtype, d1, _sum_type(self.dtype, kh * kw))
+
+
+def reference(u: SumPoolUnit, x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.int64)
+    (kh, kw), (sh, sw) = u.kernel, u.stride
+    oh, ow = u.out_hw
+    out = 0
+    for ky in range(kh):
+        for kx in range(kw):
+            out = out + x[:, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw, :]
+    return out
+
+
+KIND = UnitKind(
+    name="sumpool", ir=SumPoolUnit, reference=reference, cycles=pooling.cycles,
+    hardware="streamfold.hw.maxpool:MaxPoolHW",
+    timeline=pooling.timeline, latest=pooling.latest, memories=SumPoolUnit.partial_memories,
+    line_buffer=True, features=pooling.features, feature_names=pooling.FEATURE_NAMES,
+    default_coef=pooling.DEFAULT_COEF, model_key="maxpool", column_step=column_step, for_strip=for_strip,
+)

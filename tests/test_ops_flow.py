@@ -1,0 +1,21 @@
+"""Operators beyond dense/conv/max-pool, end to end in Verilator (random gaps and back-pressure,
+every integer against the reference, outputs against qonnx's executor, cycles within 5%)."""
+from __future__ import annotations
+
+import pytest
+
+from flow import check_model
+from handmade import avgpool_model, save
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(rounding="ROUND"), dict(drop_bits=0),
+                                dict(kernel=3, size=9, drop_bits=1, rounding="ROUND")],
+                         ids=["floor", "round", "exact", "k3_round"])
+def test_windowed_average_pool_and_trunc(kw, tmp_path):
+    """AveragePool k x k (stride k) + qonnx Trunc as TruncAvgPool2d exports it: a sum-pool unit,
+    then the Trunc's rounding as thresholds on the window sum (none when it drops no bits)."""
+    path = save(avgpool_model(**kw), tmp_path / "avg.onnx")
+    out = check_model(path, tmp_path / "build", frames=4)
+    kinds = [u.kind for u in out["model"].pipeline.units]
+    assert "sumpool" in kinds
+    assert ("thresholds" in kinds) == (kw.get("drop_bits", 2) > 0)
