@@ -93,12 +93,13 @@ class _Float:
 @dataclass
 class _Quantized:
     dtype: DataType
-    scale: float
+    scale: float | np.ndarray  # per tensor, or per channel (C,)
     shape: tuple            # the model's shape of this tensor (batch first)
     tail: list = field(default_factory=list)  # float ops after the last quantizer (host side)
     nchw_flatten: tuple | None = None  # (C, H, W) when an NCHW tensor was flattened to (N, C*H*W)
     pad: tuple | None = None  # ((top, left, bottom, right), level) of a Pad waiting for its Conv
     src: Source = (None, 0)  # the stream holding the levels
+    scale_from: str = ""  # the quantizer that set the scale (named when a per-channel one is refused)
 
 
 @dataclass
@@ -130,6 +131,16 @@ class _Summing:
     scale: float
     shape: tuple                 # the model's shape (batch first)
     chain: list = field(default_factory=list)
+
+
+def _per_channel(scale, c: int) -> np.ndarray:
+    """A per-tensor or per-channel scale as ``(c,)`` float64."""
+    return np.broadcast_to(np.asarray(scale, dtype=np.float64).reshape(-1), (c,)).copy()
+
+
+def _fmt(scale) -> str:
+    s = np.asarray(scale).reshape(-1)
+    return f"{s[0]:.6g}" if s.size == 1 else f"per channel {s[0]:.4g}..{s[-1]:.4g}"
 
 
 def ir_dtype(qdt: QonnxDataType, narrow: bool = False) -> DataType:
@@ -521,7 +532,7 @@ class Lowering:
         elif len(shape) != 2:
             raise CompileError(f"node {node.name!r}: quantized input of rank {len(shape)}; "
                                "expected (N, features) or (N, C, H, W)")
-        return _Quantized(dtype, scale, shape)
+        return _Quantized(dtype, scale, shape, scale_from=node.name)
 
     def _quantizer_type(self, node) -> tuple[DataType, float]:
         """Datatype and per-tensor scale of an activation quantizer (or a Trunc)."""
@@ -529,10 +540,11 @@ class Lowering:
             return self._trunc_type(node)
         scale = self._scale(node, "activation", positive=True)
         if scale.size != 1:
-            raise CompileError(f"node {node.name!r} ({self._op(node)}): per-channel activation scales "
-                               "are not supported; use a per-tensor activation quantizer")
+            scale = self._channel_scale(node, scale)
+        else:
+            scale = float(scale.reshape(-1)[0])
         if node.op_type == "BipolarQuant":
-            return self._quant_dtype(node), float(scale.reshape(-1)[0])
+            return self._quant_dtype(node), scale
         self._zero_point(node, "activation")
         self._bit_width(node, "activations")  # checked here, read by qonnx in _quant_dtype
         self._rounding_mode(node)
@@ -540,7 +552,34 @@ class Lowering:
         if narrow and not signed:
             raise CompileError(f"node {node.name!r} (Quant): unsigned narrow-range activations are "
                                "not supported")
-        return self._quant_dtype(node, narrow=narrow), float(scale.reshape(-1)[0])
+        return self._quant_dtype(node, narrow=narrow), scale
+
+    def _channel_scale(self, node, scale: np.ndarray) -> np.ndarray:
+        """A per-channel activation scale: one value per channel on axis 1 (shape ``(1, C, 1, 1)``,
+        ``(C, 1, 1)``, ``(1, C)`` ...), as a ``(C,)`` array."""
+        out = self._shape(node.output[0])
+        c = out[1] if len(out) >= 2 else 0
+        probe = (1, c) + (1,) * (len(out) - 2)
+        try:
+            ok = scale.size == c and np.broadcast_shapes(scale.shape, probe) == probe
+        except ValueError:
+            ok = False
+        if not ok:
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): activation scale of shape "
+                               f"{scale.shape} is neither per-tensor nor per-channel for its output of "
+                               f"shape {out}")
+        return scale.reshape(-1).astype(np.float64)
+
+    def _tensor_scale(self, node, state: _Quantized, what: str) -> float:
+        """The one scale of ``state`` that a channel-mixing layer at ``node`` needs."""
+        s = np.asarray(state.scale, dtype=np.float64).reshape(-1)
+        if s.size > 1 and np.any(s != s[0]):
+            raise CompileError(
+                f"node {node.name!r} ({self._op(node)}): its input {what} has per-channel activation "
+                f"scales (from quantizer {state.scale_from!r}), which a {self._op(node)} mixing the "
+                "channels cannot fold into integer weights; use a per-tensor activation quantizer "
+                "there (Brevitas: scaling_per_output_channel=False)")
+        return float(s[0])
 
     def _trunc_type(self, node) -> tuple[DataType, float]:
         """Datatype and scale of a qonnx Trunc (version 2: x, scale, zero point, input bit width,
@@ -600,10 +639,13 @@ class Lowering:
         levels = np.arange(state.dtype.min, state.dtype.max + 1)
         if state.dtype.bipolar:
             levels = np.array([-1, 1])
-        x = levels * state.scale
+        c = state.shape[1] if len(state.shape) >= 2 else 1
+        probe = (-1, c) + (1,) * (len(state.shape) - 2)
+        x = (levels[:, None] * np.broadcast_to(state.scale, (c,))[None, :]).reshape(probe)
         call = OpCall(node.op_type, [None] + [self.consts.get(i) for i in node.input[1:]], _attrs(node))
-        y = call(x.astype(np.float64))
-        if np.allclose(y, x, rtol=0, atol=1e-12 * max(1.0, abs(state.scale))) and dtype.contains(levels):
+        y = np.broadcast_to(call(x.astype(np.float64)), x.shape)
+        tol = 1e-12 * max(1.0, float(np.max(np.abs(state.scale))))
+        if np.allclose(y, x, rtol=0, atol=tol) and dtype.contains(levels):
             return state  # the quantizer is an identity on these levels (e.g. after max-pool)
         return self.on_summing(node, self._levels(state), t)
 
@@ -634,7 +676,7 @@ class Lowering:
             # stream order is (h, w, c); the model flattened (c, h, w): reorder the weight rows
             order = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
             levels = levels[order]
-        pre = scale[0, :] * state.scale
+        pre = scale[0, :] * self._tensor_scale(node, state, "features")
         return _Accumulating(self._name("fc"), node.name, levels.T.copy(), wdt, state.dtype, (),
                              pre.astype(np.float64), out_shape, src=state.src)
 
@@ -708,8 +750,9 @@ class Lowering:
         value = 0.0
         if len(node.input) > 2 and node.input[2]:
             value = float(np.asarray(self._const(node, node.input[2], "value")).ravel()[0])
-        level = value / state.scale
-        if abs(level - round(level)) > 1e-6 or not state.dtype.contains(np.array([round(level)])):
+        lv = np.asarray(value / np.asarray(state.scale, dtype=np.float64)).reshape(-1)
+        level = float(lv[0])
+        if np.any(np.abs(lv - round(level)) > 1e-6) or not state.dtype.contains(np.array([round(level)])):
             raise CompileError(f"node {node.name!r} (Pad): pad value {value} is not a level of the "
                                f"{state.dtype.name} activations it pads")
         state.pad = ((pads[2], pads[3], pads[6], pads[7]), int(round(level)))
@@ -765,7 +808,11 @@ class Lowering:
                                    "output channels")
             bias = np.broadcast_to(bias.reshape(-1), (oc,))
         name = self._name("conv")
-        pre = sc[:, 0] * state.scale
+        # a depthwise convolution keeps channels apart: a per-channel input scale goes into its
+        # per-channel pre-scale; any other convolution needs one scale
+        depthwise = group > 1 and group == c and icg == 1 and oc == c
+        in_scale = state.scale if depthwise else self._tensor_scale(node, state, "feature map")
+        pre = sc[:, 0] * in_scale
         src = state.src
         if group == 1:
             if icg != c:
@@ -808,7 +855,7 @@ class Lowering:
                 any(d != 1 for d in self._ints(node, a, "dilations", 2, [1, 1], low=1)):
             raise CompileError(f"node {node.name!r} (MaxPool): only unpadded, undilated, floor-mode "
                                "max-pooling is supported")
-        if state.scale <= 0:
+        if np.any(np.asarray(state.scale) <= 0):
             raise CompileError(f"node {node.name!r} (MaxPool): activation scale must be positive")
         unit = MaxPoolUnit(self._name("pool"), (h, w, c), state.dtype, k, stride, 1, node.name)
         out_shape = self._shape(node.output[0])
@@ -871,7 +918,8 @@ class Lowering:
                     f"({(1 << MAX_THRESHOLD_BITS) - 1} thresholds); quantize to "
                     f"{MAX_THRESHOLD_BITS} bits or fewer")
             unit = self._mvau(state, self._call(node, t), dtype)
-            return _Quantized(dtype, scale, self._shape(node.output[0]), src=self._emit(unit, state.src))
+            return _Quantized(dtype, scale, self._shape(node.output[0]), src=self._emit(unit, state.src),
+                              scale_from=node.name)
         if op in SHAPE_OPS:
             if self._shape(node.output[0]) != state.shape:
                 raise CompileError(f"node {node.name!r} ({self._op(node)}) reshapes an accumulator; not supported")
@@ -947,13 +995,19 @@ class Lowering:
         if len(states) != 2:
             raise CompileError(f"node {node.name!r} (Add): adds {len(states)} data paths; expected two")
         a, b = states
-        ratio = a.scale / b.scale
+        ratios = np.asarray(a.scale, dtype=np.float64) / np.asarray(b.scale, dtype=np.float64)
+        ratio = float(np.reshape(ratios, -1)[0])
+        if np.size(ratios) > 1 and np.any(np.abs(ratios - ratio) > 1e-6 * ratio):
+            raise CompileError(
+                f"node {node.name!r} (Add): the per-channel scales of its inputs {tensors[0]!r} and "
+                f"{tensors[1]!r} differ in ratio from channel to channel; quantize both inputs with "
+                "one shared quantizer")
         frac = Fraction(ratio).limit_denominator(MAX_RESCALE)
         p, q = frac.numerator, frac.denominator
         if p > MAX_RESCALE or abs(p / q - ratio) > 1e-6 * ratio:
             raise CompileError(
-                f"node {node.name!r} (Add): its inputs {tensors[0]!r} (scale {a.scale:.6g}) and "
-                f"{tensors[1]!r} (scale {b.scale:.6g}) have a scale ratio of {ratio:.6g}, not a small "
+                f"node {node.name!r} (Add): its inputs {tensors[0]!r} (scale {_fmt(a.scale)}) and "
+                f"{tensors[1]!r} (scale {_fmt(b.scale)}) have a scale ratio of {ratio:.6g}, not a small "
                 "exact fraction, so their integer levels cannot be added exactly; quantize both "
                 "inputs with one shared quantizer (in Brevitas, the same QuantIdentity on both branches)")
         if a.dtype.bipolar != b.dtype.bipolar:
@@ -961,7 +1015,7 @@ class Lowering:
                                "quantize both inputs with one shared quantizer")
         # s_a a + s_b b = (s_b / q) (p a + q b)
         return _Summing(self._name("add"), node.name, (a.src, b.src), (a.dtype, b.dtype), (p, q),
-                        b.scale / q, shape)
+                        np.asarray(b.scale) / q if np.size(b.scale) > 1 else b.scale / q, shape)
 
     def _concat(self, node, states, tensors, shape):
         axis = _attrs(node).get("axis", 1)
@@ -972,10 +1026,12 @@ class Lowering:
                                "axis (1) is supported")
         s0 = states[0].scale
         for st, t in zip(states[1:], tensors[1:]):
-            if abs(st.scale - s0) > 1e-6 * s0 or st.dtype.bipolar != states[0].dtype.bipolar:
+            if np.size(st.scale) != np.size(s0) or \
+                    np.any(np.abs(np.asarray(st.scale) - s0) > 1e-6 * np.asarray(s0)) or \
+                    st.dtype.bipolar != states[0].dtype.bipolar:
                 raise CompileError(
-                    f"node {node.name!r} (Concat): its inputs {tensors[0]!r} (scale {s0:.6g}, "
-                    f"{states[0].dtype.name}) and {t!r} (scale {st.scale:.6g}, {st.dtype.name}) differ; "
+                    f"node {node.name!r} (Concat): its inputs {tensors[0]!r} (scale {_fmt(s0)}, "
+                    f"{states[0].dtype.name}) and {t!r} (scale {_fmt(st.scale)}, {st.dtype.name}) differ; "
                     "a concat joins streams of one scale: quantize every branch with one shared "
                     "quantizer (in Brevitas, the same QuantReLU/QuantIdentity instance)")
         dtypes = tuple(st.dtype for st in states)
@@ -1027,7 +1083,7 @@ class Lowering:
             lo, hi = unit.acc_range
             c = unit.channels
             probe = (lambda n: (n, -1)) if len(state.shape) == 2 else (lambda n: (n, -1, 1, 1))
-            thr, out_bias, sign = thresholds_for(unit, np.full(c, state.scale), state.chain,
+            thr, out_bias, sign = thresholds_for(unit, _per_channel(state.scale, c), state.chain,
                                                  self._call(node, t), probe,
                                                  bounds=(np.full(c, lo), np.full(c, hi)))
             if np.all(sign < 0):  # the ops after the sum decrease: add the negated inputs
@@ -1038,7 +1094,8 @@ class Lowering:
                     "quantizer increase with the sum in some channels and decrease in others (a "
                     "batch-norm with gammas of both signs); put a quantizer after the Add first")
             unit.thresholds, unit.out_bias = thr, out_bias
-            return _Quantized(dtype, scale, self._shape(node.output[0]), src=self._emit(unit, *state.srcs))
+            return _Quantized(dtype, scale, self._shape(node.output[0]), src=self._emit(unit, *state.srcs),
+                              scale_from=node.name)
         if op in CHANNEL_OPS:
             call = self._call(node, t)
             c = state.shape[1]
@@ -1066,7 +1123,7 @@ class Lowering:
         unit = ThresholdUnit(self._name("thr"), stream, ind, dtype, source=node.name)
         c = unit.channels
         probe = (lambda n: (n, -1)) if len(shape) == 2 else (lambda n: (n, -1, 1, 1))
-        thr, out_bias, sign = thresholds_for(unit, np.full(c, state.scale), state.chain,
+        thr, out_bias, sign = thresholds_for(unit, _per_channel(state.scale, c), state.chain,
                                              self._call(node, t), probe,
                                              bounds=(np.full(c, ind.min), np.full(c, ind.max)))
         if np.any(sign < 0):
@@ -1077,11 +1134,13 @@ class Lowering:
         unit.thresholds, unit.out_bias = thr, out_bias
         levels = np.array([-1, 1]) if ind.bipolar else np.arange(ind.min, ind.max + 1)
         same = apply_thresholds(np.repeat(levels[:, None], c, 1), thr, dtype, out_bias)
-        if dtype == ind and abs(scale - state.scale) <= 1e-9 * scale and \
+        if dtype == ind and np.size(scale) == np.size(state.scale) and \
+                np.all(np.abs(np.asarray(scale) - state.scale) <= 1e-9 * np.asarray(scale)) and \
                 np.array_equal(same, np.repeat(levels[:, None], c, 1)):
             self.counters["thr"] -= 1  # the quantizer is an identity here: no unit
             return _Quantized(ind, state.scale, self._shape(node.output[0]), src=state.srcs[0])
-        return _Quantized(dtype, scale, self._shape(node.output[0]), src=self._emit(unit, state.srcs[0]))
+        return _Quantized(dtype, scale, self._shape(node.output[0]), src=self._emit(unit, state.srcs[0]),
+                          scale_from=node.name)
 
     # the end
     def _finish(self, state) -> CompiledModel:
@@ -1106,14 +1165,14 @@ class Lowering:
             host_out = HostOutput(mul, add, state.chain, "flat" if len(state.shape) == 2 else "nchw")
         elif isinstance(state, _Quantized):
             c = state.shape[1] if len(state.shape) >= 2 else 1
-            host_out = HostOutput(np.full(c, state.scale, dtype=np.float32), np.zeros(c), state.tail,
+            host_out = HostOutput(_per_channel(state.scale, c).astype(np.float32), np.zeros(c), state.tail,
                                   "nchw" if len(state.shape) == 4 else "flat", exact=True)
             src = state.src
         elif isinstance(state, _Summing):
             c = state.shape[1] if len(state.shape) >= 2 else 1
             # the model adds two float32 products: equal to the integer sum times its scale up to
             # float32 rounding (not bit for bit)
-            host_out = HostOutput(np.full(c, state.scale), np.zeros(c), state.chain,
+            host_out = HostOutput(_per_channel(state.scale, c), np.zeros(c), state.chain,
                                   "nchw" if len(state.shape) == 4 else "flat")
             src = self._raw_sum(state).src
         else:

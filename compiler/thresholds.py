@@ -45,6 +45,8 @@ def _levels_fn(q: OpCall):
     if q.op_type == "BipolarQuant":
         return bipolar_int, np.array([-1, 1])
     scale, zp, bits = q.inputs[1:4]
+    # levels are computed on (samples, channels): a per-channel scale as one value per channel
+    scale = np.asarray(scale).reshape(-1) if np.size(scale) > 1 else scale
     a = q.attrs
     signed, narrow = int(a.get("signed", 1)), int(a.get("narrow", 0))
     bits = int(np.asarray(bits).reshape(-1)[0])

@@ -224,3 +224,37 @@ def avgpool_model(*, channels: int = 4, size: int = 8, kernel: int = 2, drop_bit
         if o.domain == QONNX_DOMAIN:
             o.version = 2  # Trunc version 2 (with an output scale), as Brevitas exports it
     return m
+
+
+def channel_scale_model(*, channels: int = 4, size: int = 6, mixing: bool = False, seed: int = 0):
+    """Per-channel activation scales, as Brevitas's MobileNet-v1 has them on its pointwise layers::
+
+        x -> Quant(UINT4) -> Conv 1x1 -> BN -> Relu -> Quant(UINT4, scale per channel (1, C, 1, 1))
+          -> depthwise Conv 3x3 (or, ``mixing``, a regular 3x3 Conv) -> BN -> Relu -> Quant(UINT4)
+          -> GlobalAveragePool -> Flatten -> Gemm -> y (1, 3)
+    """
+    c = channels
+    g = Graph(seed)
+
+    def bn(t):
+        p = [g.const(g.rng.uniform(0.5, 1.5, c).astype(np.float32)),
+             g.const(g.rng.uniform(-1, 1, c).astype(np.float32)),
+             g.const(g.rng.uniform(-0.5, 0.5, c).astype(np.float32)),
+             g.const(g.rng.uniform(0.5, 2, c).astype(np.float32))]
+        return g.node("BatchNormalization", [t] + p, epsilon=1e-5)
+
+    t = g.quant("x", 1 / 15, 4)
+    t = g.node("Conv", [t, g.qweight((c, c, 1, 1), 4, 0.25)], kernel_shape=[1, 1])
+    scales = g.rng.uniform(0.1, 0.4, (1, c, 1, 1)).astype(np.float32)
+    t = g.quant(g.node("Relu", [bn(t)]), scales, 4)
+    if mixing:
+        t = g.node("Conv", [t, g.qweight((c, c, 3, 3), 4, 0.25)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    else:
+        t = g.node("Conv", [t, g.qweight((c, 1, 3, 3), 4, 0.25)], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                   group=c)
+    t = g.quant(g.node("Relu", [bn(t)]), 0.3, 4)
+    t = g.node("GlobalAveragePool", [t])
+    t = g.node("Flatten", [t], axis=1)
+    t = g.node("Gemm", [t, g.qweight((3, c), 4, 0.25),
+                        g.const(g.rng.uniform(-1, 1, 3).astype(np.float32), "bias")], transB=1)
+    return g.model("x", [1, c, size, size], t, [1, 3])

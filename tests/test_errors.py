@@ -282,6 +282,13 @@ def test_handmade_unequal_scale_add(capfd, tmp_path):
                   "scale ratio of 0.729927", "quantize both inputs with one shared quantizer")
 
 
+def test_per_channel_scale_into_a_mixing_layer(capfd, tmp_path):
+    from handmade import channel_scale_model
+
+    compile_error(capfd, tmp_path, channel_scale_model(mixing=True), "node 'Conv_1' (Conv)",
+                  "per-channel activation scales (from quantizer 'Quant_4')", "per-tensor activation quantizer")
+
+
 def test_tiling_refuses_joins(capfd, tmp_path):
     path = save(residual_model(), tmp_path / "r.onnx")
     assert_error(capfd, ["compile", path, "-o", tmp_path / "build", "--strip-width", "4"],

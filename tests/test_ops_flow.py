@@ -19,3 +19,13 @@ def test_windowed_average_pool_and_trunc(kw, tmp_path):
     kinds = [u.kind for u in out["model"].pipeline.units]
     assert "sumpool" in kinds
     assert ("thresholds" in kinds) == (kw.get("drop_bits", 2) > 0)
+
+
+def test_per_channel_activation_scales(tmp_path):
+    """A quantizer with one scale per channel feeding a depthwise convolution: the scales go into
+    the depthwise unit's per-channel thresholds, exactly."""
+    from handmade import channel_scale_model
+
+    path = save(channel_scale_model(), tmp_path / "pc.onnx")
+    out = check_model(path, tmp_path / "build", frames=4)
+    assert "vvau" in [u.kind for u in out["model"].pipeline.units]
