@@ -316,8 +316,94 @@ class BatchNormToMulAdd(Transformation):
         return model, False
 
 
+class OneDimAsTwoDim(Transformation):
+    """Matches a model with 1-D convolutions or pools (``Conv``/``MaxPool``/``AveragePool`` with one
+    kernel dimension on ``(N, C, L)`` tensors, as ``Conv1d`` exports them).
+
+    Produces the same model in 2-D: every rank-3 tensor of the data path gets a height of 1
+    (``(N, C, 1, L)``), kernels, strides, pads and dilations gain the height's trivial entry, the
+    convolution weights (and per-channel weight scales) become ``(OC, IC, 1, K)``, constants that
+    broadcast over the length gain the height axis, and a ``Reshape`` at the input (and back at a
+    rank-3 output) keeps the model's interface. The lowering then sees an ordinary 2-D network.
+    """
+
+    SPATIAL = ("Conv", "MaxPool", "AveragePool")
+
+    def apply(self, model):
+        g = model.graph
+        one_d = [n for n in g.node if n.op_type in self.SPATIAL and
+                 (model.get_tensor_shape(n.input[0]) or []).__len__() == 3]
+        if not one_d:
+            return model, False
+        rank3 = {t for n in g.node for t in list(n.input) + list(n.output)
+                 if t and model.get_initializer(t) is None and len(model.get_tensor_shape(t) or []) == 3}
+        inits = {i.name for i in g.initializer}
+
+        def lift(name, at=-1):
+            """Give the initializer ``name`` the height axis before position ``at``."""
+            arr = model.get_initializer(name)
+            if arr is not None and arr.ndim >= 2:
+                shape = arr.shape[:at] + (1,) + arr.shape[at:] if at != -1 else \
+                    arr.shape[:-1] + (1,) + arr.shape[-1:]
+                model.set_initializer(name, arr.reshape(shape))
+
+        for n in g.node:
+            if n in one_d:
+                for a in n.attribute:
+                    if a.name in ("kernel_shape", "strides", "dilations") and len(a.ints) == 1:
+                        a.ints[:] = [1, a.ints[0]]
+                    elif a.name == "pads" and len(a.ints) == 2:
+                        a.ints[:] = [0, a.ints[0], 0, a.ints[1]]
+                if n.op_type == "Conv":
+                    w = n.input[1]
+                    p = model.find_producer(w)
+                    if p is not None and p.op_type in QUANTIZERS:
+                        for i in p.input[:3]:
+                            arr = model.get_initializer(i) if i else None
+                            if arr is not None and arr.ndim == 3:
+                                model.set_initializer(i, arr.reshape(arr.shape[:2] + (1,) + arr.shape[2:]))
+                    elif w in inits:
+                        arr = model.get_initializer(w)
+                        if arr.ndim == 3:
+                            model.set_initializer(w, arr.reshape(arr.shape[:2] + (1,) + arr.shape[2:]))
+                continue
+            if any(i in rank3 for i in n.input):
+                for i in n.input[1:] if n.op_type in QUANTIZERS else n.input:
+                    if i in inits and i not in rank3:
+                        lift(i)
+        # the interface: reshape the input to 2-D, the output back to 1-D
+        x = next((i for i in g.input if i.name not in inits), None)
+        if x is not None and x.name in rank3:
+            _, c, length = model.get_tensor_shape(x.name)
+            shape = model.make_new_valueinfo_name()
+            model.set_initializer(shape, np.array([-1, c, 1, length], dtype=np.int64))
+            x2 = x.name + "_2d"
+            for n in g.node:
+                for k, i in enumerate(n.input):
+                    if i == x.name:
+                        n.input[k] = x2
+            g.node.insert(0, helper.make_node("Reshape", [x.name, shape], [x2], name=f"{x.name}_as_2d"))
+        for y in g.output:
+            if y.name in rank3:
+                _, c, length = model.get_tensor_shape(y.name)
+                shape = model.make_new_valueinfo_name()
+                model.set_initializer(shape, np.array([-1, c, length], dtype=np.int64))
+                y2 = y.name + "_2d"
+                for n in g.node:
+                    for k, o in enumerate(n.output):
+                        if o == y.name:
+                            n.output[k] = y2
+                g.node.append(helper.make_node("Reshape", [y2, shape], [y.name], name=f"{y.name}_as_1d"))
+        keep = [v for v in g.value_info if v.name not in rank3]
+        del g.value_info[:]
+        g.value_info.extend(keep)
+        from qonnx.transformation.infer_shapes import InferShapes
+        model = model.transform(InferShapes())
+        return model, False
+
+
 #: the rewrites :func:`prepare` runs, in order
-REWRITES = (FoldQuantizedConstants, GemmZeroBias, GemmBiasRow, GemmToMatMulNamed,
+REWRITES = (OneDimAsTwoDim, FoldQuantizedConstants, GemmZeroBias, GemmBiasRow, GemmToMatMulNamed,
             FoldQuantizedConstants, BatchNormToMulAdd)
 
 

@@ -258,3 +258,22 @@ def channel_scale_model(*, channels: int = 4, size: int = 6, mixing: bool = Fals
     t = g.node("Gemm", [t, g.qweight((3, c), 4, 0.25),
                         g.const(g.rng.uniform(-1, 1, 3).astype(np.float32), "bias")], transB=1)
     return g.model("x", [1, c, size, size], t, [1, 3])
+
+
+def conv1d_model(*, channels=(2, 4), length: int = 16, seed: int = 0) -> onnx.ModelProto:
+    """A 1-D convolutional network (as ``Conv1d`` exports it)::
+
+        x (1, C0, L) -> Quant(UINT4) -> Conv k=3 pad 1 -> Mul (per channel (C1, 1)) -> Relu
+          -> Quant(UINT3) -> MaxPool k=2 -> Flatten -> Gemm -> y (1, 3)
+    """
+    c0, c1 = channels
+    g = Graph(seed)
+    t = g.quant("x", 1 / 15, 4)
+    t = g.node("Conv", [t, g.qweight((c1, c0, 3), 4, 0.25)], kernel_shape=[3], pads=[1, 1], strides=[1])
+    t = g.node("Mul", [t, g.const(g.rng.uniform(0.2, 1, (c1, 1)).astype(np.float32))])
+    t = g.quant(g.node("Relu", [t]), 0.5, 3)
+    t = g.node("MaxPool", [t], kernel_shape=[2], strides=[2])
+    t = g.node("Flatten", [t], axis=1)
+    t = g.node("Gemm", [t, g.qweight((3, c1 * length // 2), 4, 0.25),
+                        g.const(g.rng.uniform(-1, 1, 3).astype(np.float32), "bias")], transB=1)
+    return g.model("x", [1, c0, length], t, [1, 3])

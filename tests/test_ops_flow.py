@@ -29,3 +29,13 @@ def test_per_channel_activation_scales(tmp_path):
     path = save(channel_scale_model(), tmp_path / "pc.onnx")
     out = check_model(path, tmp_path / "build", frames=4)
     assert "vvau" in [u.kind for u in out["model"].pipeline.units]
+
+
+def test_conv1d(tmp_path):
+    """A 1-D network (Conv1d, per-channel Mul over the length, MaxPool1d): rewritten to height 1."""
+    from handmade import conv1d_model
+
+    path = save(conv1d_model(), tmp_path / "c1.onnx")
+    out = check_model(path, tmp_path / "build", frames=4)
+    win = out["model"].pipeline.units[0]
+    assert win.in_shape == (1, 16, 2) and win.kernel == (1, 3)
