@@ -67,10 +67,12 @@ UNIT_BUILDERS = {
 }
 #: every op the compiler accepts somewhere on the data path (extended by later unit kinds)
 CONV_OPS = {"Conv", "MaxPool", "GlobalAveragePool", "Pad"}
+#: ops that move elements between pixels and channels (sub-pixel and upsampling outputs)
+REORDER_OPS = {"DepthToSpace", "Resize", "Upsample"}
 #: ops that join data paths (two or more dynamic inputs)
 JOIN_OPS = {"Add", "Concat"}
 SUPPORTED_OPS = sorted(SHAPE_OPS | CHANNEL_OPS | REQUANTIZERS | MATRIX_OPS | CONV_OPS | JOIN_OPS |
-                       {"Transpose", "AveragePool"})
+                       REORDER_OPS | {"Transpose", "AveragePool"})
 #: largest integer multiplier an Add may rescale one input by (scales with a ratio p/q, p, q <= this)
 MAX_RESCALE = 16
 #: widest stream element (inputs, weights, activations) the hardware takes
@@ -605,10 +607,12 @@ class Lowering:
     def on_quantized(self, node, state: _Quantized, t: str):
         op = node.op_type
         if state.tail:
-            if op in CHANNEL_OPS or op in SHAPE_OPS:
+            if op in CHANNEL_OPS or op in SHAPE_OPS or op in REQUANTIZERS or op in REORDER_OPS:
                 state.tail.append(self._call(node, t))
                 return state
             self.unsupported(node, "after the float output steps")
+        if op in REORDER_OPS:
+            return self._reorder(node, state, t)
         if op in SHAPE_OPS:
             out = self._shape(node.output[0])
             if len(state.shape) == 4 and len(out) == 2:
@@ -633,6 +637,42 @@ class Lowering:
     def _levels(self, st: _Quantized) -> "_Summing":
         """The levels of ``st`` as the start of a chain of per-channel ops (a one-input sum)."""
         return _Summing(None, "", (st.src,), (st.dtype,), (1,), st.scale, tuple(st.shape))
+
+    def _host_only_after(self, node) -> bool:
+        """Whether everything from ``node`` to the model's output is elementwise, a quantizer, a
+        reshape or a reorder on one path (so it can run on the host, exactly, after the stream)."""
+        t = node.output[0]
+        host = CHANNEL_OPS | SHAPE_OPS | REQUANTIZERS | REORDER_OPS
+        while t != self.output.name:
+            users = self.model.find_consumers(t) or []
+            if len(users) != 1 or users[0].op_type not in host:
+                return False
+            t = users[0].output[0]
+        return True
+
+    def _reorder(self, node, state: _Quantized, t: str):
+        """DepthToSpace / nearest Resize: at the end of the model a host-side reorder (exact; the
+        quantizers after it run there too), else a stream unit."""
+        if len(state.shape) != 4:
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): expected an (N, C, H, W) input")
+        call = self._call(node, t)
+        try:
+            y = call(np.zeros(state.shape, dtype=np.float32))
+        except CompileError:
+            raise
+        except Exception as e:  # pragma: no cover - evaluate wraps the usual ones
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): {e}") from None
+        if tuple(y.shape) != self._shape(node.output[0]):
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): gives {y.shape}, the model says "
+                               f"{self._shape(node.output[0])}")
+        if self._host_only_after(node):
+            state.tail.append(call)
+            return state
+        return self._reorder_unit(node, state, t)
+
+    def _reorder_unit(self, node, state: _Quantized, t: str):
+        raise CompileError(f"node {node.name!r} ({self._op(node)}) inside the network (a layer follows "
+                           "it): only a reorder at the model's end (run on the host) is supported yet")
 
     def _requantize(self, node, state: _Quantized, t: str):
         dtype, scale = self._quantizer_type(node)

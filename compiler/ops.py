@@ -86,6 +86,40 @@ def _bn(x, scale, bias, mean, var, attrs):
     return (x - r(mean)) / np.sqrt(r(var) + np.asarray(eps, dtype=x.dtype)) * r(scale) + r(bias)
 
 
+def depth_to_space(x: np.ndarray, r: int, mode: str = "DCR") -> np.ndarray:
+    """ONNX DepthToSpace of an NCHW tensor (DCR or CRD, the ONNX definitions)."""
+    n, c, h, w = x.shape
+    if mode == "DCR":
+        y = x.reshape(n, r, r, c // (r * r), h, w).transpose(0, 3, 4, 1, 5, 2)
+    else:
+        y = x.reshape(n, c // (r * r), r, r, h, w).transpose(0, 1, 4, 2, 5, 3)
+    return y.reshape(n, c // (r * r), h * r, w * r)
+
+
+def resize_scales(args, attrs, op_type: str, shape) -> tuple:
+    """The integer (N, C, H, W) factors of a nearest-neighbour Resize/Upsample, or ValueError."""
+    if op_type == "Upsample":
+        scales = np.asarray(args[1] if len(args) > 1 else attrs["scales"], dtype=np.float64)
+    else:
+        scales = np.asarray(args[2], dtype=np.float64) if len(args) > 2 and args[2] is not None and \
+            np.size(args[2]) else None
+        if scales is None and len(args) > 3 and args[3] is not None:
+            scales = np.asarray(args[3], dtype=np.float64) / np.asarray(shape, dtype=np.float64)
+    mode = attrs.get("mode", "nearest")
+    if scales is None or mode != "nearest" or np.any(scales != np.round(scales)) or np.any(scales < 1):
+        raise ValueError(f"only nearest-neighbour resizing by whole factors is supported "
+                         f"(mode {mode!r}, scales {None if scales is None else scales.tolist()})")
+    return tuple(int(v) for v in scales)
+
+
+def _resize_nearest(x, args, attrs, op_type, node):
+    f = resize_scales(args, attrs, op_type, x.shape)
+    for axis, k in enumerate(f):
+        if k > 1:
+            x = np.repeat(x, k, axis=axis)
+    return x
+
+
 def _reshape(x, shape, attrs):
     shape = [int(s) for s in np.asarray(shape).reshape(-1)]
     if not attrs.get("allowzero", 0):
@@ -129,12 +163,27 @@ _UNARY = {
     "Identity": lambda x: x,
     "Dropout": lambda x: x,
     "Reciprocal": lambda x: 1 / x,
+    # activations a lookup table takes between two quantizers (ONNX definitions, opset 14+)
+    "HardSwish": lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
+    "HardSigmoid": lambda x: np.clip(x / 6 + 0.5, 0, 1),
+    "Sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "Tanh": np.tanh,
+    "Erf": lambda x: _erf(x),
+    "Exp": np.exp,
 }
+
+
+def _erf(x):
+    import math
+    return np.vectorize(math.erf, otypes=[np.asarray(x).dtype])(x)
 
 #: operators streamfold can evaluate (constants, chains, host steps)
 EVALUABLE = sorted(set(_ELEMENTWISE) | set(_UNARY) | {
     "BatchNormalization", "Quant", "BipolarQuant", "Trunc", "Reshape", "Flatten", "Transpose", "Squeeze",
-    "Unsqueeze", "Clip", "Cast", "MatMul", "Gemm", "Constant"})
+    "Unsqueeze", "Clip", "Cast", "MatMul", "Gemm", "Constant", "DepthToSpace", "Resize", "Upsample"})
+#: elementwise ops that are not monotone (or not known to be): thresholds cannot take them, a
+#: lookup table can
+NON_MONOTONE = {"HardSwish", "Erf"}
 
 
 def _same_float(args):
@@ -206,6 +255,10 @@ def _evaluate(op_type: str, args: list, attrs: dict, node: str = "") -> np.ndarr
         lo = args[1] if len(args) > 1 and args[1] is not None else attrs.get("min", -np.inf)
         hi = args[2] if len(args) > 2 and args[2] is not None else attrs.get("max", np.inf)
         return np.clip(x, lo, hi)
+    if op_type == "DepthToSpace":
+        return depth_to_space(np.asarray(args[0]), int(attrs["blocksize"]), attrs.get("mode", "DCR"))
+    if op_type in ("Resize", "Upsample"):
+        return _resize_nearest(np.asarray(args[0]), args, attrs, op_type, node)
     if op_type == "Cast":
         return np.asarray(args[0])
     if op_type == "MatMul":

@@ -277,3 +277,24 @@ def conv1d_model(*, channels=(2, 4), length: int = 16, seed: int = 0) -> onnx.Mo
     t = g.node("Gemm", [t, g.qweight((3, c1 * length // 2), 4, 0.25),
                         g.const(g.rng.uniform(-1, 1, 3).astype(np.float32), "bias")], transB=1)
     return g.model("x", [1, c0, length], t, [1, 3])
+
+
+def subpixel_model(*, channels: int = 2, size: int = 6, block: int = 2, op: str = "DepthToSpace",
+                   mode: str = "CRD", seed: int = 0) -> onnx.ModelProto:
+    """A super-resolution tail: the reorder ends the model (ESPCN's PixelShuffle)::
+
+        x (1, C, S, S) -> Quant(UINT4) -> Conv 3x3 pad 1 (-> C*r² channels) -> Relu -> Quant(UINT4)
+          -> DepthToSpace(r, mode) (or nearest Resize by r) -> y
+    """
+    c, r = channels, block
+    g = Graph(seed)
+    t = g.quant("x", 1 / 15, 4)
+    oc = c * r * r if op == "DepthToSpace" else c
+    t = g.node("Conv", [t, g.qweight((oc, c, 3, 3), 4, 0.25)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    t = g.quant(g.node("Relu", [t]), 0.25, 4)
+    if op == "DepthToSpace":
+        t = g.node("DepthToSpace", [t], blocksize=r, mode=mode)
+    else:
+        t = g.node("Resize", [t, "", g.const(np.array([1, 1, r, r], dtype=np.float32), "scales")],
+                   mode="nearest")
+    return g.model("x", [1, c, size, size], t, [1, c, size * r, size * r])

@@ -39,3 +39,15 @@ def test_conv1d(tmp_path):
     out = check_model(path, tmp_path / "build", frames=4)
     win = out["model"].pipeline.units[0]
     assert win.in_shape == (1, 16, 2) and win.kernel == (1, 3)
+
+
+@pytest.mark.parametrize("kw", [dict(mode="CRD"), dict(mode="DCR"), dict(op="Resize")],
+                         ids=["depth_to_space_crd", "depth_to_space_dcr", "resize_nearest"])
+def test_reorder_at_the_end_runs_on_the_host(kw, tmp_path):
+    """A DepthToSpace (PixelShuffle) or nearest Resize ending the model: the stream carries the
+    quantized feature map, the host reorders it (exactly: levels times scale, then the reorder)."""
+    from handmade import subpixel_model
+
+    path = save(subpixel_model(**kw), tmp_path / "sp.onnx")
+    out = check_model(path, tmp_path / "build", frames=3)
+    assert [u.kind for u in out["model"].pipeline.units] == ["swg_whole", "mvau"]
