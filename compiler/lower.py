@@ -41,7 +41,7 @@ from .ir import (BIPOLAR, AddUnit, ConcatUnit, DataflowGraph, DataType, Edge, Fo
 from .units import apply_thresholds
 from .model import CompiledModel, HostInput, HostOutput
 from .load import _quiet_onnxruntime as quiet_onnxruntime
-from .ops import EVALUABLE, OpCall, bipolar_int, quant_int
+from .ops import EVALUABLE, NON_MONOTONE, OpCall, bipolar_int, quant_int, run_chain
 from .rewrites import failures, origin, prepare, static_tensors
 from .thresholds import thresholds_for
 
@@ -50,6 +50,8 @@ SHAPE_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"
 #: per-channel float ops that fold into thresholds or host steps
 CHANNEL_OPS = {"Mul", "Add", "Sub", "Div", "BatchNormalization", "Relu", "Clip", "Max", "Min",
                "Neg", "Identity", "Dropout"}
+#: elementwise activations between two quantizers (thresholds where monotone, else a lookup table)
+ACTIVATION_OPS = {"HardSwish", "HardSigmoid", "Sigmoid", "Tanh", "Erf"}
 QUANTIZERS = {"Quant", "BipolarQuant"}
 #: ops that map a quantized (or accumulated) value to new integer levels: the quantizers, and
 #: qonnx's Trunc (Brevitas' TruncAvgPool2d: an average's exact truncation)
@@ -71,7 +73,7 @@ CONV_OPS = {"Conv", "MaxPool", "GlobalAveragePool", "Pad"}
 REORDER_OPS = {"DepthToSpace", "Resize", "Upsample"}
 #: ops that join data paths (two or more dynamic inputs)
 JOIN_OPS = {"Add", "Concat"}
-SUPPORTED_OPS = sorted(SHAPE_OPS | CHANNEL_OPS | REQUANTIZERS | MATRIX_OPS | CONV_OPS | JOIN_OPS |
+SUPPORTED_OPS = sorted(SHAPE_OPS | CHANNEL_OPS | ACTIVATION_OPS | REQUANTIZERS | MATRIX_OPS | CONV_OPS | JOIN_OPS |
                        REORDER_OPS | {"Transpose", "AveragePool"})
 #: largest integer multiplier an Add may rescale one input by (scales with a ratio p/q, p, q <= this)
 MAX_RESCALE = 16
@@ -79,6 +81,8 @@ MAX_RESCALE = 16
 MAX_BITS = 16
 #: widest activation a matrix product's thresholds produce (2**bits - 1 comparators per channel)
 MAX_THRESHOLD_BITS = 8
+#: widest input a lookup-table activation takes (a table of 2**bits entries)
+MAX_LOOKUP_BITS = 10
 #: qonnx's Quant rounding modes (qonnx.custom_op.general.intquant.resolve_rounding_mode)
 ROUNDING_MODES = ("ROUND", "HALF_EVEN", "CEIL", "FLOOR", "UP", "DOWN", "HALF_UP", "HALF_DOWN")
 
@@ -468,7 +472,7 @@ class Lowering:
         handler = getattr(self, f"on_{kind}_{op}", None)
         if handler is None:
             handler = getattr(self, f"on_{kind}", None)
-        if op in REQUANTIZERS or op in CHANNEL_OPS:
+        if op in REQUANTIZERS or op in CHANNEL_OPS or op in ACTIVATION_OPS:
             shape_in, shape_out = self._shape(t), self._shape(node.output[0])
             consts = [np.shape(self.consts[i]) for i in node.input if i and i != t and i in self.consts]
             try:
@@ -607,7 +611,8 @@ class Lowering:
     def on_quantized(self, node, state: _Quantized, t: str):
         op = node.op_type
         if state.tail:
-            if op in CHANNEL_OPS or op in SHAPE_OPS or op in REQUANTIZERS or op in REORDER_OPS:
+            if op in CHANNEL_OPS or op in ACTIVATION_OPS or op in SHAPE_OPS or op in REQUANTIZERS or \
+                    op in REORDER_OPS:
                 state.tail.append(self._call(node, t))
                 return state
             self.unsupported(node, "after the float output steps")
@@ -621,7 +626,7 @@ class Lowering:
             return state
         if op in REQUANTIZERS:
             return self._requantize(node, state, t)
-        if op in CHANNEL_OPS:
+        if op in CHANNEL_OPS or op in ACTIVATION_OPS:
             if state.pad is not None or state.nchw_flatten is not None:
                 state.tail.append(self._call(node, t))
                 return state
@@ -964,7 +969,12 @@ class Lowering:
             if self._shape(node.output[0]) != state.shape:
                 raise CompileError(f"node {node.name!r} ({self._op(node)}) reshapes an accumulator; not supported")
             return state
-        if op in CHANNEL_OPS:
+        if op in NON_MONOTONE:
+            raise CompileError(f"node {node.name!r} ({self._op(node)}) between matrix product "
+                               f"{state.source!r} and its quantizer is not monotone, so it cannot become "
+                               "thresholds on the accumulator; quantize its input first (a lookup table "
+                               f"then takes it, for inputs up to {MAX_LOOKUP_BITS} bits)")
+        if op in CHANNEL_OPS or op in ACTIVATION_OPS:
             call = self._call(node, t)
             self._check_per_channel(node, call, state)
             state.chain.append(call)
@@ -1136,7 +1146,7 @@ class Lowering:
             unit.thresholds, unit.out_bias = thr, out_bias
             return _Quantized(dtype, scale, self._shape(node.output[0]), src=self._emit(unit, *state.srcs),
                               scale_from=node.name)
-        if op in CHANNEL_OPS:
+        if op in CHANNEL_OPS or op in ACTIVATION_OPS:
             call = self._call(node, t)
             c = state.shape[1]
             probe = (1, c) if len(state.shape) == 2 else (1, c, 1, 1)
@@ -1160,12 +1170,20 @@ class Lowering:
         shape = state.shape
         stream = (shape[2], shape[3], shape[1]) if len(shape) == 4 else tuple(shape[1:])
         ind = state.dtypes[0]
+        if any(op.op_type in NON_MONOTONE for op in state.chain):
+            return self._lookup(node, state, t, dtype, scale)
         unit = ThresholdUnit(self._name("thr"), stream, ind, dtype, source=node.name)
         c = unit.channels
         probe = (lambda n: (n, -1)) if len(shape) == 2 else (lambda n: (n, -1, 1, 1))
-        thr, out_bias, sign = thresholds_for(unit, _per_channel(state.scale, c), state.chain,
-                                             self._call(node, t), probe,
-                                             bounds=(np.full(c, ind.min), np.full(c, ind.max)))
+        try:
+            thr, out_bias, sign = thresholds_for(unit, _per_channel(state.scale, c), state.chain,
+                                                 self._call(node, t), probe,
+                                                 bounds=(np.full(c, ind.min), np.full(c, ind.max)))
+        except CompileError as e:
+            if "not monotone" not in str(e):
+                raise
+            self.counters["thr"] -= 1
+            return self._lookup(node, state, t, dtype, scale)
         if np.any(sign < 0):
             raise CompileError(f"node {node.name!r} (Quant): the ops between the levels of "
                                f"{state.src[0] or 'the input'} and this quantizer decrease with them; "
@@ -1179,6 +1197,36 @@ class Lowering:
                 np.array_equal(same, np.repeat(levels[:, None], c, 1)):
             self.counters["thr"] -= 1  # the quantizer is an identity here: no unit
             return _Quantized(ind, state.scale, self._shape(node.output[0]), src=state.srcs[0])
+        return _Quantized(dtype, scale, self._shape(node.output[0]), src=self._emit(unit, state.srcs[0]),
+                          scale_from=node.name)
+
+    def _lookup(self, node, state: _Summing, t: str, dtype: DataType, scale):
+        """Quantizer after an elementwise function thresholds cannot express (not monotone: a
+        HardSwish, GELU ...): a lookup table indexed by the input level, evaluated on the model's
+        own ops for every level."""
+        from .thresholds import _levels_fn
+
+        shape = state.shape
+        stream = (shape[2], shape[3], shape[1]) if len(shape) == 4 else tuple(shape[1:])
+        ind = state.dtypes[0]
+        ops = ", ".join(repr(op.node) for op in state.chain)
+        if ind.bits > MAX_LOOKUP_BITS:
+            raise CompileError(f"node {node.name!r} ({self._op(node)}): the ops before it ({ops}) are not "
+                               f"monotone, so they need a lookup table indexed by the {ind.bits}-bit input "
+                               f"levels; tables take inputs of up to {MAX_LOOKUP_BITS} bits: quantize the "
+                               "input more narrowly")
+        c = stream[-1]
+        levels = np.array([-1, 1]) if ind.bipolar else np.arange(ind.min, ind.max + 1)
+        probe = (-1, c) + (1,) * (len(shape) - 2)
+        x = (levels[:, None] * _per_channel(state.scale, c)[None, :]).reshape(probe)
+        quantize, _ = _levels_fn(self._call(node, t))
+        with np.errstate(all="ignore"):
+            v = np.asarray(run_chain(state.chain, x.astype(np.float64)), dtype=np.float64)
+            out = np.asarray(quantize(v)).reshape(levels.size, c).T  # (C, levels)
+        table = out[0] if np.all(out == out[:1]) else out
+        from .units.lookup import LookupUnit
+
+        unit = LookupUnit(self._name("lut"), stream, ind, dtype, table.astype(np.int64), source=node.name)
         return _Quantized(dtype, scale, self._shape(node.output[0]), src=self._emit(unit, state.srcs[0]),
                           scale_from=node.name)
 
