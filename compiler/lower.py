@@ -121,6 +121,7 @@ class _Accumulating:
     chain: list = field(default_factory=list)
     kind: type = MatrixVectorUnit
     src: Source = (None, 0)  # the stream the matrix product will read
+    reorder: list = field(default_factory=list)  # a host-side reorder ending the model (after the quantizer)
 
 
 @dataclass
@@ -963,8 +964,24 @@ class Lowering:
                     f"({(1 << MAX_THRESHOLD_BITS) - 1} thresholds); quantize to "
                     f"{MAX_THRESHOLD_BITS} bits or fewer")
             unit = self._mvau(state, self._call(node, t), dtype)
+            if state.reorder:  # the stream keeps the product's layout; the host reorders
+                return _Quantized(dtype, scale, state.shape, tail=list(state.reorder),
+                                  src=self._emit(unit, state.src), scale_from=node.name)
             return _Quantized(dtype, scale, self._shape(node.output[0]), src=self._emit(unit, state.src),
                               scale_from=node.name)
+        if op in REORDER_OPS and not state.reorder and self._host_only_after(node):
+            # a reorder ending the model commutes with the per-tensor ops and the quantizer after
+            # it: they become this product's thresholds, the reorder a host step
+            state.reorder.append(self._call(node, t))
+            return state
+        if state.reorder and (op in CHANNEL_OPS or op in ACTIVATION_OPS):
+            call = self._call(node, t)
+            if any(np.size(a) > 1 for a in call.inputs if a is not None):
+                raise CompileError(f"node {node.name!r} ({self._op(node)}): a per-channel constant after "
+                                   f"the reorder {state.reorder[0].node!r}; only per-tensor ops can move "
+                                   "before it into the thresholds")
+            state.chain.append(call)
+            return state
         if op in SHAPE_OPS:
             if self._shape(node.output[0]) != state.shape:
                 raise CompileError(f"node {node.name!r} ({self._op(node)}) reshapes an accumulator; not supported")
