@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from .datatypes import BIPOLAR, DataType, StreamSpec, dumps
 from .graph import IR_VERSION, DataflowGraph, Edge
-from .units import (KINDS, AddUnit, ConcatUnit, ForkUnit, SumPoolUnit, ThresholdUnit, ColumnStep, DotProductUnit, FoldError, GlobalSumPoolUnit, MatrixVectorUnit,
+from .units import (KINDS, AddUnit, ConcatUnit, ForkUnit, LookupUnit, SumPoolUnit, ThresholdUnit, TopKUnit, ColumnStep, DotProductUnit, FoldError, GlobalSumPoolUnit, MatrixVectorUnit,
                     MaxPoolUnit, SlidingWindowUnit, Unit, UnitKind, VectorVectorUnit, WholeWindowUnit,
                     WindowUnit, divisors, kind_of, unit_class, window_unit)
 
 __all__ = [
-    "BIPOLAR", "DataType", "StreamSpec", "dumps", "IR_VERSION", "DataflowGraph", "Edge", "KINDS", "AddUnit", "ConcatUnit", "ForkUnit", "SumPoolUnit", "ThresholdUnit",
+    "BIPOLAR", "DataType", "StreamSpec", "dumps", "IR_VERSION", "DataflowGraph", "Edge", "KINDS", "AddUnit", "ConcatUnit", "ForkUnit", "LookupUnit", "SumPoolUnit", "ThresholdUnit", "TopKUnit",
     "ColumnStep", "DotProductUnit", "FoldError", "GlobalSumPoolUnit", "MatrixVectorUnit", "MaxPoolUnit",
     "SlidingWindowUnit", "Unit", "UnitKind", "VectorVectorUnit", "WholeWindowUnit", "WindowUnit",
     "divisors", "kind_of", "unit_class", "window_unit",

@@ -7,18 +7,21 @@ on a kind: it asks :func:`kind_of`.
 """
 from __future__ import annotations
 
-from . import add, concat, fork, gsumpool, maxpool, mvau, sliding_window, sumpool, thresholding, vvau, whole_window
+from . import (add, concat, fork, gsumpool, lookup, maxpool, mvau, sliding_window, sumpool, thresholding,
+               topk, vvau, whole_window)
 from .add import AddUnit
 from .base import PER_PIXEL, ColumnStep, FoldError, Unit, UnitKind, divisors
 from .concat import ConcatUnit
 from .dot_product import DotProductUnit, apply_thresholds
 from .fork import ForkUnit
 from .gsumpool import GlobalSumPoolUnit
+from .lookup import LookupUnit
 from .maxpool import MaxPoolUnit
 from .mvau import MatrixVectorUnit
 from .sliding_window import SlidingWindowUnit
 from .sumpool import SumPoolUnit
 from .thresholding import ThresholdUnit
+from .topk import TopKUnit
 from .vvau import VectorVectorUnit
 from .whole_window import WholeWindowUnit
 from .window import WindowUnit, window_unit
@@ -36,6 +39,8 @@ KINDS: dict[str, UnitKind] = {k.name: k for k in (
     add.KIND,
     concat.KIND,
     thresholding.KIND,
+    lookup.KIND,
+    topk.KIND,
 )}
 
 
@@ -60,5 +65,5 @@ __all__ = [
     "KINDS", "kind_of", "unit_class", "UnitKind", "Unit", "FoldError", "divisors", "ColumnStep",
     "PER_PIXEL", "DotProductUnit", "apply_thresholds", "MatrixVectorUnit", "VectorVectorUnit",
     "WindowUnit", "SlidingWindowUnit", "WholeWindowUnit", "window_unit", "MaxPoolUnit",
-    "GlobalSumPoolUnit", "ForkUnit", "AddUnit", "ConcatUnit", "ThresholdUnit", "SumPoolUnit",
+    "GlobalSumPoolUnit", "ForkUnit", "AddUnit", "ConcatUnit", "ThresholdUnit", "SumPoolUnit", "LookupUnit", "TopKUnit",
 ]
