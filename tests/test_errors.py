@@ -105,7 +105,7 @@ def test_empty_file(capfd, tmp_path):
 
 
 # ----------------------------------------------------------------------------- unsupported graphs
-@pytest.mark.parametrize("op,attrs", [("Softmax", {"axis": -1}), ("Sigmoid", {}), ("Tanh", {})])
+@pytest.mark.parametrize("op,attrs", [("Softmax", {"axis": -1}), ("Sin", {}), ("Cos", {})])
 def test_unsupported_op_on_data_path(capfd, tmp_path, op, attrs):
     line = compile_error(capfd, tmp_path, dense_model(between=lambda g, t: g.node(op, [t], **attrs)),
                          f"node '{op}_0'", f"op {op} is not supported",
@@ -280,6 +280,17 @@ def test_handmade_unequal_scale_add(capfd, tmp_path):
     """The skip requantized to 1.37x the residual's scale: the Add cannot be exact."""
     compile_error(capfd, tmp_path, residual_model(skip_scale=1.37), "(Add): its inputs",
                   "scale ratio of 0.729927", "quantize both inputs with one shared quantizer")
+
+
+def test_non_monotone_activation_on_an_accumulator(capfd, tmp_path):
+    """A HardSwish between a matrix product and its quantizer: not thresholds, and the
+    accumulator is too wide for a table; the error says to quantize its input."""
+    m = dense_model(between=lambda g, t: g.node("HardSwish", [t]))
+    for o in m.opset_import:
+        if o.domain == "":
+            o.version = 14  # HardSwish's first opset
+    compile_error(capfd, tmp_path, m, "node 'HardSwish_0' (HardSwish)", "is not monotone",
+                  "quantize its input first")
 
 
 def test_per_channel_scale_into_a_mixing_layer(capfd, tmp_path):
