@@ -36,7 +36,8 @@ def _skip_fifos(out) -> list:
         [e for e in p.edges if e.dst in joins]
 
 
-@pytest.mark.parametrize("join,skip_scale", [("Add", 1.0), ("Add", 0.5), ("Concat", 1.0)],
+@pytest.mark.parametrize("join,skip_scale", [("Add", 1.0), pytest.param("Add", 0.5, marks=pytest.mark.slow),
+                                             ("Concat", 1.0)],
                          ids=["add", "add_rescaled_skip", "concat"])
 def test_handmade_residual(join, skip_scale, tmp_path):
     """Fork -> two 3x3 convs -> Add/Concat with the skip -> quantizer (a threshold unit after the
@@ -79,7 +80,7 @@ def test_quant_resnet(lanes, tmp_path):
     assert _kinds(out)["add"] == 4
 
 
-@pytest.mark.parametrize("lanes", [8, 32])
+@pytest.mark.parametrize("lanes", [8, pytest.param(32, marks=pytest.mark.slow)])
 def test_mobilenet_v2_block(lanes, tmp_path):
     """Inverted residual: expand 1x1, depthwise 3x3, linear 1x1 with a signed quantizer shared
     with the skip, Add."""
