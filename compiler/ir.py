@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from .datatypes import BIPOLAR, DataType, StreamSpec, dumps
 from .graph import IR_VERSION, DataflowGraph, Edge
-from .units import (KINDS, AddUnit, ConcatUnit, ForkUnit, LookupUnit, SumPoolUnit, ThresholdUnit, TopKUnit, ColumnStep, DotProductUnit, FoldError, GlobalSumPoolUnit, MatrixVectorUnit,
+from .units import (KINDS, AddUnit, ConcatUnit, DepthToSpaceUnit, ForkUnit, LookupUnit, SumPoolUnit, ThresholdUnit, TopKUnit, UpsampleUnit, ColumnStep, DotProductUnit, FoldError, GlobalSumPoolUnit, MatrixVectorUnit,
                     MaxPoolUnit, SlidingWindowUnit, Unit, UnitKind, VectorVectorUnit, WholeWindowUnit,
                     WindowUnit, divisors, kind_of, unit_class, window_unit)
 
 __all__ = [
-    "BIPOLAR", "DataType", "StreamSpec", "dumps", "IR_VERSION", "DataflowGraph", "Edge", "KINDS", "AddUnit", "ConcatUnit", "ForkUnit", "LookupUnit", "SumPoolUnit", "ThresholdUnit", "TopKUnit",
+    "BIPOLAR", "DataType", "StreamSpec", "dumps", "IR_VERSION", "DataflowGraph", "Edge", "KINDS", "AddUnit", "ConcatUnit", "DepthToSpaceUnit", "ForkUnit", "LookupUnit", "UpsampleUnit", "SumPoolUnit", "ThresholdUnit", "TopKUnit",
     "ColumnStep", "DotProductUnit", "FoldError", "GlobalSumPoolUnit", "MatrixVectorUnit", "MaxPoolUnit",
     "SlidingWindowUnit", "Unit", "UnitKind", "VectorVectorUnit", "WholeWindowUnit", "WindowUnit",
     "divisors", "kind_of", "unit_class", "window_unit",

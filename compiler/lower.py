@@ -35,9 +35,9 @@ from qonnx.core.datatype import DataType as QonnxDataType
 from qonnx.custom_op.registry import getCustomOp
 
 from .errors import CompileError, StreamfoldError
-from .ir import (BIPOLAR, AddUnit, ConcatUnit, DataflowGraph, DataType, Edge, ForkUnit,
+from .ir import (BIPOLAR, AddUnit, ConcatUnit, DataflowGraph, DataType, DepthToSpaceUnit, Edge, ForkUnit,
                  GlobalSumPoolUnit, MatrixVectorUnit, MaxPoolUnit, SlidingWindowUnit, SumPoolUnit, ThresholdUnit,
-                 VectorVectorUnit)
+                 UpsampleUnit, VectorVectorUnit)
 from .units import apply_thresholds
 from .model import CompiledModel, HostInput, HostOutput
 from .load import _quiet_onnxruntime as quiet_onnxruntime
@@ -677,8 +677,38 @@ class Lowering:
         return self._reorder_unit(node, state, t)
 
     def _reorder_unit(self, node, state: _Quantized, t: str):
-        raise CompileError(f"node {node.name!r} ({self._op(node)}) inside the network (a layer follows "
-                           "it): only a reorder at the model's end (run on the host) is supported yet")
+        """A reorder inside the network: a depth-to-space or upsample stream unit."""
+        if state.pad is not None or state.tail:
+            raise CompileError(f"node {node.name!r} ({self._op(node)}) follows a Pad or float steps")
+        _, c, h, w = state.shape
+        a = _attrs(node)
+        if node.op_type == "DepthToSpace":
+            mode = str(a.get("mode", "DCR")).upper()
+            if mode not in ("DCR", "CRD"):
+                raise CompileError(f"node {node.name!r} (DepthToSpace): unknown mode {mode!r}")
+            unit = DepthToSpaceUnit(self._name("d2s"), (h, w, c), state.dtype, int(a["blocksize"]), mode,
+                                    1, node.name)
+        else:
+            from .ops import resize_scales
+            args = [None] + [self.consts.get(i) if i else None for i in node.input[1:]]
+            try:
+                f = resize_scales(args, a, node.op_type, state.shape)
+            except ValueError as e:
+                raise CompileError(f"node {node.name!r} ({self._op(node)}): {e}") from None
+            if f[:2] != (1, 1):
+                raise CompileError(f"node {node.name!r} ({self._op(node)}): resizes the batch or channel "
+                                   "axis; only height and width are supported")
+            cm = a.get("coordinate_transformation_mode", "half_pixel")
+            nm = a.get("nearest_mode", "round_prefer_floor")
+            if (cm, nm) not in (("half_pixel", "round_prefer_floor"), ("asymmetric", "floor")) and \
+                    node.op_type == "Resize":
+                raise CompileError(f"node {node.name!r} (Resize): coordinate mode {cm!r} with nearest mode "
+                                   f"{nm!r} is not a whole-factor repeat; use asymmetric/floor or the "
+                                   "default half_pixel/round_prefer_floor")
+            unit = UpsampleUnit(self._name("up"), (h, w, c), state.dtype, (f[2], f[3]), 1, node.name)
+        state.src = self._emit(unit, state.src)
+        state.shape = self._shape(node.output[0])
+        return state
 
     def _requantize(self, node, state: _Quantized, t: str):
         dtype, scale = self._quantizer_type(node)

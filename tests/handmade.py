@@ -280,11 +280,13 @@ def conv1d_model(*, channels=(2, 4), length: int = 16, seed: int = 0) -> onnx.Mo
 
 
 def subpixel_model(*, channels: int = 2, size: int = 6, block: int = 2, op: str = "DepthToSpace",
-                   mode: str = "CRD", seed: int = 0) -> onnx.ModelProto:
+                   mode: str = "CRD", inside: bool = False, seed: int = 0) -> onnx.ModelProto:
     """A super-resolution tail: the reorder ends the model (ESPCN's PixelShuffle)::
 
         x (1, C, S, S) -> Quant(UINT4) -> Conv 3x3 pad 1 (-> C*r² channels) -> Relu -> Quant(UINT4)
           -> DepthToSpace(r, mode) (or nearest Resize by r) -> y
+
+    ``inside``: a 3x3 convolution (-> Relu -> Quant) follows the reorder, which then is a stream unit.
     """
     c, r = channels, block
     g = Graph(seed)
@@ -297,4 +299,7 @@ def subpixel_model(*, channels: int = 2, size: int = 6, block: int = 2, op: str 
     else:
         t = g.node("Resize", [t, "", g.const(np.array([1, 1, r, r], dtype=np.float32), "scales")],
                    mode="nearest")
+    if inside:
+        t = g.node("Conv", [t, g.qweight((c, c, 3, 3), 4, 0.25)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+        t = g.quant(g.node("Relu", [t]), 0.5, 4)
     return g.model("x", [1, c, size, size], t, [1, c, size * r, size * r])

@@ -8,8 +8,10 @@ from flow import check_model
 from handmade import avgpool_model, save
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(rounding="ROUND"), dict(drop_bits=0),
-                                dict(kernel=3, size=9, drop_bits=1, rounding="ROUND")],
+@pytest.mark.parametrize("kw", [dict(), pytest.param(dict(rounding="ROUND"), marks=pytest.mark.slow),
+                                dict(drop_bits=0),
+                                pytest.param(dict(kernel=3, size=9, drop_bits=1, rounding="ROUND"),
+                                             marks=pytest.mark.slow)],
                          ids=["floor", "round", "exact", "k3_round"])
 def test_windowed_average_pool_and_trunc(kw, tmp_path):
     """AveragePool k x k (stride k) + qonnx Trunc as TruncAvgPool2d exports it: a sum-pool unit,
@@ -41,7 +43,8 @@ def test_conv1d(tmp_path):
     assert win.in_shape == (1, 16, 2) and win.kernel == (1, 3)
 
 
-@pytest.mark.parametrize("kw", [dict(mode="CRD"), dict(mode="DCR"), dict(op="Resize")],
+@pytest.mark.parametrize("kw", [dict(mode="CRD"), pytest.param(dict(mode="DCR"), marks=pytest.mark.slow),
+                                pytest.param(dict(op="Resize"), marks=pytest.mark.slow)],
                          ids=["depth_to_space_crd", "depth_to_space_dcr", "resize_nearest"])
 def test_reorder_at_the_end_runs_on_the_host(kw, tmp_path):
     """A DepthToSpace (PixelShuffle) or nearest Resize ending the model: the stream carries the
@@ -51,3 +54,16 @@ def test_reorder_at_the_end_runs_on_the_host(kw, tmp_path):
     path = save(subpixel_model(**kw), tmp_path / "sp.onnx")
     out = check_model(path, tmp_path / "build", frames=3)
     assert [u.kind for u in out["model"].pipeline.units] == ["swg_whole", "mvau"]
+
+
+@pytest.mark.parametrize("kw", [dict(mode="CRD"), pytest.param(dict(mode="DCR", channels=4), marks=pytest.mark.slow),
+                                pytest.param(dict(op="Resize"), marks=pytest.mark.slow)],
+                         ids=["depth_to_space_crd", "depth_to_space_dcr", "upsample"])
+def test_reorder_inside_the_network_is_a_stream_unit(kw, tmp_path):
+    """A DepthToSpace or nearest Resize followed by a convolution: a row-buffer stream unit."""
+    from handmade import subpixel_model
+
+    path = save(subpixel_model(inside=True, **kw), tmp_path / "sp.onnx")
+    out = check_model(path, tmp_path / "build", frames=3)
+    kinds = [u.kind for u in out["model"].pipeline.units]
+    assert ("upsample" if kw.get("op") == "Resize" else "depth_to_space") in kinds

@@ -7,11 +7,12 @@ on a kind: it asks :func:`kind_of`.
 """
 from __future__ import annotations
 
-from . import (add, concat, fork, gsumpool, lookup, maxpool, mvau, sliding_window, sumpool, thresholding,
-               topk, vvau, whole_window)
+from . import (add, concat, depth_to_space, fork, gsumpool, lookup, maxpool, mvau, sliding_window, sumpool, thresholding,
+               topk, upsample, vvau, whole_window)
 from .add import AddUnit
 from .base import PER_PIXEL, ColumnStep, FoldError, Unit, UnitKind, divisors
 from .concat import ConcatUnit
+from .depth_to_space import DepthToSpaceUnit
 from .dot_product import DotProductUnit, apply_thresholds
 from .fork import ForkUnit
 from .gsumpool import GlobalSumPoolUnit
@@ -22,6 +23,7 @@ from .sliding_window import SlidingWindowUnit
 from .sumpool import SumPoolUnit
 from .thresholding import ThresholdUnit
 from .topk import TopKUnit
+from .upsample import UpsampleUnit
 from .vvau import VectorVectorUnit
 from .whole_window import WholeWindowUnit
 from .window import WindowUnit, window_unit
@@ -41,6 +43,8 @@ KINDS: dict[str, UnitKind] = {k.name: k for k in (
     thresholding.KIND,
     lookup.KIND,
     topk.KIND,
+    depth_to_space.KIND,
+    upsample.KIND,
 )}
 
 
@@ -65,5 +69,5 @@ __all__ = [
     "KINDS", "kind_of", "unit_class", "UnitKind", "Unit", "FoldError", "divisors", "ColumnStep",
     "PER_PIXEL", "DotProductUnit", "apply_thresholds", "MatrixVectorUnit", "VectorVectorUnit",
     "WindowUnit", "SlidingWindowUnit", "WholeWindowUnit", "window_unit", "MaxPoolUnit",
-    "GlobalSumPoolUnit", "ForkUnit", "AddUnit", "ConcatUnit", "ThresholdUnit", "SumPoolUnit", "LookupUnit", "TopKUnit",
+    "GlobalSumPoolUnit", "ForkUnit", "AddUnit", "ConcatUnit", "ThresholdUnit", "SumPoolUnit", "LookupUnit", "TopKUnit", "DepthToSpaceUnit", "UpsampleUnit",
 ]
