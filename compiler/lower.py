@@ -1198,8 +1198,13 @@ class Lowering:
             c = state.shape[1]
             probe = (1, c) if len(state.shape) == 2 else (1, c, 1, 1)
             for arr in (np.asarray(x) for x in call.inputs if x is not None):
-                ok = arr.size in (1, c) and (op == "BatchNormalization" or
-                                             np.broadcast_shapes(arr.shape, probe) == probe)
+                try:
+                    ok = arr.size in (1, c) and (op == "BatchNormalization" or
+                                                 np.broadcast_shapes(arr.shape, probe) == probe)
+                except ValueError:
+                    ok = False
+                if not ok and len(state.srcs) == 1:  # not per channel: a host step at the output
+                    return self.on_quantized(node, self._raw_sum(state), t)
                 if not ok:
                     raise CompileError(f"node {node.name!r} ({self._op(node)}): constant of shape "
                                        f"{arr.shape} is not per-channel for {c} channels")
