@@ -18,8 +18,6 @@ lists them.
 from __future__ import annotations
 
 import itertools
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -345,22 +343,9 @@ def test_tiling_refuses_naming_the_layer():
 # ----------------------------------------------------------------------------- Verilog
 @needs_verilator
 def test_verilog_lints(tmp_path):
-    from amaranth.back import verilog
+    from unit_cases import lint_units
 
-    from streamfold.hw.registry import build_unit
-    from streamfold.sim.verilator_build import tool_env
-
-    env = tool_env()
-    exe = shutil.which("verilator", path=env["PATH"])
-    for n in CASES:
-        u = _cases()[n]
-        top = "sf_" + u.kind
-        src = tmp_path / f"{n}.v"
-        src.write_text(verilog.convert(build_unit(u), name=top, emit_src=False))
-        r = subprocess.run([exe, "--lint-only", "-Wall", "-Wno-fatal", "--top-module", top, src.name],
-                           cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
-        assert r.returncode == 0, r.stderr
-        assert "%Error" not in r.stderr, r.stderr
+    lint_units({n: _cases()[n] for n in CASES}, tmp_path)
 
 
 VERILATOR_CASES = {

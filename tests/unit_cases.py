@@ -91,3 +91,25 @@ def check_pipeline(pipeline: DataflowGraph, frames: int, rng, *, p_gap=0.3, p_st
     got = unpack([b & mask for b in res.out_beats], outs)
     np.testing.assert_array_equal(got, want)
     return {"result": res, "measure": measure(res), "design": design}
+
+
+def lint_units(units: dict, tmp_path) -> None:
+    """Each unit's component (``{case name: IR unit}``) as Verilog, linted by Verilator with
+    ``-Wall``: no error."""
+    import subprocess
+
+    from amaranth.back import verilog
+
+    from streamfold.hw.registry import build_unit
+    from streamfold.sim.verilator_build import tool_env
+
+    env = tool_env()
+    exe = shutil.which("verilator", path=env["PATH"])
+    for n, u in units.items():
+        top = "sf_" + u.kind
+        src = tmp_path / f"{n}.v"
+        src.write_text(verilog.convert(build_unit(u), name=top, emit_src=False))
+        r = subprocess.run([exe, "--lint-only", "-Wall", "-Wno-fatal", "--top-module", top, src.name],
+                           cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 0, f"{n}: {r.stderr}"
+        assert "%Error" not in r.stderr, f"{n}: {r.stderr}"
