@@ -30,9 +30,8 @@ from ..memory import MemSpec
 from ..resource_model import clog2, exact, mem_features
 from ..rom_images import RomImage
 from ..schedule import chain
-from .base import FoldError, UnitKind
+from .base import ElementFolded, FoldError, UnitKind
 from .dot_product import apply_thresholds
-from .fork import ElementFolded
 
 #: cycles from the input beats to the output beat: the sum register, and the threshold count's
 SUM_LATENCY = 1

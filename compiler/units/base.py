@@ -44,6 +44,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
+from ..datatypes import StreamSpec
 from ..errors import StreamfoldError
 
 
@@ -113,6 +114,38 @@ class Unit:
     def replace(self, **fields) -> "Unit":
         """The unit with other field values (shapes, for tiling), of the kind they select."""
         return dataclasses.replace(self, **fields)
+
+
+class ElementFolded(Unit):
+    """A stream unit whose one knob is ``pe``, the elements per beat, dividing ``channels``."""
+
+    def folding(self) -> dict:
+        return {"pe": self.pe}
+
+    def fold_choices(self) -> dict:
+        return {"pe": divisors(self.channels)}
+
+    def check_folding(self) -> None:
+        if self.pe < 1 or self.channels % self.pe:
+            raise FoldError(f"layer {self.name}: PE={self.pe} does not divide its {self.channels} "
+                            f"channels; pick one of {divisors(self.channels)}")
+
+
+class Elementwise(ElementFolded):
+    """A unit that maps each element of a ``shape`` frame (channels last) from ``in_dtype`` to
+    ``out_dtype`` (thresholds, tables): one stream in, one out, ``pe`` elements per beat."""
+
+    @property
+    def channels(self) -> int:
+        return int(self.shape[-1])
+
+    @property
+    def in_stream(self):
+        return StreamSpec(tuple(self.shape), self.in_dtype, self.pe)
+
+    @property
+    def out_stream(self):
+        return StreamSpec(tuple(self.shape), self.out_dtype, self.pe)
 
 
 @dataclass(frozen=True)

@@ -19,25 +19,10 @@ import numpy as np
 
 from ..datatypes import DataType, StreamSpec
 from ..schedule import asap
-from .base import FoldError, Unit, UnitKind, divisors
+from .base import ElementFolded, FoldError, UnitKind
 
 #: the exactly counted resources of a part without memories or multipliers
 NO_MEMORY = {"BRAM": 0, "LUTRAM": 0, "URAM": 0, "DSP": 0}
-
-
-class ElementFolded(Unit):
-    """A stream unit whose one knob is ``pe``, the elements per beat, dividing ``channels``."""
-
-    def folding(self) -> dict:
-        return {"pe": self.pe}
-
-    def fold_choices(self) -> dict:
-        return {"pe": divisors(self.channels)}
-
-    def check_folding(self) -> None:
-        if self.pe < 1 or self.channels % self.pe:
-            raise FoldError(f"layer {self.name}: PE={self.pe} does not divide its {self.channels} "
-                            f"channels; pick one of {divisors(self.channels)}")
 
 
 @dataclass

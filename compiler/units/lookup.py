@@ -31,13 +31,12 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..datatypes import DataType, StreamSpec
+from ..datatypes import DataType
 from ..memory import MemSpec
 from ..resource_model import clog2, exact, mem_features
 from ..rom_images import RomImage
 from ..schedule import asap, rchain, unbounded_tail
-from .base import PER_PIXEL, FoldError, UnitKind
-from .fork import ElementFolded
+from .base import Elementwise, FoldError, PER_PIXEL, UnitKind
 
 #: widest input a table is built for (``2**10`` words per channel table and lane)
 MAX_LOOKUP_BITS = 10
@@ -58,7 +57,7 @@ def level_of(x, dtype: DataType) -> np.ndarray:
 
 
 @dataclass
-class LookupUnit(ElementFolded):
+class LookupUnit(Elementwise):
     """Elementwise table activation (module docstring). ``shape``: the frame, channels last."""
 
     kind: ClassVar[str] = "lookup"
@@ -69,18 +68,6 @@ class LookupUnit(ElementFolded):
     table: np.ndarray | None = None
     pe: int = 1
     source: str = ""
-
-    @property
-    def channels(self) -> int:
-        return int(self.shape[-1])
-
-    @property
-    def in_stream(self) -> StreamSpec:
-        return StreamSpec(tuple(self.shape), self.in_dtype, self.pe)
-
-    @property
-    def out_stream(self) -> StreamSpec:
-        return StreamSpec(tuple(self.shape), self.out_dtype, self.pe)
 
     @property
     def per_channel(self) -> bool:

@@ -33,7 +33,7 @@ class SumPoolUnit(MaxPoolUnit):
     reduce_op: ClassVar[str] = "sum"
 
     def stage_dtypes(self) -> tuple:
-        (kh, kw), (sh, sw) = self.kernel, self.stride
+        (kh, kw), sw = self.kernel, self.stride[1]
         d1 = self.dtype if (kw, sw) == (1, 1) else _sum_type(self.dtype, kw)
         return (self.dtype, d1, _sum_type(self.dtype, kh * kw))
 

@@ -21,21 +21,20 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..datatypes import DataType, StreamSpec
+from ..datatypes import DataType
 from ..memory import MemSpec
 from ..resource_model import clog2, exact, mem_features, shapes_to_specs
 from ..schedule import asap, rchain, unbounded_tail
 from .add import threshold_image
-from .base import FoldError, UnitKind
+from .base import Elementwise, FoldError, UnitKind
 from .dot_product import apply_thresholds
-from .fork import ElementFolded
 
 #: cycles from an input beat to its output beat: the input register and the count register
 LATENCY = 2
 
 
 @dataclass
-class ThresholdUnit(ElementFolded):
+class ThresholdUnit(Elementwise):
     """Multi-threshold activation (module docstring). ``shape``: the frame, channels last."""
 
     kind: ClassVar[str] = "thresholds"
@@ -47,18 +46,6 @@ class ThresholdUnit(ElementFolded):
     out_bias: int = 0
     pe: int = 1
     source: str = ""
-
-    @property
-    def channels(self) -> int:
-        return int(self.shape[-1])
-
-    @property
-    def in_stream(self) -> StreamSpec:
-        return StreamSpec(tuple(self.shape), self.in_dtype, self.pe)
-
-    @property
-    def out_stream(self) -> StreamSpec:
-        return StreamSpec(tuple(self.shape), self.out_dtype, self.pe)
 
     @property
     def acc_dtype(self) -> DataType:
