@@ -698,13 +698,6 @@ class Lowering:
             if f[:2] != (1, 1):
                 raise CompileError(f"node {node.name!r} ({self._op(node)}): resizes the batch or channel "
                                    "axis; only height and width are supported")
-            cm = a.get("coordinate_transformation_mode", "half_pixel")
-            nm = a.get("nearest_mode", "round_prefer_floor")
-            if (cm, nm) not in (("half_pixel", "round_prefer_floor"), ("asymmetric", "floor")) and \
-                    node.op_type == "Resize":
-                raise CompileError(f"node {node.name!r} (Resize): coordinate mode {cm!r} with nearest mode "
-                                   f"{nm!r} is not a whole-factor repeat; use asymmetric/floor or the "
-                                   "default half_pixel/round_prefer_floor")
             unit = UpsampleUnit(self._name("up"), (h, w, c), state.dtype, (f[2], f[3]), 1, node.name)
         state.src = self._emit(unit, state.src)
         state.shape = self._shape(node.output[0])

@@ -106,6 +106,12 @@ def resize_scales(args, attrs, op_type: str, shape) -> tuple:
         if scales is None and len(args) > 3 and args[3] is not None:
             scales = np.asarray(args[3], dtype=np.float64) / np.asarray(shape, dtype=np.float64)
     mode = attrs.get("mode", "nearest")
+    cm = attrs.get("coordinate_transformation_mode", "half_pixel")
+    nm = attrs.get("nearest_mode", "round_prefer_floor")
+    if op_type == "Resize" and (cm, nm) not in (("half_pixel", "round_prefer_floor"), ("asymmetric", "floor")):
+        # with whole factors, these two pick input pixel x // s; others (align_corners ...) do not
+        raise ValueError(f"coordinate mode {cm!r} with nearest mode {nm!r} is not a whole-factor repeat; "
+                         "use asymmetric/floor or the default half_pixel/round_prefer_floor")
     if scales is None or mode != "nearest" or np.any(scales != np.round(scales)) or np.any(scales < 1):
         raise ValueError(f"only nearest-neighbour resizing by whole factors is supported "
                          f"(mode {mode!r}, scales {None if scales is None else scales.tolist()})")
