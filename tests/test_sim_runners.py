@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -98,10 +97,11 @@ def test_qdata_ports(cache):
 
 def test_deadlocked_design_reports_stall(cache):
     beats = list(range(8))
-    t0 = time.monotonic()
     r = simulate_stream(STANDIN, "sf_standin_deadlock", beats, 8, 8, 4, 4, build_dir=cache,
                         stall_limit=1000)
-    assert time.monotonic() - t0 < 30
+    # ended by the no-progress limit (counted in cycles), not by running on: no wall-clock bound,
+    # which a loaded machine breaks
+    assert r.cycles_run <= 1000 + 100
     assert r.stalled and not r.complete and r.status == "stall"
     assert r.out_beats == [] and r.in_accepted == 8
     assert r.cycles_run == 8 + 1000
@@ -125,10 +125,8 @@ def test_sink_never_ready_reports_stall(cache, engine):
 
 
 def test_build_is_cached(cache):
-    t0 = time.monotonic()
     m = build_model(STANDIN, "sf_standin_wide", "harness", cache)
     assert m.cached and m.build_seconds == 0.0 and m.executable.exists()
-    assert time.monotonic() - t0 < 2.0
 
 
 def test_wrong_widths_and_bad_beats_are_rejected(cache):
