@@ -37,7 +37,7 @@ def _skip_fifos(out) -> list:
 
 
 @pytest.mark.parametrize("join,skip_scale", [("Add", 1.0), pytest.param("Add", 0.5, marks=pytest.mark.slow),
-                                             ("Concat", 1.0)],
+                                             pytest.param("Concat", 1.0, marks=pytest.mark.slow)],
                          ids=["add", "add_rescaled_skip", "concat"])
 def test_handmade_residual(join, skip_scale, tmp_path):
     """Fork -> two 3x3 convs -> Add/Concat with the skip -> quantizer (a threshold unit after the

@@ -9,7 +9,7 @@ from handmade import avgpool_model, save
 
 
 @pytest.mark.parametrize("kw", [dict(), pytest.param(dict(rounding="ROUND"), marks=pytest.mark.slow),
-                                dict(drop_bits=0),
+                                pytest.param(dict(drop_bits=0), marks=pytest.mark.slow),
                                 pytest.param(dict(kernel=3, size=9, drop_bits=1, rounding="ROUND"),
                                              marks=pytest.mark.slow)],
                          ids=["floor", "round", "exact", "k3_round"])
@@ -43,8 +43,8 @@ def test_conv1d(tmp_path):
     assert win.in_shape == (1, 16, 2) and win.kernel == (1, 3)
 
 
-@pytest.mark.parametrize("kw", [dict(mode="CRD"), pytest.param(dict(mode="DCR"), marks=pytest.mark.slow),
-                                pytest.param(dict(op="Resize"), marks=pytest.mark.slow)],
+@pytest.mark.parametrize("kw", [pytest.param(dict(mode="CRD"), marks=pytest.mark.slow),
+                                pytest.param(dict(mode="DCR"), marks=pytest.mark.slow), dict(op="Resize")],
                          ids=["depth_to_space_crd", "depth_to_space_dcr", "resize_nearest"])
 def test_reorder_at_the_end_runs_on_the_host(kw, tmp_path):
     """A DepthToSpace (PixelShuffle) or nearest Resize ending the model: the stream carries the

@@ -46,7 +46,8 @@ def test_mobilenet_v1(lanes, tmp_path):
     assert {"vvau", "thresholds"} <= _kinds(out)
 
 
-@pytest.mark.parametrize("lanes", [16, pytest.param(64, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("lanes", [16, 64])
 def test_ds_cnn(lanes, tmp_path):
     """At width 16 in the fast profile (64, the MLPerf shape, in the slow one)."""
     out = _run("ds_cnn", tmp_path, lanes, width=16 if lanes == 16 else 64)
