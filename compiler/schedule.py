@@ -75,3 +75,17 @@ def generic_latest(u, dl, frames, earliest):
     late = np.full(earliest.size, BIG, dtype=np.int64)
     np.minimum.at(late, _generic_src(u, frames), rchain(dl) - 1)
     return unbounded_tail(rchain(late), earliest)
+
+
+def fixed_latency(latency: int):
+    """``(timeline, latest)`` of a unit that takes one input beat per clock, as soon as it is
+    available, and gives its output beat ``latency`` cycles later (elementwise kinds)."""
+
+    def timeline(u, avail, frames):
+        r = asap(avail)
+        return r, r + latency
+
+    def latest(u, dl, frames, earliest):
+        return unbounded_tail(rchain(dl - latency), earliest)
+
+    return timeline, latest

@@ -35,7 +35,7 @@ from ..datatypes import DataType
 from ..memory import MemSpec
 from ..resource_model import clog2, exact, mem_features
 from ..rom_images import RomImage
-from ..schedule import asap, rchain, unbounded_tail
+from ..schedule import fixed_latency
 from .base import Elementwise, FoldError, PER_PIXEL, UnitKind
 
 #: widest input a table is built for (``2**10`` words per channel table and lane)
@@ -123,13 +123,7 @@ def cycles(u) -> int:
     return u.in_stream.beats_per_frame
 
 
-def timeline(u, avail, frames):
-    r = asap(avail)
-    return r, r + LATENCY
-
-
-def latest(u, dl, frames, earliest):
-    return unbounded_tail(rchain(dl - LATENCY), earliest)
+timeline, latest = fixed_latency(LATENCY)
 
 
 def memories(u) -> list[MemSpec]:

@@ -24,7 +24,7 @@ import numpy as np
 from ..datatypes import DataType
 from ..memory import MemSpec
 from ..resource_model import clog2, exact, mem_features, shapes_to_specs
-from ..schedule import asap, rchain, unbounded_tail
+from ..schedule import fixed_latency
 from .add import threshold_image
 from .base import Elementwise, FoldError, UnitKind
 from .dot_product import apply_thresholds
@@ -75,13 +75,7 @@ def cycles(u) -> int:
     return u.in_stream.beats_per_frame
 
 
-def timeline(u, avail, frames):
-    r = asap(avail)
-    return r, r + LATENCY
-
-
-def latest(u, dl, frames, earliest):
-    return unbounded_tail(rchain(dl - LATENCY), earliest)
+timeline, latest = fixed_latency(LATENCY)
 
 
 def memories(u) -> list[MemSpec]:
