@@ -591,6 +591,8 @@ def analyse_graph_fifos(graph, frames: int | None = None, ii: int | None = None)
                 occ = fifo_occupancy(w[:n_counted], r)
                 occs.append(occ)
                 bits += min(MAX_DEPTH, max(MIN_DEPTH, int(occ.max()) + MARGIN)) * widths[i]
+            if j == len(units):
+                early_bits = bits  # nothing late: every unit at its earliest schedule
             if best is None or bits < best[0]:
                 best = (bits, j, occs)
         _bits, j, occs = best
@@ -608,14 +610,6 @@ def analyse_graph_fifos(graph, frames: int | None = None, ii: int | None = None)
             want = max(MIN_DEPTH, peaks[-1] + MARGIN)
             depths.append(min(want, MAX_DEPTH))
             capped.append(want > MAX_DEPTH)
-        early_bits = 0
-        for i, e in enumerate(edges):
-            if e.src is None or e.dst is None:
-                early_bits += MIN_DEPTH * widths[i]
-                continue
-            n_counted = graph.stream_of(e).beats_per_frame * (nfr - 1)
-            occ = fifo_occupancy(sch.writes["early"][i][:n_counted], sch.reads["early"][i])
-            early_bits += min(MAX_DEPTH, max(MIN_DEPTH, int(occ.max()) + MARGIN)) * widths[i]
         modes = ["latest for output" if order_idx[u.name] >= j else "earliest" for u in units]
         res = FifoAnalysis(ii, nfr, modes, peaks, depths, capped, periods,
                            sum(d * w for d, w in zip(depths, widths)), early_bits,
