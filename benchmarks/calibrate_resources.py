@@ -95,6 +95,14 @@ POOL_SWEEP = [("maxpool", (16, 16, 32), 2, 2, 4, "UINT4"), ("maxpool", (32, 32, 
               ("gsumpool", (8, 8, 64), 0, 0, 8, "UINT4"), ("gsumpool", (4, 4, 128), 0, 0, 16, "UINT8"),
               ("gsumpool", (8, 8, 16), 0, 0, 16, "UINT2")]
 # vector-vector units: channels, K, PE, weight, input, thresholds, rows
+# windowed sum-pools (the first half of an average pool): (H, W, C), kernel, stride, PE, dtype
+SUMPOOL_SWEEP = [((16, 16, 32), 2, 2, 4, "UINT4"), ((8, 8, 64), 3, 1, 8, "UINT4"),
+                 ((32, 32, 16), 2, 2, 16, "UINT2"), ((12, 12, 32), 4, 4, 2, "UINT8"),
+                 ((8, 8, 16), 2, 2, 16, "INT4"), ((25, 5, 64), 5, 5, 8, "UINT4")]
+# standalone thresholds: (H, W, C), PE, input, output bits, per-channel thresholds
+THRESHOLD_SWEEP = [((8, 8, 64), 4, "UINT8", 4, True), ((16, 16, 32), 32, "UINT5", 4, True),
+                   ((8, 8, 16), 16, "INT9", 2, False), ((4, 4, 128), 8, "UINT4", 3, True),
+                   ((16, 16, 8), 1, "INT6", 4, True), ((8, 8, 32), 8, "UINT8", 1, False)]
 VVAU_SWEEP = [(32, 9, 4, "INT4", "UINT4", 15, (8, 8)), (64, 9, 8, "INT2", "UINT2", 3, (8, 8)),
               (16, 9, 16, "INT8", "UINT8", 0, (4, 4)), (64, 9, 2, "BIPOLAR", "UINT4", 15, (8, 8)),
               (128, 9, 16, "INT4", "UINT4", 15, (4, 4))]
@@ -110,6 +118,20 @@ def make_other(kind: str, p: dict):
     elif kind == "maxpool":
         u = MaxPoolUnit(name=p["name"], in_shape=tuple(p["shape"]), dtype=DataType.parse(p["dtype"]),
                         kernel=(p["k"], p["k"]), stride=(p["s"], p["s"]), pe=p["pe"])
+    elif kind == "sumpool":
+        from streamfold.compiler.ir import SumPoolUnit
+        u = SumPoolUnit(name=p["name"], in_shape=tuple(p["shape"]), dtype=DataType.parse(p["dtype"]),
+                        kernel=(p["k"], p["k"]), stride=(p["s"], p["s"]), pe=p["pe"])
+    elif kind == "thresholds":
+        from streamfold.compiler.ir import ThresholdUnit
+        rng = np.random.default_rng(p["seed"])
+        xd = DataType.parse(p["x"])
+        c, n = p["shape"][-1], 2 ** p["out_bits"] - 1
+        rows = c if p["per_channel"] else 1
+        t = np.sort(rng.integers(xd.min, xd.max + 1, (rows, n)), axis=1)
+        u = ThresholdUnit(name=p["name"], shape=tuple(p["shape"]), in_dtype=xd,
+                          out_dtype=DataType.uint_type(p["out_bits"]),
+                          thresholds=np.broadcast_to(t, (c, n)).astype(np.int64).copy(), pe=p["pe"])
     elif kind == "gsumpool":
         u = GlobalSumPoolUnit(name=p["name"], in_shape=tuple(p["shape"]), dtype=DataType.parse(p["dtype"]),
                               pe=p["pe"])
@@ -141,6 +163,12 @@ def other_params() -> list[tuple[str, dict]]:
             out.append((kind, {"name": f"gsum_{i}", "shape": list(shape), "pe": pe, "dtype": dt}))
         else:
             out.append((kind, {"name": f"maxpool_{i}", "shape": list(shape), "k": k, "s": st, "pe": pe, "dtype": dt}))
+    for i, (shape, k, st, pe, dt) in enumerate(SUMPOOL_SWEEP):
+        out.append(("sumpool", {"name": f"sumpool_{i}", "shape": list(shape), "k": k, "s": st, "pe": pe,
+                                "dtype": dt}))
+    for i, (shape, pe, xd, ob, per_channel) in enumerate(THRESHOLD_SWEEP):
+        out.append(("thresholds", {"name": f"thresholds_{i}", "shape": list(shape), "pe": pe, "x": xd,
+                                   "out_bits": ob, "per_channel": per_channel, "seed": 200 + i}))
     for i, (c, k, pe, wd, xd, n, rows) in enumerate(VVAU_SWEEP):
         out.append(("vvau", {"name": f"vvau_{i}", "c": c, "k": k, "pe": pe, "w": wd, "x": xd, "thr": n,
                              "rows": list(rows), "seed": 100 + i}))
@@ -181,7 +209,7 @@ def specs(family: str):
 
 
 def unit_of(kind: str, params: dict):
-    if kind in ("swg", "swg_buf", "maxpool", "gsumpool", "vvau"):
+    if kind in ("swg", "swg_buf", "maxpool", "gsumpool", "vvau", "sumpool", "thresholds"):
         return make_other("swg" if kind == "swg_buf" else kind, params)
     if kind == "mvau":
         p = params
@@ -275,7 +303,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--family", nargs="+", default=["xc7", "ecp5", "xcup", "ice40"])
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--kinds", nargs="+", help="only these part kinds (mvau fifo dwc swg maxpool gsumpool vvau)")
+    ap.add_argument("--kinds", nargs="+", help="only these part kinds (mvau fifo dwc swg maxpool gsumpool sumpool "
+                                                       "thresholds vvau)")
     ap.add_argument("--fit-only", action="store_true", help="refit from calibration_samples.json")
     ap.add_argument("--new-only", action="store_true",
                     help="synthesise only sweep points not yet in calibration_samples.json, then refit")

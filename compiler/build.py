@@ -26,18 +26,23 @@ DEFAULT_CLOCK_MHZ = 100.0
 def lower_file(model_path, fold: dict | None = None, fold_source: str = "fold", *, board=None,
                target_fps: float | None = None, clock_mhz: float | None = None,
                ceiling: float | None = None, log=None, strip_width: int | None = None,
-               line_buffer_budget: int | None = None) -> CompiledModel:
+               line_buffer_budget: int | None = None, topk: int | None = None) -> CompiledModel:
     """Load, clean and lower a model file, then fold it and size its FIFOs.
 
     The fold is, in order of precedence: ``fold`` (a fold file's contents); the least resources
     reaching ``target_fps`` at ``clock_mhz`` (on ``board`` if given); the highest throughput that
     fits ``board`` under ``ceiling``; else the balanced default. A search leaves its visited folds
     in ``cm.search``. With ``strip_width`` or ``line_buffer_budget`` (bits) the folded pipeline is
-    tiled into column strips (:mod:`streamfold.compiler.tiling`); the plan is ``cm.tiling``.
+    tiled into column strips (:mod:`streamfold.compiler.tiling`); the plan is ``cm.tiling``. With
+    ``topk`` a classifier ends in a top-k unit and returns class indices
+    (:mod:`streamfold.compiler.label_select`).
     """
     from .search import DEFAULT_CEILING, fold_for_board, fold_for_fps
 
     cm = lower(load_model(model_path), str(model_path))
+    if topk is not None:
+        from .label_select import select_labels
+        cm = select_labels(cm, int(topk))
     ceiling = DEFAULT_CEILING if ceiling is None else ceiling
     clock = clock_mhz or (board.clock_mhz if board is not None else DEFAULT_CLOCK_MHZ)
     if fold is not None:
@@ -102,7 +107,8 @@ def write_build(cm: CompiledModel, out_dir, clock_mhz: float = DEFAULT_CLOCK_MHZ
 
 def compile_model(model_path, out_dir, fold_path=None, clock_mhz: float | None = None, log=None,
                   board=None, target_fps: float | None = None, ceiling: float | None = None,
-                  strip_width: int | None = None, line_buffer_budget: int | None = None):
+                  strip_width: int | None = None, line_buffer_budget: int | None = None,
+                  topk: int | None = None):
     if isinstance(board, str):  # an unknown board fails before any work
         from streamfold.boards import load_board
         board = load_board(board)
@@ -111,7 +117,7 @@ def compile_model(model_path, out_dir, fold_path=None, clock_mhz: float | None =
     t0 = time.monotonic()
     cm = lower_file(model_path, fold, str(fold_path) if fold_path else "fold", board=board,
                     target_fps=target_fps, clock_mhz=clock, ceiling=ceiling, log=log,
-                    strip_width=strip_width, line_buffer_budget=line_buffer_budget)
+                    strip_width=strip_width, line_buffer_budget=line_buffer_budget, topk=topk)
     if log:
         how = "fold file" if fold else ("target frame rate" if target_fps else
                                         (f"fit to {board.name}" if board else "balanced default"))
@@ -153,7 +159,8 @@ def make_report(cm: CompiledModel, clock_mhz: float = DEFAULT_CLOCK_MHZ, board=N
         "input": {"name": cm.input_name, "shape": list(cm.input_shape),
                   "stream": {"dtype": p.in_stream.dtype.name, "fold": p.in_stream.fold}},
         "output": {"name": cm.output_name, "shape": list(cm.output_shape),
-                   "stream": {"dtype": p.out_stream.dtype.name, "fold": p.out_stream.fold}},
+                   "stream": {"dtype": p.out_stream.dtype.name, "fold": p.out_stream.fold},
+                   **({"class_indices": int(cm.output_shape[-1])} if cm.host_out.labels else {})},
         "layers": layers,
         "totals": {
             "expected_cycles_per_frame": cycles,

@@ -50,6 +50,10 @@ def print_report(report: dict) -> None:
     t = report["totals"]
     print(f"\nexpected: {t['expected_cycles_per_frame']} cycles/frame (bottleneck {bott}), "
           f"{t['expected_fps']:,.0f} frames/s at {t['clock_mhz']:g} MHz; FIFOs {t['fifo_bits']:,} bits")
+    k = report.get("output", {}).get("class_indices")
+    if k:
+        print(f"output: the indices of the {k} highest-scoring classes per frame, highest first (on chip)"
+              if k > 1 else "output: the index of the highest-scoring class per frame (argmax, on chip)")
 
 
 def print_tiling(t: dict) -> None:
@@ -91,7 +95,8 @@ def cmd_compile(a) -> int:
     t0 = time.monotonic()
     cm, report = compile_model(a.model, a.output, a.fold, clock_mhz=a.clock_mhz, log=_log,
                                board=a.board, target_fps=a.target_fps, ceiling=a.ceiling,
-                               strip_width=a.strip_width, line_buffer_budget=a.line_buffer_budget)
+                               strip_width=a.strip_width, line_buffer_budget=a.line_buffer_budget,
+                               topk=a.topk)
     print(f"compiled {a.model} -> {a.output}/ in {time.monotonic() - t0:.1f} s\n")
     print_report(report)
     if "tiling" in report:
@@ -113,7 +118,7 @@ def cmd_fold(a) -> int:
     board = load_board(a.board) if a.board else None
     clock = a.clock_mhz or (board.clock_mhz if board else DEFAULT_CLOCK_MHZ)
     cm = lower_file(a.model, board=board, target_fps=a.target_fps, clock_mhz=clock, ceiling=a.ceiling,
-                    log=_log)
+                    log=_log, topk=a.topk)
     Path(a.output).write_text(dumps(fold_to_json(cm.pipeline)))
     cycles, bott = expected_pace(cm.pipeline)
     res = cm.search.chosen.resources if cm.search else {}
@@ -214,6 +219,11 @@ def _fold_options(p) -> None:
     p.add_argument("--ceiling", type=float, help="utilisation ceiling per resource when fitting a board "
                                                  "(default 0.8)")
     p.add_argument("--clock-mhz", type=float, help="clock for frames/s figures (default: the board's, else 100)")
+    p.add_argument("--topk", type=int, metavar="K",
+                   help="end a classifier in an on-chip top-K unit: the board returns the indices of the "
+                        "K largest scores per frame, largest first (K=1: argmax); the float ending "
+                        "(dequantisation, Softmax) is dropped, which is refused where it could reorder "
+                        "the classes")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -55,8 +55,11 @@ class HostOutput:
     ops: list = field(default_factory=list)
     layout: str = "flat"
     exact: bool = False  # True when the model ends in a quantizer: outputs equal qonnx's exactly
+    labels: bool = False  # True when the stream carries class indices (compiler/label_select.py)
 
     def from_stream(self, y: np.ndarray) -> np.ndarray:
+        if self.labels:
+            return np.asarray(y, dtype=np.int64).reshape(len(y), -1)
         y = np.asarray(y, dtype=np.float64)
         if self.layout == "nchw":
             y = y.transpose(0, 3, 1, 2)
@@ -158,7 +161,7 @@ class CompiledModel:
         doc["host_out"] = {
             "mul": "host_out.mul", "add": "host_out.add",
             "ops": [op.to_json(f"host_out.op{i}", arrays) for i, op in enumerate(self.host_out.ops)],
-            "layout": self.host_out.layout, "exact": self.host_out.exact,
+            "layout": self.host_out.layout, "exact": self.host_out.exact, "labels": self.host_out.labels,
         }
         doc["io"] = {"input_name": self.input_name, "input_shape": list(self.input_shape),
                      "output_name": self.output_name, "output_shape": list(self.output_shape),
@@ -204,7 +207,7 @@ class CompiledModel:
                                 OpCall.from_json(hi["quantizer"], arrays), hi["layout"])
             host_out = HostOutput(arrays[ho["mul"]], arrays[ho["add"]],
                                   [OpCall.from_json(d, arrays) for d in ho["ops"]], ho["layout"],
-                                  ho.get("exact", False))
+                                  ho.get("exact", False), ho.get("labels", False))
             cm = CompiledModel(pipeline, host_in, host_out, io["input_name"],
                                tuple(io["input_shape"]), io["output_name"], tuple(io["output_shape"]),
                                io.get("source", ""))

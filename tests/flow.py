@@ -32,8 +32,11 @@ def fold_all(cm, **knobs) -> dict:
 
 
 def check_model(model_path, build: Path, *, fold=None, frames=8, engine="verilator", name=None,
-                seed=0, p_gap=0.3, p_stall=0.3, x=None) -> dict:
-    cm = lower_file(model_path, fold)
+                seed=0, p_gap=0.3, p_stall=0.3, x=None, strip_width=None, topk=None) -> dict:
+    """With ``strip_width`` the design is tiled into column strips; its integers are compared
+    reassembled into whole frames. With ``topk`` it returns class indices, compared with the
+    stable ranking of qonnx's scores."""
+    cm = lower_file(model_path, fold, strip_width=strip_width, topk=topk)
     write_build(cm, build)
     if x is None:
         x = random_inputs(name or tuple(cm.input_shape[1:]), frames, seed=seed)
@@ -46,7 +49,11 @@ def check_model(model_path, build: Path, *, fold=None, frames=8, engine="verilat
         assert run["tlast_ok"], "m_axis_tlast not on frame boundaries"
         assert run["mismatches"] == 0, f"hardware differs from the reference: {run['first_mismatch']}"
     got, want = res["hw_integers"], res["expected_integers"]
-    assert got.shape == want.shape == (frames,) + tuple(cm.pipeline.out_stream.shape)
+    out_shape = tuple(cm.pipeline.out_stream.shape)
+    if cm.tiling is not None:
+        out_shape = (out_shape[0], cm.tiling.out_width) + out_shape[2:]
+        assert rep["strips_per_frame"] == cm.tiling.strips > 1
+    assert got.shape == want.shape == (frames,) + out_shape
     np.testing.assert_array_equal(got, want)
     assert rep["bit_exact"] is True
 
@@ -55,6 +62,8 @@ def check_model(model_path, build: Path, *, fold=None, frames=8, engine="verilat
 
     q = qonnx_reference(model_path, x)
     out = res["outputs"]
+    if topk is not None:
+        q = np.argsort(-q.reshape(frames, -1), axis=1, kind="stable")[:, :topk]
     assert out.shape == q.shape
     if cm.host_out.exact:
         np.testing.assert_array_equal(out, q)
@@ -62,4 +71,4 @@ def check_model(model_path, build: Path, *, fold=None, frames=8, engine="verilat
         scale = float(np.abs(q).max()) or 1.0
         np.testing.assert_allclose(out, q, rtol=1e-5, atol=1e-5 * scale)
         np.testing.assert_array_equal(out.reshape(frames, -1).argmax(1), q.reshape(frames, -1).argmax(1))
-    return {"model": cm, "report": rep, "outputs": out}
+    return {"model": cm, "report": rep, "outputs": out, "integers": got}

@@ -29,10 +29,11 @@ def _fold(path, lanes: int) -> dict:
     return fold_to_json(default_fold(cm.pipeline, lanes=lanes))
 
 
-def _run(name, tmp_path, lanes, frames=3, shape=None, **kw):
+def _run(name, tmp_path, lanes, frames=3, shape=None, strip_width=None, **kw):
     path = export_ops_model(name, tmp_path / f"{name}.onnx", **kw)
     x = ops_frames(name, frames, seed=lanes, shape=shape)
-    return check_model(path, tmp_path / "build", fold=_fold(path, lanes), frames=frames, x=x)
+    build = tmp_path / ("build" if strip_width is None else f"build_w{strip_width}")
+    return check_model(path, build, fold=_fold(path, lanes), frames=frames, x=x, strip_width=strip_width)
 
 
 def _kinds(out) -> set:
@@ -71,6 +72,12 @@ def test_hardswish_net(lanes, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("lanes", [16, 64])
 def test_espcn(lanes, tmp_path):
-    """ESPCN (widths 16/16/8) ends in DepthToSpace, done on the host after the stream."""
+    """ESPCN (widths 16/16/8, 64 columns) ends in DepthToSpace, done on the host after the stream;
+    compiled untiled and in strips of 24 columns (4 strips, receptive field 11): the same
+    integers, both equal to qonnx."""
     out = _run("espcn", tmp_path, lanes, frames=2, channels=(16, 16, 8))
     assert out["model"].host_out.ops[0].op_type == "DepthToSpace"
+    tiled = _run("espcn", tmp_path, lanes, frames=2, channels=(16, 16, 8), strip_width=24)
+    assert tiled["model"].tiling.strips == 4 and tiled["model"].tiling.width == 64
+    np.testing.assert_array_equal(tiled["integers"], out["integers"])
+    np.testing.assert_array_equal(tiled["outputs"], out["outputs"])

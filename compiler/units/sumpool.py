@@ -54,5 +54,5 @@ KIND = UnitKind(
     hardware="streamfold.hw.maxpool:MaxPoolHW",
     timeline=pooling.timeline, latest=pooling.latest, memories=SumPoolUnit.partial_memories,
     line_buffer=True, features=pooling.features, feature_names=pooling.FEATURE_NAMES,
-    default_coef=pooling.DEFAULT_COEF, model_key="maxpool", column_step=column_step, for_strip=for_strip,
+    default_coef=pooling.DEFAULT_COEF, model_key="sumpool", column_step=column_step, for_strip=for_strip,
 )
