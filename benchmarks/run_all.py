@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["flow.py", "fifo_sizing.py", "tiling.py", "resnet8.py"]
+SCRIPTS = ["flow.py", "fifo_sizing.py", "tiling.py", "resnet8.py", "mlperf_tiny.py"]
 
 if __name__ == "__main__":
     rc = 0
