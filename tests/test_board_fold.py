@@ -35,6 +35,7 @@ def test_cnv_w1a1_fits_pynq_z1(qonnx_model, tmp_path):
     assert abs(rep["measured_cycles_per_frame"] / t["expected_cycles_per_frame"] - 1) <= 0.05
 
 
+@pytest.mark.slow
 def test_target_fps_grows_resources_and_meets_target(qonnx_model, tmp_path):
     path = qonnx_model("cnv_1w1a")
     costs, luts = [], []
@@ -49,6 +50,21 @@ def test_target_fps_grows_resources_and_meets_target(qonnx_model, tmp_path):
         rep = _simulate(b, random_inputs("cnv_1w1a", 2, seed=fps))
         assert rep["measured_cycles_per_frame"] <= 100e6 / fps, (fps, rep["measured_cycles_per_frame"])
     assert costs == sorted(costs) and luts == sorted(luts), (costs, luts)
+
+
+def test_target_fps_on_tfc_meets_target_at_least_cost(qonnx_model, tmp_path):
+    """The fast profile's frame-rate fold: two targets on TFC-W1A1, the faster one dearer, the
+    chosen design simulated in Verilator at its measured pace."""
+    path = qonnx_model("tfc_1w1a")
+    costs = []
+    for fps in (20_000, 200_000):
+        cm = lower_file(path, target_fps=fps, clock_mhz=100.0)
+        costs.append(cm.search.chosen.cost)
+        assert cm.search.chosen.cycles <= 100e6 / fps
+    write_build(cm, tmp_path / "b", 100.0)
+    rep = _simulate(tmp_path / "b", random_inputs("tfc_1w1a", 3, seed=2))
+    assert rep["measured_cycles_per_frame"] <= 100e6 / 200_000
+    assert costs[0] < costs[1], costs
 
 
 def test_every_board_loads():

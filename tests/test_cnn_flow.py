@@ -10,7 +10,7 @@ from flow import check_model
 from models_conv import MOBILENET_FRAME, ODD_FRAME, mobilenet_block, odd_net, random_frames
 
 
-@pytest.mark.parametrize("name", ["cnv_1w1a", "cnv_1w2a", "cnv_2w2a"])
+@pytest.mark.parametrize("name", ["cnv_1w1a", pytest.param("cnv_1w2a", marks=pytest.mark.slow), "cnv_2w2a"])
 def test_cnv_bit_exact(name, qonnx_model, tmp_path):
     path = qonnx_model(name)
     out = check_model(path, tmp_path / "build", frames=4, name=name)

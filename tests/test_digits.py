@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples/models/digits_test.npz"
 
 
-@pytest.mark.parametrize("variant", ["w2a2", "w1a1"])
+@pytest.mark.parametrize("variant", ["w2a2", pytest.param("w1a1", marks=pytest.mark.slow)])
 def test_digits_accuracy_matches_pytorch_and_qonnx(variant, tmp_path):
     model = ROOT / f"examples/models/digits_{variant}.onnx"
     d = np.load(DATA)

@@ -24,8 +24,12 @@ def _parallel_fold(cm) -> dict:
     return fold
 
 
-@pytest.mark.parametrize("name", MODELS)
-@pytest.mark.parametrize("folding", ["serial", "balanced", "parallel"])
+# SFC's fully parallel layer (256x256 lanes) takes minutes to compile for cocotb: slow profile only
+CASES = [pytest.param(n, f, marks=pytest.mark.slow) if (n, f) == ("sfc_1w2a", "parallel") else (n, f)
+         for f in ("serial", "balanced", "parallel") for n in MODELS]
+
+
+@pytest.mark.parametrize("name, folding", CASES)
 def test_mlp_bit_exact(name, folding, qonnx_model, tmp_path):
     path = qonnx_model(name)
     cm = lower_file(path)  # balanced default
