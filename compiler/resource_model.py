@@ -123,7 +123,7 @@ def map_memory(m: MemSpec, family: str) -> dict:
                 if mult_a > 1 and m.kind != "rom":
                     c += _FACTOR_DEMUX * mult_a
                 if name == "PDPW16KD" and m.kind != "rom":
-                    c += 2 * _FACTOR_EMU  # learnt: a written PDPW16KD loses near-ties to LUT-RAM
+                    c += 4 * _FACTOR_EMU  # learnt: a written PDPW16KD loses near-ties to LUT-RAM (by 2 at 64x24)
                 cands.append((c, {"map": "bram", "BRAM": repl * units, "LUTRAM": 0, "URAM": 0,
                                   "config": f"{name} {depth_u}x{u} x{repl}", "cost": c}))
                 if m.kind == "rom" and mult_a > 1 and W < u:

@@ -84,6 +84,11 @@ class RomImage(NamedTuple):
         a one-word image is a constant, a zero-width one no memory at all."""
         return self.depth > 1 and self.width > 0
 
+    @property
+    def uniform(self) -> bool:
+        """Whether every word is the same: Yosys folds such a ROM into the constant it holds."""
+        return self.depth <= 1 or bool((self.codes == self.codes[:1]).all())
+
     def words(self) -> list[int]:
         """One unsigned int per word (lane 0 in the LSBs): the ROM's initial contents."""
         return pack_words(self.codes, self.bits)

@@ -49,10 +49,26 @@ def reference(u: SumPoolUnit, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def features(u: SumPoolUnit, family: str) -> dict:
+    """The max-pool's partial banks and counters, with adders in place of comparators: a row
+    stage (``pe`` adders of the stage-1 width, absent for a 1-wide window) and a column stage
+    (``pe`` adders of the output width)."""
+    f = pooling.features(u, family)
+    (kh, kw), (sh, sw) = u.kernel, u.stride
+    _d0, d1, d2 = u.stage_dtypes()
+    f["LUT"]["add"] = u.pe * (d1.bits * ((kw, sw) != (1, 1)) + d2.bits * (kh > 1))
+    f["LUT"]["sgn"] = u.pe * d2.bits * u.dtype.signed  # sign extension ahead of each adder
+    return f
+
+
+FEATURE_NAMES = {"LUT": pooling.FEATURE_NAMES["LUT"] + ["add", "sgn"], "FF": pooling.FEATURE_NAMES["FF"]}
+DEFAULT_COEF = {"LUT": {**pooling.DEFAULT_COEF["LUT"], "add": 1.0, "sgn": 0.5}, "FF": pooling.DEFAULT_COEF["FF"]}
+
+
 KIND = UnitKind(
     name="sumpool", ir=SumPoolUnit, reference=reference, cycles=pooling.cycles,
     hardware="streamfold.hw.maxpool:MaxPoolHW",
     timeline=pooling.timeline, latest=pooling.latest, memories=SumPoolUnit.partial_memories,
-    line_buffer=True, features=pooling.features, feature_names=pooling.FEATURE_NAMES,
-    default_coef=pooling.DEFAULT_COEF, model_key="sumpool", column_step=column_step, for_strip=for_strip,
+    line_buffer=True, features=features, feature_names=FEATURE_NAMES,
+    default_coef=DEFAULT_COEF, model_key="sumpool", column_step=column_step, for_strip=for_strip,
 )

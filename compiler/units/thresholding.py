@@ -79,17 +79,36 @@ timeline, latest = fixed_latency(LATENCY)
 
 
 def memories(u) -> list[MemSpec]:
+    """The threshold ROM: ``C/pe`` words, unless they are all equal (then Yosys folds the ROM into
+    the constant it holds, and so does this model)."""
     img = threshold_image(u)
-    return [MemSpec("thresholds", img.depth, img.width, "rom", "auto", img.bit_matrix)] if img.in_rom else []
+    if not img.in_rom or img.uniform:
+        return []
+    return [MemSpec("thresholds", img.depth, img.width, "rom", "auto", img.bit_matrix)]
 
 
 def features(u, family: str) -> dict:
-    """Comparators against the thresholds, the threshold ROM (or constants), two registers."""
-    mem = mem_features(shapes_to_specs(memories(u), "rom"), family)
-    pe, ab, ob = u.pe, u.acc_dtype.bits, u.out_dtype.bits
+    """Comparators and their count (the output code), the threshold ROM, two registers.
+
+    Against constant thresholds (one threshold word, or all words equal) the whole unit is a
+    function of each element's ``in_bits``: up to 6 bits it is one LUT per output bit (``fun``),
+    wider it is a comparison with constants (``ccmp``, a carry chain against fixed bits). Against
+    thresholds read from a ROM every comparison is a full subtractor (``cmp``) and the results are
+    counted (``enc``)."""
+    mems = memories(u)
+    mem = mem_features(shapes_to_specs(mems, "rom"), family)
+    pe, ab, ib, ob = u.pe, u.acc_dtype.bits, u.in_dtype.bits, u.out_dtype.bits
+    n = u.n_thresholds
     ctr = clog2(u.channels // pe)
-    lut = {"const": 1, "cmp": pe * u.n_thresholds * ab, "rom": mem["rom_lut"], "ctr": ctr}
-    ff = {"const": 1, "x": pe * u.in_dtype.bits, "out": pe * ob, "mem": mem["mem_reg"], "ctr": ctr}
+    const = not mems
+    lut = {"const": 1, "cmp": 0, "enc": 0, "fun": 0, "ccmp": 0, "rom": mem["rom_lut"], "ctr": ctr}
+    if const and ib <= 6:
+        lut["fun"] = pe * ob * (n > 0)
+    elif const:
+        lut["ccmp"] = pe * n * ib
+    else:
+        lut["cmp"], lut["enc"] = pe * n * ab, pe * n
+    ff = {"const": 1, "x": pe * ib, "out": pe * ob, "mem": mem["mem_reg"], "ctr": ctr}
     return {"LUT": lut, "FF": ff, "exact": exact(mem), "memories": mem["maps"]}
 
 
@@ -97,7 +116,7 @@ KIND = UnitKind(
     name="thresholds", ir=ThresholdUnit, reference=reference, cycles=cycles,
     hardware="streamfold.hw.thresholding:ThresholdHW", timeline=timeline, latest=latest,
     memories=memories, features=features,
-    feature_names={"LUT": ["const", "cmp", "rom", "ctr"], "FF": ["const", "x", "out", "mem", "ctr"]},
-    default_coef={"LUT": {"const": 4, "cmp": 0.8, "rom": 1.7, "ctr": 2},
+    feature_names={"LUT": ["const", "cmp", "enc", "fun", "ccmp", "rom", "ctr"], "FF": ["const", "x", "out", "mem", "ctr"]},
+    default_coef={"LUT": {"const": 4, "cmp": 0.8, "enc": 1, "fun": 1, "ccmp": 0.3, "rom": 1.7, "ctr": 2},
                   "FF": {"const": 2, "x": 1, "out": 1, "mem": 1, "ctr": 1}},
 )
