@@ -78,6 +78,12 @@ MVAU_SWEEP = [
     # highly parallel binary layers (board-sized folds): a few-word weight ROM, constant weights
     (64, 784, 64, 112, "BIPOLAR", "BIPOLAR", 1), (64, 64, 32, 32, "BIPOLAR", "BIPOLAR", 1),
     (64, 64, 64, 64, "BIPOLAR", "BIPOLAR", 1), (128, 256, 16, 128, "BIPOLAR", "BIPOLAR", 1),
+    # multi-bit layers unfolded (one weight per lane): shift-and-add products of constants
+    (16, 9, 16, 9, "INT2", "UINT8", 3), (32, 32, 32, 32, "INT4", "UINT4", 15),
+    (16, 64, 16, 64, "INT2", "UINT2", 3), (8, 72, 8, 72, "INT3", "UINT3", 7),
+    # a few weight words per lane (two to four), kept in soft logic
+    (16, 64, 16, 32, "INT2", "UINT2", 3), (32, 32, 16, 32, "INT4", "UINT2", 3),
+    (16, 32, 8, 16, "INT2", "UINT4", 15), (32, 64, 32, 16, "INT3", "UINT3", 7),
 ]
 # smaller sweeps for the families tested less often
 SMALL = [0, 1, 4, 5, 6, 9, 10, 13, 14, 17, 18, 21, 23, 25, 27, 29]

@@ -50,6 +50,15 @@ def print_report(report: dict) -> None:
     t = report["totals"]
     print(f"\nexpected: {t['expected_cycles_per_frame']} cycles/frame (bottleneck {bott}), "
           f"{t['expected_fps']:,.0f} frames/s at {t['clock_mhz']:g} MHz; FIFOs {t['fifo_bits']:,} bits")
+    fc = report.get("fit_check")
+    if fc:
+        last = fc["rounds"][-1]
+        print(f"fit confirmed by Yosys in round {last['round']}: "
+              + ", ".join(f"{r} {last['yosys'][r]:,} ({u:.1%})" for r, u in last["utilisation"].items()
+                          if last["yosys"][r])
+              + f", every resource under the {fc['ceiling']:.0%} ceiling"
+              + ("" if len(fc["rounds"]) == 1 else
+                 f" (earlier rounds over: {'; '.join(', '.join(x['over']) for x in fc['rounds'][:-1])})"))
     k = report.get("output", {}).get("class_indices")
     if k:
         print(f"output: the indices of the {k} highest-scoring classes per frame, highest first (on chip)"
@@ -93,10 +102,19 @@ def cmd_compile(a) -> int:
     from .build import compile_model
 
     t0 = time.monotonic()
-    cm, report = compile_model(a.model, a.output, a.fold, clock_mhz=a.clock_mhz, log=_log,
-                               board=a.board, target_fps=a.target_fps, ceiling=a.ceiling,
-                               strip_width=a.strip_width, line_buffer_budget=a.line_buffer_budget,
-                               topk=a.topk)
+    if a.verify_fit:
+        if not a.board or a.fold or a.target_fps:
+            raise StreamfoldError("--verify-fit checks a board fold: give --board, without --fold or "
+                                  "--target-fps")
+        from .verify_fit import compile_verified
+        cm, report = compile_verified(a.model, a.output, a.board, ceiling=a.ceiling, log=_log,
+                                      clock_mhz=a.clock_mhz, strip_width=a.strip_width,
+                                      line_buffer_budget=a.line_buffer_budget, topk=a.topk)
+    else:
+        cm, report = compile_model(a.model, a.output, a.fold, clock_mhz=a.clock_mhz, log=_log,
+                                   board=a.board, target_fps=a.target_fps, ceiling=a.ceiling,
+                                   strip_width=a.strip_width, line_buffer_budget=a.line_buffer_budget,
+                                   topk=a.topk)
     print(f"compiled {a.model} -> {a.output}/ in {time.monotonic() - t0:.1f} s\n")
     print_report(report)
     if "tiling" in report:
@@ -240,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--fold", help="fold file (JSON: {layer: {pe: .., simd: ..}}) to use instead of the "
                                   "balanced default; BUILD/fold.json is one")
     _fold_options(c)
+    c.add_argument("--verify-fit", action="store_true",
+                   help="with --board: synthesise the chosen design with Yosys and, where a resource is "
+                        "over the ceiling, correct for what synthesis measured and fold again, until "
+                        "Yosys confirms it fits (minutes per round; the rounds go to report.json)")
     t = c.add_argument_group("tiling (fully convolutional models)")
     t.add_argument("--strip-width", type=int, metavar="N",
                    help="stream each frame as column strips N input columns wide (overlapping by the "

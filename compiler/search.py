@@ -59,6 +59,24 @@ class SearchResult:
                             for s in self.visited]}
 
 
+def ceiling_of(ceiling, res: str) -> float:
+    """The utilisation ceiling of resource ``res``: ``ceiling`` is one fraction for every resource
+    or a dict of them (``--verify-fit`` tightens single resources), missing ones at the default."""
+    if isinstance(ceiling, dict):
+        return float(ceiling.get(res, DEFAULT_CEILING))
+    return float(ceiling)
+
+
+def _describe(ceiling) -> str:
+    if not isinstance(ceiling, dict):
+        return f"{ceiling:.0%}"
+    lims = {k: ceiling_of(ceiling, k) for k in CLASSES}
+    same = {v for v in lims.values()}
+    if len(same) == 1:
+        return f"{same.pop():.0%}"
+    return ", ".join(f"{k} {v:.1%}" for k, v in lims.items())
+
+
 def _used(est: dict) -> dict:
     return {"LUT": int(est.get("LUT_TOTAL", est.get("LUT", 0))), "FF": int(est.get("FF", 0)),
             "BRAM": int(est.get("BRAM", 0)), "URAM": int(est.get("URAM", 0)), "DSP": int(est.get("DSP", 0))}
@@ -125,7 +143,7 @@ class _Space:
     def fits(self, used: dict, ceiling: float) -> tuple[bool, str]:
         for k in CLASSES:
             cap = self.cap.get(k, 0)
-            if used[k] > ceiling * cap:
+            if used[k] > ceiling_of(ceiling, k) * cap:
                 return False, k
         return True, ""
 
@@ -142,8 +160,10 @@ def _heaviest(space: _Space, choice: list[int], res: str) -> str:
     return space.units[i].name
 
 
-def fold_for_board(pipeline: DataflowGraph, board, ceiling: float = DEFAULT_CEILING, log=None) -> SearchResult:
-    """Highest throughput that fits ``board`` with every resource under ``ceiling``."""
+def fold_for_board(pipeline: DataflowGraph, board, ceiling: float | dict = DEFAULT_CEILING,
+                   log=None) -> SearchResult:
+    """Highest throughput that fits ``board`` with every resource under ``ceiling`` (a fraction,
+    or a dict of fractions per resource)."""
     space = _Space(pipeline, board)
     choice = [0] * len(space.units)  # slowest = cheapest option of each unit
     _, st = space.state(choice)
@@ -151,7 +171,7 @@ def fold_for_board(pipeline: DataflowGraph, board, ceiling: float = DEFAULT_CEIL
     if not ok:
         raise FoldSearchError(
             f"nothing fits {board.name}: even the most folded design needs {st.resources[res]:,} {res} "
-            f"(ceiling {ceiling:.0%} of {space.cap[res]:,}); layer {_heaviest(space, choice, res)} uses "
+            f"(ceiling {ceiling_of(ceiling, res):.0%} of {space.cap[res]:,}); layer {_heaviest(space, choice, res)} uses "
             f"the most; pick a larger board or raise --ceiling")
     visited = [st]
     while True:
@@ -182,7 +202,7 @@ def fold_for_board(pipeline: DataflowGraph, board, ceiling: float = DEFAULT_CEIL
             break
         visited.pop()
         choice = _choice_of(space, visited[-1])
-    return SearchResult(pipe, st, visited, f"max throughput on {board.name} under {ceiling:.0%}")
+    return SearchResult(pipe, st, visited, f"max throughput on {board.name} under {_describe(ceiling)}")
 
 
 def _choice_of(space: _Space, st: SearchState) -> list[int]:
@@ -195,7 +215,7 @@ def _choice_of(space: _Space, st: SearchState) -> list[int]:
 
 
 def fold_for_fps(pipeline: DataflowGraph, fps: float, clock_mhz: float, board=None,
-                 ceiling: float = DEFAULT_CEILING) -> SearchResult:
+                 ceiling: float | dict = DEFAULT_CEILING) -> SearchResult:
     """Least resources reaching ``fps`` frames/s at ``clock_mhz``."""
     from streamfold.boards import load_board
 
@@ -240,6 +260,6 @@ def fold_for_fps(pipeline: DataflowGraph, fps: float, clock_mhz: float, board=No
         fits, res = space.fits(st.resources, ceiling)
         if not fits:
             raise FoldSearchError(
-                f"{fps:,.0f} frames/s needs {st.resources[res]:,} {res} on {b.name}, over the {ceiling:.0%} "
+                f"{fps:,.0f} frames/s needs {st.resources[res]:,} {res} on {b.name}, over the {ceiling_of(ceiling, res):.0%} "
                 f"ceiling of {space.cap[res]:,}; layer {_heaviest(space, choice, res)} uses the most")
     return SearchResult(pipe, st, visited, f"{fps:,.0f} frames/s at {clock_mhz:g} MHz")

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from amaranth.hdl import Cat, Const, Mux, Signal
 
-from .elements import lanes, product, shape_of, tree_sum
+from .elements import constant_products, lanes, product, shape_of, tree_sum
 from .rom import ROM, file_stem
 
 if TYPE_CHECKING:
@@ -138,6 +138,9 @@ class DotProductDatapath:
         pe, simd = self.pe, self.simd
         xs = lanes(x1, simd if self.shared_inputs else pe * simd, self.in_dtype.bits)
         ws = lanes(w1, pe * simd, self.weight_dtype.bits)
+        # one weight per lane (a one-word image) and a multi-bit input: shifts and adds of the input
+        const_w = (None if self.binary or self.weights.in_rom or self.in_dtype.bipolar
+                   else self.weight_dtype.decode(self.weights.codes[0]))
         dots = []
         for p in range(pe):
             terms = []
@@ -145,6 +148,8 @@ class DotProductDatapath:
                 w, x = ws[p * simd + s], xs[s if self.shared_inputs else p * simd + s]
                 if self.binary:
                     terms.append(~(w[0] ^ x[0]))
+                elif const_w is not None:
+                    terms += constant_products(int(const_w[p * simd + s]), x, self.in_dtype)
                 else:
                     terms.append(product(w, self.weight_dtype, x, self.in_dtype))
             dots.append(tree_sum(terms))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from amaranth.hdl import Const, Mux, signed, unsigned
 
 from streamfold.compiler.ir import DataType
+from streamfold.compiler.units.dot_product import signed_digits
 
 
 def shape_of(dtype: DataType):
@@ -40,6 +41,15 @@ def product(w_code, w_dtype: DataType, x_code, x_dtype: DataType):
         w = decode(w_code, w_dtype)
         return Mux(x_code[0], w, -w)
     return decode(w_code, w_dtype) * decode(x_code, x_dtype)
+
+
+def constant_products(w: int, x_code, x_dtype: DataType) -> list:
+    """The terms of ``w * x`` for a constant weight ``w``: one shifted copy of the input per
+    signed digit of ``w`` (:func:`~streamfold.compiler.units.dot_product.signed_digits`), negated
+    where the digit is -1; no term for 0. The caller adds them into its adder tree: no multiplier
+    is built, so no synthesis tool can map one to a DSP block."""
+    x = decode(x_code, x_dtype)
+    return [(x << k) if d > 0 else -(x << k) for k, d in signed_digits(w)]
 
 
 def lanes(value, n: int, bits: int) -> list:

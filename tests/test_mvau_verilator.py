@@ -20,6 +20,11 @@ CASES = [
     (6, dict(wbits=5, wsigned=True, ibits=2, isigned=False, raw=True, rows_shape=(3,))),
     (7, dict(wbits=1, wsigned=True, ibits=4, isigned=False, out_bits=3, rows_shape=(2, 2))),
     (8, dict(wbits=7, wsigned=False, ibits=6, isigned=True, out_bits=2)),
+    # one weight per lane: products built as shifts and adds of constants (hw/elements.py)
+    (9, dict(mw=16, mh=8, wbits=6, wsigned=True, ibits=5, isigned=True, pe=8, simd=16, out_bits=3)),
+    (10, dict(mw=9, mh=4, wbits=8, wsigned=False, ibits=8, isigned=False, pe=4, simd=9, raw=True)),
+    (11, dict(mw=10, mh=5, wbits=1, wsigned=True, ibits=4, isigned=False, pe=5, simd=10, out_bits=2)),
+    (12, dict(mw=12, mh=3, wbits=8, wsigned=True, ibits=3, isigned=False, pe=3, simd=12, raw=True)),
 ]
 
 
@@ -33,3 +38,15 @@ def test_mvau_random(seed, knobs):
     full = check_pipeline(pipe, frames=6, rng=rng, p_gap=0.0, p_stall=0.0, seed=seed)
     assert full["measure"].ii == unit_cycles(unit)
     assert out["result"].cycles >= full["result"].cycles
+
+
+def test_signed_digits_rebuild_every_weight():
+    """The shift-and-add form of a constant weight: exact, non-adjacent, as short as binary."""
+    from streamfold.compiler.units.dot_product import signed_digits
+    for w in range(-(1 << 9), 1 << 9):
+        d = signed_digits(w)
+        assert sum(s << k for k, s in d) == w
+        shifts = [k for k, _ in d]
+        assert all(b - a >= 2 for a, b in zip(shifts, shifts[1:]))
+        assert len(d) <= bin(abs(w)).count("1")
+    assert signed_digits(0) == [] and signed_digits(-128) == [(7, -1)] and signed_digits(7) == [(0, -1), (3, 1)]

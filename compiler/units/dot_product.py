@@ -87,3 +87,19 @@ def pixel_step(u: DotProductUnit):
 
 def for_strip(u: DotProductUnit, width: int) -> DotProductUnit:
     return u.replace(rows_shape=(u.rows_shape[0], int(width)))
+
+
+def signed_digits(w: int) -> list[tuple[int, int]]:
+    """The non-adjacent form of ``w``: ``[(shift, sign), ...]`` with ``w = sum(sign << shift)``,
+    no two digits adjacent, the fewest non-zero digits of any signed-digit form. A product with a
+    constant weight is these shifted copies of the input added up (``[]`` for 0, one copy for a
+    power of two): what the hardware builds when a fold gives every lane one weight."""
+    digits, k, w = [], 0, int(w)
+    while w:
+        if w & 1:
+            d = 2 - (w & 3)  # +1 where w = 1 mod 4, -1 where w = 3 mod 4
+            digits.append((k, d))
+            w -= d
+        w >>= 1
+        k += 1
+    return digits

@@ -18,7 +18,7 @@ from ..resource_model import clog2, dsp_product, exact, mem_features
 from ..rom_images import mvau_threshold_image, mvau_weight_image
 from ..schedule import BIG, chain, rchain, unbounded_tail
 from .base import FoldError, UnitKind, divisors
-from .dot_product import DotProductUnit, activate, for_strip, pixel_step
+from .dot_product import DotProductUnit, activate, for_strip, pixel_step, signed_digits
 
 #: cycles from the step that ends a neuron fold to the output handshake (hw.mvau: LATENCY 3 + 1)
 MVAU_LATENCY = 4
@@ -146,7 +146,8 @@ def features(u, family: str) -> dict:
     mem = mem_features(memories(u), family)
     ctr = clog2(NF) * 3 + clog2(SF) + clog2(NF * SF)
     dsp = 0
-    pop = neg = mul = tree = 0
+    pop = neg = mul = tree = wfun = 0
+    operands = pe * simd  # terms into the adder trees
     popc = 0
     if u.binary and NF * SF == 1:  # constant weights: the XNORs fold into the popcount's inputs
         popc = pe * simd
@@ -160,7 +161,17 @@ def features(u, family: str) -> dict:
         prods = [lo_w * lo_x, lo_w * hi_x, hi_w * lo_x, hi_w * hi_x]
         pbits = max(1, max(abs(min(prods)), abs(max(prods))).bit_length() + 1)
         dot_bits = min(ab, pbits + clog2(simd))
-        if wd.bipolar or xd.bipolar:
+        if NF * SF == 1 and not xd.bipolar:
+            # constant weights: each product is a shifted copy of the input per signed digit of its
+            # weight (hw/elements.constant_products), added into the tree; no multiplier, no DSP
+            operands = sum(len(signed_digits(int(w))) for w in np.asarray(u.weights).ravel())
+        elif (mem["where"].get("weights") == "logic" and not xd.bipolar and not wd.bipolar
+              and clog2(NF * SF) + xd.bits <= 6 and not dsp_product(wd, xd, family)):
+            # a few-word weight ROM in soft logic and a product Yosys leaves in soft logic: each
+            # product is a function of the word address and the input element, one LUT per
+            # product bit (Yosys folds the ROM into it)
+            wfun = pe * simd * pbits
+        elif wd.bipolar or xd.bipolar:
             other = xd if wd.bipolar else wd
             neg = pe * simd * (other.bits + 1)
         else:
@@ -169,13 +180,14 @@ def features(u, family: str) -> dict:
                 dsp = pe * simd * per
             else:
                 mul = pe * simd * wd.bits * xd.bits
-        tree = pe * simd * pbits
+        tree = operands * pbits
     lut = {"const": 1, "pop": pop, "popc": popc, "neg": neg, "mul": mul, "tree": tree, "acc": pe * ab,
            "cmp": pe * n_thr * ab, "rom": mem["rom_lut"], "romd": mem["rom_deep"], "xmux": (NF > 1) * simd * ib, "ctr": ctr,
            "ram": mem["ram_bits"], "dsp": dsp, "lutmux": mem["lutram_mux"],
-           "treelog": pe * simd * clog2(simd),  # adder-tree depth grows with log2(simd)
+           "treelog": operands * clog2(simd),  # adder-tree depth grows with log2(simd)
            # weights in soft logic: the ROM outputs feed the products directly
-           "wlogic": pe * simd * wd.bits * (mem["where"].get("weights") == "logic")}
+           "wlogic": pe * simd * wd.bits * (mem["where"].get("weights") == "logic") * (not wfun),
+           "wfun": wfun}
     ff = {"const": 1, "x": simd * ib, "dot": pe * min(dot_bits, ab), "acc": pe * ab, "out": pe * ob,
           "mem": mem["mem_reg"], "ctr": ctr, "ram": mem["ram_bits"]}
     return {"LUT": lut, "FF": ff, "exact": exact(mem, dsp), "memories": mem["maps"]}
@@ -186,11 +198,11 @@ KIND = UnitKind(
     hardware="streamfold.hw.mvau:MatrixVectorUnitHW",
     timeline=timeline, latest=latest, paced=True, memories=memories, features=features,
     feature_names={"LUT": ["const", "pop", "popc", "neg", "mul", "tree", "acc", "cmp", "rom", "xmux", "ctr",
-                           "ram", "dsp", "lutmux", "treelog", "wlogic", "romd"],
+                           "ram", "dsp", "lutmux", "treelog", "wlogic", "romd", "wfun"],
                    "FF": ["const", "x", "dot", "acc", "out", "mem", "ctr", "ram"]},
     default_coef={"LUT": {"const": 20, "pop": 1.2, "popc": 1.0, "neg": 0.6, "mul": 1.0, "tree": 1.0, "acc": 1.0,
                           "cmp": 0.5, "rom": 1.3, "xmux": 1.0, "ctr": 2.0, "ram": 0.3, "dsp": 1.0,
-                          "lutmux": 1.0, "treelog": 0.2, "wlogic": 0.0, "romd": 2.0},
+                          "lutmux": 1.0, "treelog": 0.2, "wlogic": 0.0, "romd": 2.0, "wfun": 1.0},
                   "FF": {"const": 8, "x": 1, "dot": 1, "acc": 1, "out": 1, "mem": 1, "ctr": 1, "ram": 1}},
     column_step=pixel_step, for_strip=for_strip,
 )
