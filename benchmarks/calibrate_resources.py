@@ -84,6 +84,7 @@ MVAU_SWEEP = [
     # a few weight words per lane (two to four), kept in soft logic
     (16, 64, 16, 32, "INT2", "UINT2", 3), (32, 32, 16, 32, "INT4", "UINT2", 3),
     (16, 32, 8, 16, "INT2", "UINT4", 15), (32, 64, 32, 16, "INT3", "UINT3", 7),
+    (16, 144, 16, 72, "INT2", "UINT2", 3),
 ]
 # smaller sweeps for the families tested less often
 SMALL = [0, 1, 4, 5, 6, 9, 10, 13, 14, 17, 18, 21, 23, 25, 27, 29]

@@ -169,8 +169,10 @@ def features(u, family: str) -> dict:
               and clog2(NF * SF) + xd.bits <= 6 and not dsp_product(wd, xd, family)):
             # a few-word weight ROM in soft logic and a product Yosys leaves in soft logic: each
             # product is a function of the word address and the input element, one LUT per
-            # product bit (Yosys folds the ROM into it)
-            wfun = pe * simd * pbits
+            # product bit (Yosys folds the ROM into it); a lane whose words are all zero has none
+            codes = mvau_weight_image(u).codes
+            operands = int((wd.decode(codes) != 0).any(axis=0).sum())
+            wfun = operands * pbits
         elif wd.bipolar or xd.bipolar:
             other = xd if wd.bipolar else wd
             neg = pe * simd * (other.bits + 1)
