@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-#: compiler modules that run whole jobs (compile, simulate, synthesise, the demo, the CLI)
-FLOW = {"build", "cli", "demo", "synth"}
+#: compiler modules that run whole jobs (compile, simulate, synthesise, a fit checked by synthesis,
+#: the demo, the CLI)
+FLOW = {"build", "cli", "demo", "synth", "verify_fit"}
 #: the compiler's ONNX front end (hw must not depend on it)
 FRONT_END = {"load", "lower", "rewrites", "ops", "thresholds"}
 
