@@ -93,6 +93,7 @@ class _Space:
         self.cap = board.resources
         self.units = list(pipeline.units)
         self.graph = pipeline
+        self._tied = {}
         self.options = []  # per unit: list of (cycles, cost, used, unit) sorted by cycles desc
         for u in self.units:
             opts = []
@@ -122,22 +123,40 @@ class _Space:
     def cost(self, used: dict) -> float:
         return sum(used[k] / self.cap[k] for k in CLASSES if self.cap.get(k))
 
-    def state(self, choice: list[int], with_fifos: bool = False) -> tuple[DataflowGraph, SearchState]:
+    def tied(self, i: int, unit) -> tuple[int, dict]:
+        """Cycles and resources of unit ``i`` as :func:`tie_folds` left it (a depthwise window takes
+        its vector-vector unit's PE: it has no knob of its own, but its speed and size follow)."""
+        key = (i, tuple(sorted(unit.folding().items())))
+        if key not in self._tied:
+            from .resources import estimate_unit
+
+            self._tied[key] = (unit_cycles(unit), _used(estimate_unit(unit, self.family) or {}))
+        return self._tied[key]
+
+    def unit_figures(self, choice: list[int]) -> tuple[DataflowGraph, list[int], dict]:
+        """The tied pipeline of ``choice``, each unit's cycles per frame and the summed resources."""
         units = [self.options[i][c][3] for i, c in enumerate(choice)]
         pipe = tie_folds(self.graph.with_units(units))
         used = {k: 0 for k in CLASSES}
-        for i, c in enumerate(choice):
+        cyc = []
+        for i, (c, u) in enumerate(zip(choice, pipe.units)):
+            opt = self.options[i][c]
+            n, res = (opt[0], opt[2]) if u.folding() == opt[3].folding() else self.tied(i, u)
+            cyc.append(n)
             for k in CLASSES:
-                used[k] += self.options[i][c][2][k]
+                used[k] += res[k]
+        return pipe, cyc, used
+
+    def state(self, choice: list[int], with_fifos: bool = False) -> tuple[DataflowGraph, SearchState]:
+        pipe, cyc, used = self.unit_figures(choice)
         if with_fifos:
             from .resources import estimate_pipeline
 
             pipe = size_fifos(pipe)
             used = _used(estimate_pipeline(pipe, self.family)["total"])
-        cyc = [self.options[i][c][0] for i, c in enumerate(choice)]
         worst = max(range(len(cyc)), key=lambda i: cyc[i])
-        st = SearchState(cyc[worst], units[worst].name, used, self.cost(used),
-                         {u.name: u.folding() for u in units if u.folding()})
+        st = SearchState(cyc[worst], pipe.units[worst].name, used, self.cost(used),
+                         {u.name: u.folding() for u in pipe.units if u.folding()})
         return pipe, st
 
     def fits(self, used: dict, ceiling: float) -> tuple[bool, str]:
@@ -175,17 +194,17 @@ def fold_for_board(pipeline: DataflowGraph, board, ceiling: float | dict = DEFAU
             f"the most; pick a larger board or raise --ceiling")
     visited = [st]
     while True:
-        cyc = [space.options[i][c][0] for i, c in enumerate(choice)]
-        worst = max(range(len(cyc)), key=lambda i: cyc[i])
-        if choice[worst] + 1 >= len(space.options[worst]):
-            break  # the bottleneck is as fast as it gets
+        _, cyc, _ = space.unit_figures(choice)
+        top = max(cyc)
+        # every unit at the bottleneck's pace takes its next faster fold; a unit without a knob of
+        # its own (a depthwise window) speeds up with the unit its fold follows
         trial = list(choice)
-        trial[worst] += 1
-        # units tied with the bottleneck move too, or nothing improves
         for i in range(len(cyc)):
-            while i != worst and space.options[i][trial[i]][0] >= cyc[worst] and \
-                    trial[i] + 1 < len(space.options[i]):
+            while space.options[i][trial[i]][0] >= top and trial[i] + 1 < len(space.options[i]):
                 trial[i] += 1
+        _, tcyc, _ = space.unit_figures(trial)
+        if trial == choice or max(tcyc) >= top:
+            break  # the bottleneck is as fast as it gets
         _, tst = space.state(trial)
         ok, _ = space.fits(tst.resources, ceiling)
         if not ok:
@@ -227,6 +246,8 @@ def fold_for_fps(pipeline: DataflowGraph, fps: float, clock_mhz: float, board=No
     choice, visited = [], []
     for i, opts in enumerate(space.options):
         ok = [j for j, o in enumerate(opts) if o[0] <= budget]
+        if not ok and not space.units[i].fold_choices():
+            ok = [0]  # no knob of its own: its fold follows another unit's (checked below)
         if not ok:
             fastest = min(o[0] for o in opts)
             raise FoldSearchError(
