@@ -6,7 +6,10 @@ Two goals:
   a utilisation ceiling (default 80% of every resource). Starting from the cheapest fold of every
   unit, it repeatedly speeds up the current bottleneck unit by its cheapest faster fold, and stops
   when the next step would not fit (or nothing is faster). Only the bottleneck ever gets faster,
-  so the pipeline stays balanced: no unit pays for speed the bottleneck cannot use.
+  so the pipeline stays balanced: no unit pays for speed the bottleneck cannot use. Cycles and
+  resources are those of the folds as tied (:func:`~streamfold.compiler.folding.tie_folds`): a
+  depthwise window has no knob of its own, so when it is the bottleneck its vector-vector unit
+  takes the faster fold and the window follows.
 * :func:`fold_for_fps` -- the least resources that reach a frame rate at a clock: every unit
   takes its cheapest fold within the cycle budget ``clock / fps``.
 
