@@ -320,10 +320,17 @@ def main(argv=None):
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     samples = json.loads(SAMPLES.read_text()) if a.fit_only else sweep(a.family, a.jobs, log, a.kinds, a.new_only)
     cal = fit(samples, log)
-    try:  # the whole-design factors come from benchmarks/synth_vs_estimate.py: keep them
-        cal["in_context"] = json.loads(Path(a.out).read_text()).get("in_context", {})
+    try:
+        prev = json.loads(Path(a.out).read_text())
     except (OSError, ValueError):
-        pass
+        prev = {}
+    # the whole-design factors come from benchmarks/synth_vs_estimate.py: keep them
+    cal["in_context"] = prev.get("in_context", {})
+    # kinds fitted elsewhere (no samples stored here) keep their coefficients and quality
+    for section in ("families", "quality"):
+        for fam, kinds in prev.get(section, {}).items():
+            for kind, entry in kinds.items():
+                cal[section].setdefault(fam, {}).setdefault(kind, entry)
     Path(a.out).write_text(json.dumps(cal, indent=1) + "\n")
     log(f"wrote {a.out}")
 

@@ -241,3 +241,19 @@ def test_synth_with_memory_file(yosys_warm, tmp_path):
     doc = synth_build(out, board="ulx3s-85f")
     assert doc["memory_files"] and doc["total"]["resources"]["BRAM"] == 4
     assert doc["comparison"]["BRAM"]["estimate"] == 4
+
+
+def test_calibrated_kinds_stay_calibrated():
+    """A refit (benchmarks/calibrate_resources.py) rewrites compiler/calibration.json from the
+    stored samples; kinds fitted elsewhere must survive it. Every kind's calibration key is fitted
+    on xc7 and ecp5, except the join kinds still on their default coefficients."""
+    from streamfold.compiler.resources import CALIBRATION_FILE
+    from streamfold.compiler.units import KINDS
+
+    families = json.loads(CALIBRATION_FILE.read_text())["families"]
+    uncalibrated = {"fork", "add", "concat"}
+    for k in KINDS.values():
+        if k.name in uncalibrated:
+            continue
+        for fam in ("xc7", "ecp5"):
+            assert k.model_key in families[fam], (k.name, k.model_key, fam)
