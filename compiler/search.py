@@ -74,7 +74,7 @@ def _describe(ceiling) -> str:
     if not isinstance(ceiling, dict):
         return f"{ceiling:.0%}"
     lims = {k: ceiling_of(ceiling, k) for k in CLASSES}
-    same = {v for v in lims.values()}
+    same = set(lims.values())
     if len(same) == 1:
         return f"{same.pop():.0%}"
     return ", ".join(f"{k} {v:.1%}" for k, v in lims.items())

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 
 from .errors import StreamfoldError
-from .search import CLASSES, DEFAULT_CEILING
+from .search import CLASSES, DEFAULT_CEILING, _used
 
 #: rounds of fold -> synthesise -> tighten before giving up
 MAX_ROUNDS = 4
@@ -30,18 +30,13 @@ class FitError(StreamfoldError):
     """The board fold could not be made to fit in synthesis."""
 
 
-def _used(res: dict) -> dict:
-    return {"LUT": int(res.get("LUT_TOTAL", res.get("LUT", 0))), "FF": int(res.get("FF", 0)),
-            "BRAM": int(res.get("BRAM", 0)), "URAM": int(res.get("URAM", 0)), "DSP": int(res.get("DSP", 0))}
-
-
 def tightened(ceiling: dict, over: dict, estimated: dict, measured: dict) -> dict:
     """The ceilings of the next round: each resource in ``over`` divided by how far the estimate
     fell short of synthesis (``measured / estimated``), with :data:`MARGIN`."""
     nxt = dict(ceiling)
     for k in over:
         factor = measured[k] / max(1, estimated[k])
-        nxt[k] = ceiling[k] / max(factor, 1.0) * MARGIN if factor > 1.0 else ceiling[k] * MARGIN
+        nxt[k] = ceiling[k] / max(factor, 1.0) * MARGIN
     return nxt
 
 
