@@ -217,8 +217,18 @@ def cmd_synth(a) -> int:
     t = doc["throughput"]
     if doc.get("timing"):
         tm = doc["timing"]
-        print(f"Fmax {tm['fmax_mhz']} MHz ({tm['tool']}, target {tm['target_mhz']:g} MHz): "
-              f"{t.get('fps_at_fmax', '-'):,} frames/s at {t['cycles_per_frame']} cycles/frame")
+        print(f"Fmax {tm['fmax_mhz']} MHz ({tm['tool']}, target {tm['target_mhz']:g} MHz, place and route "
+              f"{tm['seconds']:.0f} s): {t.get('fps_at_fmax', '-'):,} frames/s at {t['cycles_per_frame']} "
+              f"cycles/frame" + (f" (nominal: {t['fps_at_clock']:,} at {t['clock_mhz']:g} MHz)"
+                                 if "fps_at_clock" in t else ""))
+        cp = tm.get("critical_path")
+        if cp:
+            print(f"critical path {cp['delay_ns']:.2f} ns ({cp['logic_ns']:.2f} logic, {cp['routing_ns']:.2f} "
+                  f"routing, {cp['segments']} segments) through: {', '.join(cp['units']) or '(unnamed cells)'}")
+    elif doc.get("logic_depth"):
+        ld = doc["logic_depth"]
+        print(f"{doc['family']}: no open place-and-route, so no Fmax; logic depth (Yosys ltp) {ld['levels']} "
+              f"cells, through: {', '.join(ld['units']) or '(unnamed cells)'}")
     print(f"\nsynthesised for {doc['family']} in {time.monotonic() - t0:.1f} s; wrote {a.build}/synth.json")
     return 0
 

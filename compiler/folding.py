@@ -13,6 +13,11 @@ from .errors import FoldFileError
 from .ir import FoldError, DataflowGraph
 
 
+#: register-stage knobs of the dot-product kinds: registers splitting the adder tree, and the
+#: threshold compares and their count (see :mod:`streamfold.compiler.timing`)
+STAGE_KNOBS = ("tree_stages", "out_stages")
+MAX_STAGES = 8
+
 #: memory styles a unit's ``ram_style`` knob takes (Vivado's ram_style/rom_style values)
 RAM_STYLES = ("auto", "block", "distributed", "ultra")
 
@@ -28,6 +33,7 @@ def fold_to_json(pipeline: DataflowGraph) -> dict:
     out = {}
     for u in pipeline.units:
         free = {k: v for k, v in u.folding().items() if k in knobs_of(u)}
+        free.update({k: getattr(u, k) for k in STAGE_KNOBS if getattr(u, k, 0)})
         if free:
             out[u.name] = free
     return out
@@ -54,6 +60,14 @@ def apply_fold(pipeline: DataflowGraph, fold: dict, source: str = "fold") -> Dat
                 if v not in RAM_STYLES:
                     raise FoldFileError(f"{source}: layer {u.name!r}: ram_style {v!r} is not one of "
                                         f"{', '.join(RAM_STYLES)}")
+                continue
+            if k in STAGE_KNOBS:
+                if not hasattr(u, k):
+                    raise FoldFileError(f"{source}: layer {u.name!r} ({u.kind}) has no adder tree, so no "
+                                        f"knob {k!r}")
+                if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_STAGES:
+                    raise FoldFileError(f"{source}: layer {u.name!r}: {k} must be a whole number of "
+                                        f"registers from 0 to {MAX_STAGES}, got {v!r}")
                 continue
             if k not in allowed and k in u.folding():
                 raise FoldFileError(f"{source}: layer {u.name!r}: {k.upper()} is not free, it follows "

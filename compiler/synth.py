@@ -43,6 +43,7 @@ from .errors import StreamfoldError
 from .fifo_sizing import expected_pace
 from .model import CompiledModel
 from .resources import estimate_pipeline
+from .timing import parse_ltp, piece_labels
 
 SYNTH_SCRIPTS = {
     "xc7": "synth_xilinx -flatten -noiopad -family xc7",
@@ -177,20 +178,24 @@ def cache_dir() -> Path:
     return d
 
 
-def synth_script(family: str, top: str, json_out: str | None = None, defer: bool = False) -> str:
+def synth_script(family: str, top: str, json_out: str | None = None, defer: bool = False,
+                 depth: bool = False) -> str:
     """The Yosys script; ``defer`` elaborates modules only as instantiated (``read_verilog
-    -defer``), which the ``$readmemh`` ROM module needs (its default ``INIT_FILE`` is empty)."""
+    -defer``), which the ``$readmemh`` ROM module needs (its default ``INIT_FILE`` is empty);
+    ``depth`` adds ``ltp -noff`` (the longest register-to-register path, in cells) to ``ltp.txt``."""
     if family not in SYNTH_SCRIPTS:
         raise SynthError(f"unknown family {family!r}; one of {', '.join(FAMILIES)}")
     cmd = f"{SYNTH_SCRIPTS[family]} -top {top}"
     if json_out:
         cmd += f" -json {json_out}"
     read = "read_verilog -defer design.v" if defer else "read_verilog design.v"
-    return f"{read}\n{cmd}\ntee -q -o stat.json stat -json\n"
+    tail = "tee -q -o ltp.txt ltp -noff\n" if depth else ""
+    return f"{read}\n{cmd}\ntee -q -o stat.json stat -json\n{tail}"
 
 
 def synth_verilog(verilog: str, family: str, top: str, *, use_cache: bool = True,
-                  netlist: Path | None = None, timeout: float = 1800, files: dict | None = None) -> dict:
+                  netlist: Path | None = None, timeout: float = 1800, files: dict | None = None,
+                  depth: bool = False) -> dict:
     """Synthesise one Verilog text for ``family`` with ``top`` as top module.
 
     ``files`` (bare name -> text) are written beside the Verilog: the memory files its ROMs read
@@ -198,9 +203,10 @@ def synth_verilog(verilog: str, family: str, top: str, *, use_cache: bool = True
 
     Returns ``{"cells": {type: n}, "resources": {class: n}, "other_cells": {...}, "seconds": s,
     "cached": bool}``. With ``netlist`` (a path) the JSON netlist is written there too (never
-    cached), for :func:`place_and_route`.
+    cached), for :func:`place_and_route`. With ``depth`` the result carries ``ltp``, the text of
+    Yosys' ``ltp -noff`` (see :func:`streamfold.compiler.timing.parse_ltp`).
     """
-    script = synth_script(family, top, "net.json" if netlist else None, defer=bool(files))
+    script = synth_script(family, top, "net.json" if netlist else None, defer=bool(files), depth=depth)
     text = f"{CACHE_VERSION}\n{os.environ.get('STREAMFOLD_YOSYS', 'yowasp')}\n{script}\n{verilog}"
     if files:
         text += f"\n{sorted(files.items())}"
@@ -230,9 +236,12 @@ def synth_verilog(verilog: str, family: str, top: str, *, use_cache: bool = True
         cells = {k: int(v) for k, v in sorted(design.get("num_cells_by_type", {}).items())}
         if netlist is not None:
             shutil.copy(tmp / "net.json", netlist)
+        ltp = (tmp / "ltp.txt").read_text() if depth else None
     resources, other = classify_cells(cells, family)
     res = {"family": family, "top": top, "cells": cells, "resources": resources,
            "other_cells": other, "seconds": round(secs, 2), "cached": False}
+    if ltp is not None:
+        res["ltp"] = ltp
     if netlist is None:
         cfile.write_text(json.dumps(res, indent=1))
     return res
@@ -328,13 +337,19 @@ def ooc_wrapper(verilog: str, top: str, wrap: str = "sf_ooc_wrap") -> str:
 
 
 def place_and_route(verilog: str, top: str, board, *, freq_mhz: float | None = None,
-                    seed: int = 1, timeout: float = 3600, log=None, files: dict | None = None) -> dict:
+                    seed: int = 1, timeout: float = 3600, log=None, files: dict | None = None,
+                    pieces: dict | None = None, keep: Path | None = None) -> dict:
     """Synthesise, place and route ``top`` on ``board`` (ECP5 or iCE40) and return its Fmax.
 
     ECP5 uses nextpnr's ``--out-of-context`` (no IO buffers, so pins need not fit the package);
     iCE40 (no such option) wraps the design in :func:`ooc_wrapper`. Returns ``{"fmax_mhz",
-    "target_mhz", "tool", "seconds", "utilisation": {...}}``.
+    "target_mhz", "tool", "seconds", "utilisation": {...}, "critical_path": {...}}``; the critical
+    path names the top-level pieces it runs through (``pieces``: instance -> label, see
+    :func:`streamfold.compiler.timing.nextpnr_critical_path`). ``keep``: a folder to copy
+    nextpnr's report and log to.
     """
+    from .timing import nextpnr_critical_path
+
     fam = board.family
     if fam not in ("ecp5", "ice40"):
         raise SynthError(f"--timing needs an ECP5 or iCE40 board (nextpnr); {board.name} is {fam}: "
@@ -362,6 +377,11 @@ def place_and_route(verilog: str, top: str, board, *, freq_mhz: float | None = N
         _run(cmd, tmp, timeout, f"{tool} ({board.name})")
         secs = time.monotonic() - t1
         rep = json.loads((tmp / "pnr.json").read_text())
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            for f in ("pnr.json", "pnr.log"):
+                if (tmp / f).exists():
+                    shutil.copy(tmp / f, keep / f)
     fmax = rep.get("fmax", {})
     clk = next((v for k, v in fmax.items() if "clk" in k.lower()), None) or \
         (next(iter(fmax.values())) if fmax else None)
@@ -370,7 +390,8 @@ def place_and_route(verilog: str, top: str, board, *, freq_mhz: float | None = N
     return {"tool": tool, "board": board.name, "target_mhz": target,
             "fmax_mhz": round(float(clk["achieved"]), 2) if clk else None,
             "seconds": round(secs, 1), "synth_seconds": round(t1 - t0, 1),
-            "synth_resources": syn["resources"], "utilisation": util}
+            "synth_resources": syn["resources"], "utilisation": util,
+            "critical_path": nextpnr_critical_path(rep, pieces or {})}
 
 
 # ----------------------------------------------------------------------------- streamfold synth
@@ -410,7 +431,8 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
         mem_files[name] = f.read_text()
     est = estimate_pipeline(cm.pipeline, fam)
 
-    jobs_list = [dict(verilog=verilog, family=fam, top=TOP_NAME, files=mem_files)]
+    xilinx = fam in ("xc7", "xcup")
+    jobs_list = [dict(verilog=verilog, family=fam, top=TOP_NAME, files=mem_files, depth=xilinx)]
     parts = []
     if per_unit:
         parts = pipeline_parts(cm.pipeline)
@@ -464,15 +486,53 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
     if b:
         thr["clock_mhz"] = b.clock_mhz
         thr["fps_at_clock"] = round(b.clock_mhz * 1e6 / cycles, 1)
+    labels = piece_labels(cm.pipeline)
+    if xilinx and total.get("ltp"):
+        doc["logic_depth"] = parse_ltp(total["ltp"], labels)
     if timing:
         if not b:
             raise SynthError("--timing needs --board (an ECP5 or iCE40 board)")
+        if b.family not in ("ecp5", "ice40"):
+            raise SynthError(f"--timing needs an ECP5 or iCE40 board (nextpnr); {b.name} is {b.family}, "
+                             "which has no open place-and-route: `streamfold synth` without --timing "
+                             "gives its logic depth from Yosys (ltp) instead")
         t = place_and_route(verilog, TOP_NAME, b, freq_mhz=target_mhz, seed=seed, log=log,
-                            files=mem_files)
+                            files=mem_files, pieces=labels, keep=build / "pnr")
         doc["timing"] = t
         if t["fmax_mhz"]:
             thr["fmax_mhz"] = t["fmax_mhz"]
             thr["fps_at_fmax"] = round(t["fmax_mhz"] * 1e6 / cycles, 1)
     doc["throughput"] = thr
     (build / "synth.json").write_text(json.dumps(doc, indent=2) + "\n")
+    record_timing(build, doc)
     return doc
+
+
+def record_timing(build: Path, doc: dict) -> None:
+    """Write what synthesis learnt about the clock into ``build/report.json`` (section
+    ``achieved``): frames/s at the achieved clock next to the nominal one (nextpnr), or, for a
+    part with no open place-and-route, the logic depth from Yosys and a note that says so."""
+    rfile = build / "report.json"
+    if not rfile.exists():
+        return
+    rep = json.loads(rfile.read_text())
+    thr = doc["throughput"]
+    ach = {"family": doc["family"], "board": doc.get("board"),
+           "cycles_per_frame": thr["cycles_per_frame"]}
+    if "clock_mhz" in thr:
+        ach["nominal_mhz"] = thr["clock_mhz"]
+        ach["fps_at_nominal"] = thr["fps_at_clock"]
+    t = doc.get("timing")
+    if t:
+        ach.update(tool=t["tool"], target_mhz=t["target_mhz"], fmax_mhz=t["fmax_mhz"],
+                   fps_at_fmax=thr.get("fps_at_fmax"), seconds=t["seconds"],
+                   meets_nominal=(t["fmax_mhz"] or 0) >= thr.get("clock_mhz", t["target_mhz"]),
+                   critical_path=t.get("critical_path"))
+    elif doc.get("logic_depth"):
+        ach.update(tool="yosys ltp", logic_depth=doc["logic_depth"],
+                   note=f"{doc['family']} has no open place-and-route: Fmax is not measured; the "
+                        "logic depth (cells on the longest register-to-register path) stands in")
+    else:
+        return
+    rep["achieved"] = ach
+    rfile.write_text(json.dumps(rep, indent=2) + "\n")

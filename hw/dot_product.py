@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from amaranth.hdl import Cat, Const, Mux, Signal
 
-from .elements import constant_products, lanes, product, shape_of, tree_sum
+from .elements import constant_products, delay_line, lanes, product, shape_of, staged_tree_sum, tree_sum
 from .rom import ROM, file_stem
 
 if TYPE_CHECKING:
@@ -81,7 +81,8 @@ class DotProductDatapath:
     def __init__(self, m, o, *, pe: int, simd: int, weight_dtype: DataType, in_dtype: DataType,
                  acc_dtype: DataType, out_dtype: DataType, out_bias: int, binary: bool,
                  weights: RomImage, thresholds: RomImage | None, folds: int, shared_inputs: bool,
-                 name: str, ram_style: str, dot_name: str = "dot2"):
+                 name: str, ram_style: str, dot_name: str = "dot2", tree_stages: int = 0,
+                 out_stages: int = 0):
         self.m, self.o = m, o
         self.pe, self.simd = pe, simd
         self.weight_dtype, self.in_dtype = weight_dtype, in_dtype
@@ -92,6 +93,7 @@ class DotProductDatapath:
         self.shared_inputs = shared_inputs
         self.name, self.ram_style = name, ram_style
         self.dot_name = dot_name
+        self.tree_stages, self.out_stages = int(tree_stages), int(out_stages)
         if weights.lanes != pe * simd:
             raise ValueError(f"layer {name}: weight words of {weights.lanes} lanes for pe*simd = {pe * simd}")
         if thresholds is not None and thresholds.depth != folds:
@@ -141,7 +143,7 @@ class DotProductDatapath:
         # one weight per lane (a one-word image) and a multi-bit input: shifts and adds of the input
         const_w = (None if self.binary or self.weights.in_rom or self.in_dtype.bipolar
                    else self.weight_dtype.decode(self.weights.codes[0]))
-        dots = []
+        per_lane = []
         for p in range(pe):
             terms = []
             for s in range(simd):
@@ -152,8 +154,11 @@ class DotProductDatapath:
                     terms += constant_products(int(const_w[p * simd + s]), x, self.in_dtype)
                 else:
                     terms.append(product(w, self.weight_dtype, x, self.in_dtype))
-            dots.append(tree_sum(terms))
-        return dots
+            per_lane.append(terms)
+        if not self.tree_stages:
+            return [tree_sum(t) for t in per_lane]
+        # layer 0 the products, then the adder levels; the registers split them evenly
+        return staged_tree_sum(self.m, self.en, per_lane, self.tree_stages, f"{self.dot_name}_tree")
 
     def finish(self, x1, w1):
         """Everything from the stage-1 input word ``x1`` (``simd`` or ``pe*simd`` lanes) and
@@ -162,15 +167,18 @@ class DotProductDatapath:
         pe = self.pe
         acc_shape = shape_of(self.acc_dtype)
         dots = self.products(x1, w1)
+        # the step flags follow the dot products through the adder tree's registers
+        v1, first1, last1, tag1 = delay_line(m, en, [self.v1, self.first1, self.last1, self.tag1],
+                                             self.tree_stages, "step")
 
         # ---- stage 2: registered dot products
         v2, first2, last2 = Signal(), Signal(), Signal()
         tag2 = Signal(range(self.folds)) if self.folds > 1 else None
         dot2 = [Signal(acc_shape, name=f"{self.dot_name}_{p}") for p in range(pe)]
         with m.If(en):
-            m.d.sync += [v2.eq(self.v1), first2.eq(self.first1), last2.eq(self.last1)]
+            m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1)]
             if tag2 is not None:
-                m.d.sync += tag2.eq(self.tag1)
+                m.d.sync += tag2.eq(tag1)
             m.d.sync += [d.eq(v) for d, v in zip(dot2, dots)]
 
         # ---- stage 3: accumulators (hold the finished sums while v3)
@@ -195,26 +203,39 @@ class DotProductDatapath:
                 t3 = Const(thr.words()[0], thr.width)
             ts = lanes(t3, pe * n_thr, self.acc_dtype.bits)
 
-        # ---- output register
+        # ---- output register (after ``out_stages`` registers splitting the compares and count tree)
+        k_out = self.out_stages
+        if thr is not None and n_thr:
+            cmps = []
+            for p in range(pe):
+                lane_t = ts[p * n_thr:(p + 1) * n_thr]
+                cmps.append([acc[p] >= (t.as_signed() if self.acc_dtype.signed else t) for t in lane_t])
+            if k_out:
+                counts = staged_tree_sum(m, en, cmps, k_out, "count")
+            else:
+                counts = [tree_sum(c) for c in cmps]
+        elif thr is not None:
+            counts = [Const(0, 1)] * pe
+        else:
+            counts = None
+        if counts is not None and k_out and not n_thr:
+            counts = delay_line(m, en, counts, k_out, "count")
+        sums = delay_line(m, en, acc, k_out, "acc") if counts is None else acc
+        v_out = delay_line(m, en, [v3], k_out, "v3")[0]
         outs = []
         for p in range(pe):
             out = Signal(self.out_dtype.bits, name=f"out_{p}")
             if thr is not None:
-                if n_thr:
-                    lane_t = ts[p * n_thr:(p + 1) * n_thr]
-                    cmp = [acc[p] >= (t.as_signed() if self.acc_dtype.signed else t) for t in lane_t]
-                    count = tree_sum(cmp)
-                else:
-                    count = Const(0, 1)
+                count = counts[p]
                 if self.out_dtype.bipolar:
                     m.d.comb += out.eq(count != 0)
                 else:
                     m.d.comb += out.eq(count + self.out_bias)  # truncated to out_bits: two's complement
             else:
-                m.d.comb += out.eq(acc[p])  # sign-extended or truncated to out_bits
+                m.d.comb += out.eq(sums[p])  # sign-extended or truncated to out_bits
             outs.append(out)
         with m.If(en):
-            m.d.sync += [self.out_valid.eq(v3), o.payload.eq(Cat(*outs))]
+            m.d.sync += [self.out_valid.eq(v_out), o.payload.eq(Cat(*outs))]
         m.d.comb += o.valid.eq(self.out_valid)
 
 

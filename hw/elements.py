@@ -3,7 +3,7 @@ element codes (bipolar -> -1/+1, two's complement), products and balanced adder 
 words are packed by :mod:`streamfold.compiler.rom_images`."""
 from __future__ import annotations
 
-from amaranth.hdl import Const, Mux, signed, unsigned
+from amaranth.hdl import Const, Mux, Signal, signed, unsigned
 
 from streamfold.compiler.ir import DataType
 from streamfold.compiler.units.dot_product import signed_digits
@@ -23,6 +23,59 @@ def tree_sum(terms: list):
         terms = [terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j]
                  for j in range(0, len(terms), 2)]
     return terms[0]
+
+
+def tree_levels(n: int) -> int:
+    """Adder levels of a balanced tree of ``n`` terms."""
+    return max(0, (max(1, n) - 1).bit_length())
+
+
+def stage_cuts(layers: int, stages: int) -> list[int]:
+    """Where ``stages`` registers split a path of ``layers`` logic layers as evenly as they can:
+    the layer indices (0-based) a register follows; never after the last layer (the register that
+    ends the path is already there)."""
+    stages = max(0, min(int(stages), layers - 1))
+    return sorted({round(j * layers / (stages + 1)) - 1 for j in range(1, stages + 1)})
+
+
+def staged_tree_sum(m, en, lanes_terms: list[list], stages: int, name: str) -> list:
+    """A balanced adder tree per lane (``lanes_terms``: each lane's terms, layer 0) split by
+    exactly ``stages`` registers loaded on ``en``: spread over the layers by :func:`stage_cuts`
+    (layer ``l >= 1`` is adder level ``l``), any the tree is too shallow for added at its end.
+    Every lane gets a register at every cut, finished or not, so all lanes see the same latency:
+    ``stages`` clock edges."""
+    lanes = [list(t) if t else [Const(0, 1)] for t in lanes_terms]
+    depth = max(tree_levels(len(t)) for t in lanes) if lanes else 0
+    cuts = stage_cuts(depth + 1, stages)
+    for layer in range(depth + 1):
+        if layer > 0:
+            lanes = [[t[j] + t[j + 1] if j + 1 < len(t) else t[j] for j in range(0, len(t), 2)]
+                     for t in lanes]
+        if layer in cuts:
+            regs = []
+            for p, t in enumerate(lanes):
+                rs = [Signal(v.shape(), name=f"{name}_l{layer}_{p}_{j}") for j, v in enumerate(t)]
+                with m.If(en):
+                    m.d.sync += [r.eq(v) for r, v in zip(rs, t)]
+                regs.append(rs)
+            lanes = regs
+    return delay_line(m, en, [t[0] for t in lanes], int(stages) - len(cuts), f"{name}_end")
+
+
+def delay_line(m, en, values: list, n: int, name: str) -> list:
+    """``values`` delayed by ``n`` registers loaded on ``en`` (None entries pass through)."""
+    for k in range(n):
+        out = []
+        for j, v in enumerate(values):
+            if v is None:
+                out.append(None)
+                continue
+            r = Signal(v.shape(), name=f"{name}_d{k}_{j}")
+            with m.If(en):
+                m.d.sync += r.eq(v)
+            out.append(r)
+        values = out
+    return values
 
 
 def decode(code, dtype: DataType):

@@ -111,7 +111,8 @@ class MatrixVectorUnitHW(wiring.Component):
             acc_dtype=u.acc_dtype, out_dtype=u.out_dtype, out_bias=u.out_bias, binary=u.binary,
             weights=mvau_weight_image(u),
             thresholds=mvau_threshold_image(u) if u.thresholds is not None else None,
-            folds=NF, shared_inputs=True, name=u.name, ram_style=u.ram_style)
+            folds=NF, shared_inputs=True, name=u.name, ram_style=u.ram_style,
+            tree_stages=u.tree_stages, out_stages=u.out_stages)
         en = dp.en
 
         # ---- stage 0: step counters, memory addresses (no zero-width counters when a fold is 1)

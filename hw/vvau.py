@@ -94,7 +94,8 @@ class VectorVectorUnitHW(wiring.Component):
             acc_dtype=u.acc_dtype, out_dtype=u.out_dtype, out_bias=u.out_bias, binary=u.binary,
             weights=vvau_weight_image(u),
             thresholds=vvau_threshold_image(u) if u.thresholds is not None else None,
-            folds=CF, shared_inputs=False, name=u.name, ram_style=u.ram_style, dot_name="prod2")
+            folds=CF, shared_inputs=False, name=u.name, ram_style=u.ram_style, dot_name="prod2",
+            tree_stages=u.tree_stages, out_stages=u.out_stages)
         en = dp.en
 
         # ---- stage 0: counters and weight address

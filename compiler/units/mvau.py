@@ -20,8 +20,14 @@ from ..schedule import BIG, chain, rchain, unbounded_tail
 from .base import FoldError, UnitKind, divisors
 from .dot_product import DotProductUnit, activate, for_strip, pixel_step, signed_digits
 
-#: cycles from the step that ends a neuron fold to the output handshake (hw.mvau: LATENCY 3 + 1)
+#: cycles from the step that ends a neuron fold to the output handshake (hw.mvau: LATENCY 3 + 1),
+#: before the unit's register stages (:func:`latency`)
 MVAU_LATENCY = 4
+
+
+def latency(u) -> int:
+    """:data:`MVAU_LATENCY` plus the registers ``tree_stages`` and ``out_stages`` add."""
+    return MVAU_LATENCY + u.tree_stages + u.out_stages
 
 
 @dataclass
@@ -32,6 +38,8 @@ class MatrixVectorUnit(DotProductUnit):
     pe: int = 1
     simd: int = 1
     ram_style: str = "auto"
+    tree_stages: int = 0
+    out_stages: int = 0
     source: str = ""
 
     @property
@@ -97,13 +105,13 @@ def _steps(u, n: int, fold: int) -> np.ndarray:
 def timeline(u, avail, frames, pace=1):
     """One ``(nf, sf)`` step per clock; input beat ``sf`` of vector ``v`` taken at step
     ``(v, 0, sf)``; output beat ``(v, nf)`` :data:`MVAU_LATENCY` after the vector's last step of
-    neuron fold ``nf``. A splitter after it stretches every neuron fold to ``max(SF, pace)``."""
+    neuron fold ``nf`` (:func:`latency`). A splitter after it stretches every neuron fold to ``max(SF, pace)``."""
     nf_, sf_ = u.neuron_fold, u.synapse_fold
     fold = max(sf_, pace)
     g = _steps(u, avail.size, fold)
     r = chain(avail, g)
     last = r[sf_ - 1::sf_]  # step (v, 0, SF-1) of every vector
-    out = last[:, None] + (np.arange(nf_, dtype=np.int64) * fold)[None, :] + MVAU_LATENCY
+    out = last[:, None] + (np.arange(nf_, dtype=np.int64) * fold)[None, :] + latency(u)
     return r, out.reshape(-1)
 
 
@@ -113,7 +121,7 @@ def latest(u, dl, frames, earliest, pace=1):
     n_in = earliest.size
     g = _steps(u, n_in, fold)
     bound = (dl.reshape(-1, nf_) - (np.arange(nf_, dtype=np.int64) * fold)[None, :]
-             - MVAU_LATENCY).min(axis=1)
+             - latency(u)).min(axis=1)
     late = np.full(n_in, BIG, dtype=np.int64)
     late[sf_ - 1::sf_] = bound
     return unbounded_tail(rchain(late, g), earliest, g)

@@ -25,6 +25,11 @@ from .window import WindowUnit
 VVAU_LATENCY = 4
 
 
+def latency(u) -> int:
+    """:data:`VVAU_LATENCY` plus the registers ``tree_stages`` and ``out_stages`` add."""
+    return VVAU_LATENCY + u.tree_stages + u.out_stages
+
+
 @dataclass
 class VectorVectorUnit(DotProductUnit):
     """Depthwise convolution (module docstring)."""
@@ -32,6 +37,8 @@ class VectorVectorUnit(DotProductUnit):
     kind: ClassVar[str] = "vvau"
     pe: int = 1
     ram_style: str = "auto"
+    tree_stages: int = 0
+    out_stages: int = 0
     source: str = ""
 
     @property
@@ -92,12 +99,12 @@ def cycles(u: VectorVectorUnit) -> int:
 def timeline(u, avail, frames):
     """One beat per clock; a channel group's output :data:`VVAU_LATENCY` after its ``K``-th beat."""
     r = asap(avail)
-    return r, r[u.k - 1::u.k] + VVAU_LATENCY
+    return r, r[u.k - 1::u.k] + latency(u)
 
 
 def latest(u, dl, frames, earliest):
     late = np.full(earliest.size, BIG, dtype=np.int64)
-    late[u.k - 1::u.k] = dl - VVAU_LATENCY
+    late[u.k - 1::u.k] = dl - latency(u)
     return unbounded_tail(rchain(late), earliest)
 
 
