@@ -31,8 +31,10 @@ SAMPLES = HERE / "calibration_samples.json"
 BIP = DataType.bipolar_type()
 
 
-def make_mvau(name, mh, mw, pe, simd, wdt: str, idt: str, n_thr: int, seed: int = 0) -> MatrixVectorUnit:
-    """A matrix-vector unit with random weights and sorted random thresholds inside its range."""
+def make_mvau(name, mh, mw, pe, simd, wdt: str, idt: str, n_thr: int, seed: int = 0,
+              res_type: str = "auto") -> MatrixVectorUnit:
+    """A matrix-vector unit with random weights and sorted random thresholds inside its range
+    (``res_type`` "lut": its products in soft logic)."""
     rng = np.random.default_rng(seed)
     wd, xd = DataType.parse(wdt), DataType.parse(idt)
     if wd.bipolar:
@@ -40,7 +42,7 @@ def make_mvau(name, mh, mw, pe, simd, wdt: str, idt: str, n_thr: int, seed: int 
     else:
         w = rng.integers(wd.min, wd.max + 1, size=(mh, mw))
     u = MatrixVectorUnit(name=name, weights=w.astype(np.int64), weight_dtype=wd, in_dtype=xd,
-                         out_dtype=BIP, pe=pe, simd=simd)
+                         out_dtype=BIP, pe=pe, simd=simd, res_type=res_type)
     lo, hi = u.acc_range
     if n_thr:
         t = np.sort(rng.integers(lo, hi + 1, size=(mh, n_thr)), axis=1)
@@ -85,6 +87,11 @@ MVAU_SWEEP = [
     (16, 64, 16, 32, "INT2", "UINT2", 3), (32, 32, 16, 32, "INT4", "UINT2", 3),
     (16, 32, 8, 16, "INT2", "UINT4", 15), (32, 64, 32, 16, "INT3", "UINT3", 7),
     (16, 144, 16, 72, "INT2", "UINT2", 3),
+    # products in soft logic by choice (res_type "lut": shifted partial products)
+    (16, 16, 4, 4, "INT8", "UINT8", 0, "lut"), (32, 64, 4, 8, "INT6", "INT5", 0, "lut"),
+    (8, 8, 2, 2, "INT8", "INT8", 0, "lut"), (16, 16, 4, 4, "INT4", "UINT4", 3, "lut"),
+    (32, 32, 8, 8, "INT4", "UINT4", 15, "lut"), (64, 64, 1, 16, "INT4", "INT4", 0, "lut"),
+    (128, 128, 1, 1, "INT8", "UINT8", 0, "lut"), (64, 64, 4, 8, "INT2", "UINT2", 3, "lut"),
 ]
 # smaller sweeps for the families tested less often
 SMALL = [0, 1, 4, 5, 6, 9, 10, 13, 14, 17, 18, 21, 23, 25, 27, 29]
@@ -112,7 +119,10 @@ THRESHOLD_SWEEP = [((8, 8, 64), 4, "UINT8", 4, True), ((16, 16, 32), 32, "UINT5"
                    ((16, 16, 8), 1, "INT6", 4, True), ((8, 8, 32), 8, "UINT8", 1, False)]
 VVAU_SWEEP = [(32, 9, 4, "INT4", "UINT4", 15, (8, 8)), (64, 9, 8, "INT2", "UINT2", 3, (8, 8)),
               (16, 9, 16, "INT8", "UINT8", 0, (4, 4)), (64, 9, 2, "BIPOLAR", "UINT4", 15, (8, 8)),
-              (128, 9, 16, "INT4", "UINT4", 15, (4, 4))]
+              (128, 9, 16, "INT4", "UINT4", 15, (4, 4)),
+              # products in soft logic by choice (res_type "lut")
+              (16, 9, 16, "INT8", "UINT8", 0, (4, 4), "lut"), (32, 9, 4, "INT4", "UINT4", 15, (8, 8), "lut"),
+              (64, 9, 8, "INT6", "UINT4", 0, (4, 4), "lut")]
 OTHER_FAMILIES = ("xc7", "ecp5")  # the other unit kinds are calibrated here; xcup/ice40 borrow
 
 
@@ -148,7 +158,8 @@ def make_other(kind: str, p: dict):
         c, k = p["c"], p["k"]
         w = rng.choice([-1, 1], size=(c, k)) if wd.bipolar else rng.integers(wd.min, wd.max + 1, (c, k))
         u = VectorVectorUnit(name=p["name"], weights=w.astype(np.int64), weight_dtype=wd, in_dtype=xd,
-                             out_dtype=BIP, rows_shape=tuple(p["rows"]), pe=p["pe"])
+                             out_dtype=BIP, rows_shape=tuple(p["rows"]), pe=p["pe"],
+                             res_type=p.get("res_type", "auto"))
         lo, hi = u.acc_range
         n = p["thr"]
         if n:
@@ -176,9 +187,9 @@ def other_params() -> list[tuple[str, dict]]:
     for i, (shape, pe, xd, ob, per_channel) in enumerate(THRESHOLD_SWEEP):
         out.append(("thresholds", {"name": f"thresholds_{i}", "shape": list(shape), "pe": pe, "x": xd,
                                    "out_bits": ob, "per_channel": per_channel, "seed": 200 + i}))
-    for i, (c, k, pe, wd, xd, n, rows) in enumerate(VVAU_SWEEP):
+    for i, (c, k, pe, wd, xd, n, rows, *rest) in enumerate(VVAU_SWEEP):
         out.append(("vvau", {"name": f"vvau_{i}", "c": c, "k": k, "pe": pe, "w": wd, "x": xd, "thr": n,
-                             "rows": list(rows), "seed": 100 + i}))
+                             "rows": list(rows), "seed": 100 + i, **({"res_type": rest[0]} if rest else {})}))
     return out
 
 
@@ -198,10 +209,13 @@ def specs(family: str):
 
     out = []
     for i in SWEEP_OF[family]:
-        mh, mw, pe, simd, wd, xd, n = MVAU_SWEEP[i]
-        u = make_mvau(f"m{i}", mh, mw, pe, simd, wd, xd, n, seed=i)
-        out.append(("mvau", {"mh": mh, "mw": mw, "pe": pe, "simd": simd, "w": wd, "x": xd, "thr": n,
-                             "seed": i}, u, lambda u=u: build_unit(u), f"mvau_{i}"))
+        mh, mw, pe, simd, wd, xd, n, *rest = MVAU_SWEEP[i]
+        rt = rest[0] if rest else "auto"
+        u = make_mvau(f"m{i}", mh, mw, pe, simd, wd, xd, n, seed=i, res_type=rt)
+        params = {"mh": mh, "mw": mw, "pe": pe, "simd": simd, "w": wd, "x": xd, "thr": n, "seed": i}
+        if rt != "auto":
+            params["res_type"] = rt
+        out.append(("mvau", params, u, lambda u=u: build_unit(u), f"mvau_{i}"))
     if family in OTHER_FAMILIES:
         from streamfold.compiler.resources import model_key
         for kind, params in other_params():
@@ -221,7 +235,7 @@ def unit_of(kind: str, params: dict):
     if kind == "mvau":
         p = params
         return make_mvau(f"m{p['seed']}", p["mh"], p["mw"], p["pe"], p["simd"], p["w"], p["x"], p["thr"],
-                         seed=p["seed"])
+                         seed=p["seed"], res_type=p.get("res_type", "auto"))
     return None
 
 

@@ -151,6 +151,12 @@ def make_report(cm: CompiledModel, clock_mhz: float = DEFAULT_CLOCK_MHZ, board=N
             row["thresholds"] = getattr(u, "n_thresholds", 0)
             row["acc_dtype"] = u.acc_dtype.name
             row["binary"] = bool(getattr(u, "binary", False))
+        if hasattr(u, "res_type"):
+            from .units.dot_product import has_multipliers
+            # where the products go: soft logic by choice (res_type lut) or by nature, else the
+            # multipliers synthesis maps (DSP blocks where the widths qualify)
+            row["products"] = ("lut" if u.res_type == "lut" or not has_multipliers(u) else "auto")
+            row["stages"] = {"tree": u.tree_stages, "out": u.out_stages}
         row.update({k.lower(): v for k, v in u.folding().items()})
         row["expected_cycles"] = unit_cycles(u)
         layers.append(row)

@@ -31,6 +31,17 @@ def _table(rows: list[list], header: list[str]) -> str:
     return "\n".join(out)
 
 
+def _products(layer: dict) -> str:
+    """Where a layer's products go and its register stages (``DSP+2r``: DSP blocks, two registers)."""
+    if "products" not in layer:
+        return "-"
+    res = layer.get("resources") or {}
+    where = "DSP" if res.get("DSP") else "LUT"
+    st = layer.get("stages") or {}
+    n = st.get("tree", 0) + st.get("out", 0)
+    return where + (f"+{n}r" if n else "")
+
+
 def print_report(report: dict) -> None:
     rows = []
     bott = report["totals"]["bottleneck"]
@@ -38,8 +49,8 @@ def print_report(report: dict) -> None:
         rows.append([l["name"] + (" *" if l["name"] == bott else ""), l["kind"],
                      "x".join(map(str, l.get("weight_shape", []))) or "-",
                      f'{l.get("weight_dtype", "-")}/{l["in_dtype"]}->{l["out_dtype"]}',
-                     l.get("pe", "-"), l.get("simd", "-"), l["expected_cycles"]])
-    print(_table(rows, ["layer", "kind", "weights", "W/in->out", "PE", "SIMD", "cycles/frame"]))
+                     l.get("pe", "-"), l.get("simd", "-"), _products(l), l["expected_cycles"]])
+    print(_table(rows, ["layer", "kind", "weights", "W/in->out", "PE", "SIMD", "products", "cycles/frame"]))
     joins = {l["name"] for l in report["layers"] if l["kind"] in ("add", "concat")}
     skips = [f for f in report.get("fifos", []) if f["feeds"] in joins]
     if skips:  # the FIFOs into the joins: what the short path of each branch holds

@@ -1,7 +1,9 @@
 """Folding: how many output channels (PE) and input elements (SIMD) each unit computes per clock.
 
 ``fold.json`` maps layer names to their knobs, e.g. ``{"fc0": {"pe": 4, "simd": 8}}``; it is what
-``streamfold compile`` writes and what ``--fold`` reads back.
+``streamfold compile`` writes and what ``--fold`` reads back. Besides the fold knobs a layer may
+carry ``ram_style`` (its memories), ``res_type`` (its products: ``auto`` or ``lut``) and
+``tree_stages`` / ``out_stages`` (register stages, for the clock).
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 from .cost import unit_cycles
 from .errors import FoldFileError
 from .ir import FoldError, DataflowGraph
-
+from .units.dot_product import RES_TYPES
 
 #: register-stage knobs of the dot-product kinds: registers splitting the adder tree, and the
 #: threshold compares and their count (see :mod:`streamfold.compiler.timing`)
@@ -34,6 +36,8 @@ def fold_to_json(pipeline: DataflowGraph) -> dict:
     for u in pipeline.units:
         free = {k: v for k, v in u.folding().items() if k in knobs_of(u)}
         free.update({k: getattr(u, k) for k in STAGE_KNOBS if getattr(u, k, 0)})
+        if getattr(u, "res_type", "auto") != "auto":
+            free["res_type"] = u.res_type
         if free:
             out[u.name] = free
     return out
@@ -60,6 +64,15 @@ def apply_fold(pipeline: DataflowGraph, fold: dict, source: str = "fold") -> Dat
                 if v not in RAM_STYLES:
                     raise FoldFileError(f"{source}: layer {u.name!r}: ram_style {v!r} is not one of "
                                         f"{', '.join(RAM_STYLES)}")
+                continue
+            if k == "res_type":
+                if not hasattr(u, "res_type"):
+                    raise FoldFileError(f"{source}: layer {u.name!r} ({u.kind}) has no products, so no knob "
+                                        "'res_type'")
+                if v not in RES_TYPES:
+                    raise FoldFileError(f"{source}: layer {u.name!r}: res_type {v!r} is not one of "
+                                        f"{', '.join(RES_TYPES)} (auto: synthesis maps the multipliers, "
+                                        "to DSP blocks where the widths qualify; lut: soft logic)")
                 continue
             if k in STAGE_KNOBS:
                 if not hasattr(u, k):

@@ -105,9 +105,9 @@ class _Space:
                 if hasattr(cand, "pe") and hasattr(cand, "simd") and hasattr(cand, "weight_dtype"):
                     if cand.pe * cand.simd * cand.weight_dtype.bits > MAX_WEIGHT_WORD_BITS:
                         continue
-                est = estimate_unit(cand, self.family) or {}
-                used = _used(est)
-                opts.append((unit_cycles(cand), self.cost(used), used, cand))
+                for var in products_variants(cand, self.family):
+                    used = _used(estimate_unit(var, self.family) or {})
+                    opts.append((unit_cycles(var), self.cost(used), used, var))
             if not opts:
                 opts.append((unit_cycles(u), 0.0, _used({}), u))
             # per cycle count keep the cheapest
@@ -168,6 +168,20 @@ class _Space:
             if used[k] > ceiling_of(ceiling, k) * cap:
                 return False, k
         return True, ""
+
+
+def products_variants(unit, family: str) -> list:
+    """The unit, and, when its products would take DSP blocks on ``family``, the same fold with
+    them in soft logic (``res_type`` "lut"): the search keeps whichever costs the board less, in
+    fractions of its LUTs and DSPs, so the scarcer resource decides (FINN's resType, chosen)."""
+    if not hasattr(unit, "res_type"):
+        return [unit]
+    from .units.dot_product import products_in_dsp
+
+    auto = unit.replace(res_type="auto") if unit.res_type != "auto" else unit
+    if not products_in_dsp(auto, family):
+        return [auto]
+    return [auto, auto.replace(res_type="lut")]
 
 
 def _combos(allowed: dict):

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from amaranth.hdl import Cat, Const, Mux, Signal
 
-from .elements import constant_products, delay_line, lanes, product, shape_of, staged_tree_sum, tree_sum
+from .elements import (constant_products, delay_line, lanes, partial_products, product, shape_of, staged_tree_sum,
+                       tree_sum)
 from .rom import ROM, file_stem
 
 if TYPE_CHECKING:
@@ -74,6 +75,12 @@ class DotProductDatapath:
         Output folds per vector (neuron folds, channel groups): the range of the fold tag.
     dot_name : str
         Verilog name stem of the per-lane registered dot products (``<dot_name>_<p>``).
+    tree_stages, out_stages : int
+        Registers splitting the adder tree (products to dot products) and the threshold compares
+        with their count (accumulator to output); each adds one clock edge of latency.
+    res_type : str
+        "auto": multi-bit products are multiplications (synthesis maps them, to DSP blocks where
+        the widths qualify); "lut": shifted partial products added in the adder tree.
     """
 
     LATENCY = LATENCY
@@ -82,7 +89,7 @@ class DotProductDatapath:
                  acc_dtype: DataType, out_dtype: DataType, out_bias: int, binary: bool,
                  weights: RomImage, thresholds: RomImage | None, folds: int, shared_inputs: bool,
                  name: str, ram_style: str, dot_name: str = "dot2", tree_stages: int = 0,
-                 out_stages: int = 0):
+                 out_stages: int = 0, res_type: str = "auto"):
         self.m, self.o = m, o
         self.pe, self.simd = pe, simd
         self.weight_dtype, self.in_dtype = weight_dtype, in_dtype
@@ -94,6 +101,7 @@ class DotProductDatapath:
         self.name, self.ram_style = name, ram_style
         self.dot_name = dot_name
         self.tree_stages, self.out_stages = int(tree_stages), int(out_stages)
+        self.res_type = res_type
         if weights.lanes != pe * simd:
             raise ValueError(f"layer {name}: weight words of {weights.lanes} lanes for pe*simd = {pe * simd}")
         if thresholds is not None and thresholds.depth != folds:
@@ -152,6 +160,8 @@ class DotProductDatapath:
                     terms.append(~(w[0] ^ x[0]))
                 elif const_w is not None:
                     terms += constant_products(int(const_w[p * simd + s]), x, self.in_dtype)
+                elif self.res_type == "lut" and not (self.weight_dtype.bipolar or self.in_dtype.bipolar):
+                    terms += partial_products(w, self.weight_dtype, x, self.in_dtype)
                 else:
                     terms.append(product(w, self.weight_dtype, x, self.in_dtype))
             per_lane.append(terms)

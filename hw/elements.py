@@ -96,6 +96,20 @@ def product(w_code, w_dtype: DataType, x_code, x_dtype: DataType):
     return decode(w_code, w_dtype) * decode(x_code, x_dtype)
 
 
+def partial_products(w_code, w_dtype: DataType, x_code, x_dtype: DataType) -> list:
+    """The terms of ``w * x`` in soft logic: the input shifted by ``k`` where weight bit ``k`` is
+    set (negated for the sign bit of a signed weight). The caller adds them into its adder tree;
+    no multiplier is built, so synthesis cannot map one to a DSP block (fold.json ``res_type``
+    "lut")."""
+    x = decode(x_code, x_dtype)
+    n = w_dtype.bits
+    terms = []
+    for k in range(n):
+        t = x << k
+        terms.append(Mux(w_code[k], -t if (w_dtype.signed and k == n - 1) else t, 0))
+    return terms
+
+
 def constant_products(w: int, x_code, x_dtype: DataType) -> list:
     """The terms of ``w * x`` for a constant weight ``w``: one shifted copy of the input per
     signed digit of ``w`` (:func:`~streamfold.compiler.units.dot_product.signed_digits`), negated

@@ -95,7 +95,7 @@ class VectorVectorUnitHW(wiring.Component):
             weights=vvau_weight_image(u),
             thresholds=vvau_threshold_image(u) if u.thresholds is not None else None,
             folds=CF, shared_inputs=False, name=u.name, ram_style=u.ram_style, dot_name="prod2",
-            tree_stages=u.tree_stages, out_stages=u.out_stages)
+            tree_stages=u.tree_stages, out_stages=u.out_stages, res_type=u.res_type)
         en = dp.en
 
         # ---- stage 0: counters and weight address

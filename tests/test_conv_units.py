@@ -210,6 +210,9 @@ def _case_units(name: str) -> list:
     if name == "swg_vvau_staged":  # register stages in the adder tree and the threshold count
         win = swg((5, 6, 4), INT4, (3, 3), (1, 1), (1, 1, 1, 1), 0, 2, True)
         return [win, vvau(6, win, INT4, n_thr=7, odt=UINT3).replace(tree_stages=2, out_stages=2)]
+    if name == "swg_vvau_int_raw_soft_products":  # res_type lut: partial products, no multiplier
+        win = swg((5, 6, 4), UINT3, (5, 5), (1, 1), (2, 2, 2, 2), 0, 2, True)
+        return [win, vvau(5, win, INT4).replace(res_type="lut")]
     if name == "swg_vvau_bipolar_weights_signed_out":  # 15 thresholds, a negative bias
         win = swg((6, 5, 6), UINT3, (3, 3), (1, 1), (0, 0, 0, 0), 0, 3, True)
         return [win, vvau(7, win, BIP, n_thr=15, odt=INT4, out_bias=-8)]
@@ -239,6 +242,7 @@ HW_CASES = {
     "swg_vvau_int_thresholds": "pace",
     "swg_vvau_bipolar_weights_signed_out": "pace",
     "swg_vvau_staged": "pace",
+    "swg_vvau_int_raw_soft_products": "pace",
 }
 
 

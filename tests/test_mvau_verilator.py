@@ -63,6 +63,26 @@ STAGED = [
 ]
 
 
+#: products in soft logic (res_type "lut": shifted partial products in the adder tree), signed and
+#: unsigned weights and inputs, with the weights in a ROM (more than one word) so they are not constants
+SOFT = [
+    (31, dict(mw=16, mh=8, wbits=8, wsigned=True, ibits=8, isigned=False, pe=2, simd=4, out_bits=3)),
+    (32, dict(mw=12, mh=6, wbits=5, wsigned=False, ibits=7, isigned=True, pe=3, simd=6, raw=True)),
+    (33, dict(mw=9, mh=4, wbits=8, wsigned=True, ibits=8, isigned=True, pe=1, simd=3, raw=True)),
+    (34, dict(mw=8, mh=8, wbits=3, wsigned=True, ibits=2, isigned=False, pe=4, simd=2, out_bits=2)),
+]
+
+
+@pytest.mark.parametrize("seed,knobs", SOFT, ids=[f"lut{c[0]}" for c in SOFT])
+def test_mvau_products_in_soft_logic(seed, knobs):
+    rng = np.random.default_rng(seed)
+    unit = random_mvau(rng, **knobs).replace(res_type="lut")
+    pipe = DataflowGraph([unit], [2, 2])
+    check_pipeline(pipe, frames=5, rng=rng, seed=seed)
+    full = check_pipeline(pipe, frames=4, rng=rng, p_gap=0.0, p_stall=0.0, seed=seed)
+    assert full["measure"].ii == unit_cycles(unit)
+
+
 @pytest.mark.parametrize("seed,knobs,tree,out", STAGED, ids=[f"stages{c[0]}" for c in STAGED])
 def test_mvau_register_stages(seed, knobs, tree, out):
     """Bit-exact under gaps and back-pressure with the stages in; at full rate the same cycles

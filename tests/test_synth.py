@@ -270,3 +270,61 @@ def test_calibrated_kinds_stay_calibrated():
             continue
         for fam in ("xc7", "ecp5"):
             assert k.model_key in families[fam], (k.name, k.model_key, fam)
+
+
+# ----------------------------------------------------------------------------- products: DSP or LUT
+def _dsp_layers():
+    """Two 8-bit layers whose products Yosys maps to DSP blocks on xc7."""
+    a = _mvau(32, 32, 1, 1, "INT8", "UINT8", 0, seed=4, name="a")
+    a.out_dtype = DataType.parse("UINT8")
+    a.thresholds = np.tile(np.arange(255, dtype=np.int64) * 64, (32, 1))
+    b = _mvau(16, 32, 1, 1, "INT8", "UINT8", 0, seed=5, name="b")
+    return DataflowGraph([a, b])
+
+
+def test_search_puts_products_where_the_board_has_room():
+    """The search weighs a layer's DSP products against the same products in LUTs by the board's
+    capacities: a DSP-starved board gets soft-logic products (and more speed than its DSPs allow),
+    a LUT-starved one keeps the DSP blocks; fold.json carries the choice and reads back."""
+    import dataclasses
+
+    from streamfold.boards import load_board
+    from streamfold.compiler.folding import apply_fold, fold_to_json
+    from streamfold.compiler.search import fold_for_board
+
+    z1 = load_board("pynq-z1")
+    few_dsp = dataclasses.replace(z1, dsp=4)
+    r = fold_for_board(_dsp_layers(), few_dsp)
+    types = {u.name: u.res_type for u in r.pipeline.units}
+    assert "lut" in types.values(), types
+    assert r.chosen.resources["DSP"] <= 0.8 * 4
+    fj = fold_to_json(r.pipeline)
+    assert {k: v.get("res_type", "auto") for k, v in fj.items()} == types
+    back = apply_fold(_dsp_layers(), fj)
+    assert {u.name: u.res_type for u in back.units} == types
+    few_lut = dataclasses.replace(z1, lut=10000)
+    r = fold_for_board(_dsp_layers(), few_lut)
+    assert {u.res_type for u in r.pipeline.units} == {"auto"} and r.chosen.resources["DSP"] > 0
+
+
+def test_bad_res_type_is_named(tmp_path):
+    from streamfold.compiler.errors import FoldFileError
+    from streamfold.compiler.folding import apply_fold
+    with pytest.raises(FoldFileError, match="layer 'a': res_type 'dsp48' is not one of auto, lut"):
+        apply_fold(_dsp_layers(), {"a": {"res_type": "dsp48"}})
+    with pytest.raises(FoldFileError, match="tree_stages must be a whole number of registers from 0 to 8"):
+        apply_fold(_dsp_layers(), {"b": {"tree_stages": 9}})
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("family", ["xc7", "ecp5"])
+def test_products_in_luts_take_no_dsp(yosys_warm, tmp_path, family):
+    """res_type "lut" is honoured by the generated hardware, so by Yosys: no DSP block, and the
+    soft-logic estimate within 25%; "auto" maps to the DSP blocks the model counts."""
+    from streamfold.compiler.synth import synth_build
+    for rt, dsp in (("lut", 0), ("auto", 16)):
+        u = _mvau(16, 16, 4, 4, "INT8", "UINT8", 0).replace(res_type=rt)
+        out, _ = _build(tmp_path / rt, [u], [0, 0])
+        c = synth_build(out, family=family)["comparison"]
+        assert c["DSP"]["synth"] == c["DSP"]["estimate"] == dsp, (rt, c["DSP"])
+        assert _within(c["LUT_TOTAL"]["estimate"], c["LUT_TOTAL"]["synth"], 0.25), (rt, c["LUT_TOTAL"])

@@ -65,6 +65,32 @@ class DotProductUnit(Unit):
         return 0 if self.thresholds is None else int(self.thresholds.shape[1])
 
 
+#: where a dot-product unit's multi-bit products go (fold.json ``res_type``, FINN's resType): "auto"
+#: lets synthesis map each multiplication (to DSP blocks where the operand widths qualify), "lut"
+#: builds it from shifted partial products in soft logic (:func:`streamfold.hw.elements.partial_products`)
+RES_TYPES = ("auto", "lut")
+
+
+def has_multipliers(u: DotProductUnit) -> bool:
+    """Whether the unit's products are multiplications of a stored weight by an input (not XNOR or
+    sign flips of bipolar operands, not the constant-weight shifts of a one-word weight image)."""
+    from ..rom_images import mvau_weight_image, vvau_weight_image
+
+    if u.weight_dtype.bipolar or u.in_dtype.bipolar:
+        return False
+    image = mvau_weight_image(u) if u.kind == "mvau" else vvau_weight_image(u)
+    return bool(image.in_rom)
+
+
+def products_in_dsp(u: DotProductUnit, family: str) -> int:
+    """DSP blocks per product on ``family`` (0: soft logic, by ``res_type`` or by the widths)."""
+    from ..resource_model import dsp_product
+
+    if u.res_type == "lut" or not has_multipliers(u):
+        return 0
+    return dsp_product(u.weight_dtype, u.in_dtype, family)
+
+
 def activate(u: DotProductUnit, acc: np.ndarray) -> np.ndarray:
     """The unit's output values for accumulators ``acc (..., C)``: thresholds, or ``acc``."""
     if u.thresholds is None:

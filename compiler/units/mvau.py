@@ -18,7 +18,7 @@ from ..resource_model import clog2, dsp_product, exact, mem_features
 from ..rom_images import mvau_threshold_image, mvau_weight_image
 from ..schedule import BIG, chain, rchain, unbounded_tail
 from .base import FoldError, UnitKind, divisors
-from .dot_product import DotProductUnit, activate, for_strip, pixel_step, signed_digits
+from .dot_product import DotProductUnit, activate, for_strip, pixel_step, products_in_dsp, signed_digits
 
 #: cycles from the step that ends a neuron fold to the output handshake (hw.mvau: LATENCY 3 + 1),
 #: before the unit's register stages (:func:`latency`)
@@ -38,6 +38,7 @@ class MatrixVectorUnit(DotProductUnit):
     pe: int = 1
     simd: int = 1
     ram_style: str = "auto"
+    res_type: str = "auto"
     tree_stages: int = 0
     out_stages: int = 0
     source: str = ""
@@ -154,7 +155,7 @@ def features(u, family: str) -> dict:
     mem = mem_features(memories(u), family)
     ctr = clog2(NF) * 3 + clog2(SF) + clog2(NF * SF)
     dsp = 0
-    pop = neg = mul = tree = wfun = 0
+    pop = neg = mul = tree = wfun = soft = 0
     operands = pe * simd  # terms into the adder trees
     popc = 0
     if u.binary and NF * SF == 1:  # constant weights: the XNORs fold into the popcount's inputs
@@ -173,8 +174,11 @@ def features(u, family: str) -> dict:
             # constant weights: each product is a shifted copy of the input per signed digit of its
             # weight (hw/elements.constant_products), added into the tree; no multiplier, no DSP
             operands = sum(len(signed_digits(int(w))) for w in np.asarray(u.weights).ravel())
+        elif u.res_type == "lut" and not (wd.bipolar or xd.bipolar):
+            # products in soft logic by choice: shifted partial products into the adder tree
+            soft = pe * simd * wd.bits * xd.bits
         elif (mem["where"].get("weights") == "logic" and not xd.bipolar and not wd.bipolar
-              and clog2(NF * SF) + xd.bits <= 6 and not dsp_product(wd, xd, family)):
+              and clog2(NF * SF) + xd.bits <= 6 and not products_in_dsp(u, family)):
             # a few-word weight ROM in soft logic and a product Yosys leaves in soft logic: each
             # product is a function of the word address and the input element, one LUT per
             # product bit (Yosys folds the ROM into it); a lane whose words are all zero has none
@@ -185,7 +189,7 @@ def features(u, family: str) -> dict:
             other = xd if wd.bipolar else wd
             neg = pe * simd * (other.bits + 1)
         else:
-            per = dsp_product(wd, xd, family)
+            per = dsp_product(wd, xd, family) if u.res_type != "lut" else 0
             if per:
                 dsp = pe * simd * per
             else:
@@ -197,7 +201,7 @@ def features(u, family: str) -> dict:
            "treelog": operands * clog2(simd),  # adder-tree depth grows with log2(simd)
            # weights in soft logic: the ROM outputs feed the products directly
            "wlogic": pe * simd * wd.bits * (mem["where"].get("weights") == "logic") * (not wfun),
-           "wfun": wfun}
+           "wfun": wfun, "soft": soft}
     ff = {"const": 1, "x": simd * ib, "dot": pe * min(dot_bits, ab), "acc": pe * ab, "out": pe * ob,
           "mem": mem["mem_reg"], "ctr": ctr, "ram": mem["ram_bits"]}
     return {"LUT": lut, "FF": ff, "exact": exact(mem, dsp), "memories": mem["maps"]}
@@ -208,11 +212,11 @@ KIND = UnitKind(
     hardware="streamfold.hw.mvau:MatrixVectorUnitHW",
     timeline=timeline, latest=latest, paced=True, memories=memories, features=features,
     feature_names={"LUT": ["const", "pop", "popc", "neg", "mul", "tree", "acc", "cmp", "rom", "xmux", "ctr",
-                           "ram", "dsp", "lutmux", "treelog", "wlogic", "romd", "wfun"],
+                           "ram", "dsp", "lutmux", "treelog", "wlogic", "romd", "wfun", "soft"],
                    "FF": ["const", "x", "dot", "acc", "out", "mem", "ctr", "ram"]},
     default_coef={"LUT": {"const": 20, "pop": 1.2, "popc": 1.0, "neg": 0.6, "mul": 1.0, "tree": 1.0, "acc": 1.0,
                           "cmp": 0.5, "rom": 1.3, "xmux": 1.0, "ctr": 2.0, "ram": 0.3, "dsp": 1.0,
-                          "lutmux": 1.0, "treelog": 0.2, "wlogic": 0.0, "romd": 2.0, "wfun": 1.0},
+                          "lutmux": 1.0, "treelog": 0.2, "wlogic": 0.0, "romd": 2.0, "wfun": 1.0, "soft": 2.5},
                   "FF": {"const": 8, "x": 1, "dot": 1, "acc": 1, "out": 1, "mem": 1, "ctr": 1, "ram": 1}},
     column_step=pixel_step, for_strip=for_strip,
 )

@@ -37,6 +37,7 @@ class VectorVectorUnit(DotProductUnit):
     kind: ClassVar[str] = "vvau"
     pe: int = 1
     ram_style: str = "auto"
+    res_type: str = "auto"
     tree_stages: int = 0
     out_stages: int = 0
     source: str = ""
@@ -129,20 +130,22 @@ def features(u, family: str) -> dict:
     wd, xd = u.weight_dtype, u.in_dtype
     ab, ob = u.acc_dtype.bits, u.out_dtype.bits
     n_thr = u.n_thresholds if u.thresholds is not None else 0
-    dsp = neg = mul = pop = 0
+    dsp = neg = mul = pop = soft = 0
     if u.binary:
         pop = pe
     elif wd.bipolar or xd.bipolar:
         neg = pe * ((xd if wd.bipolar else wd).bits + 1)
     else:
-        per = dsp_product(wd, xd, family)
-        if per:
+        per = dsp_product(wd, xd, family) if u.res_type != "lut" else 0
+        if u.res_type == "lut":  # shifted partial products, by choice
+            soft = pe * wd.bits * xd.bits
+        elif per:
             dsp = pe * per
         else:
             mul = pe * wd.bits * xd.bits
     ctr = clog2(CF) * 3 + clog2(K) + clog2(CF * K)
     lut = {"const": 1, "pop": pop, "neg": neg, "mul": mul, "acc": pe * ab, "cmp": pe * n_thr * ab,
-           "rom": mem["rom_lut"], "romd": mem["rom_deep"], "ctr": ctr, "dsp": dsp}
+           "rom": mem["rom_lut"], "romd": mem["rom_deep"], "ctr": ctr, "dsp": dsp, "soft": soft}
     ff = {"const": 1, "x": pe * xd.bits, "acc": pe * ab, "out": pe * ob, "mem": mem["mem_reg"],
           "ctr": ctr}
     return {"LUT": lut, "FF": ff, "exact": exact(mem, dsp), "memories": mem["maps"]}
@@ -152,10 +155,10 @@ KIND = UnitKind(
     name="vvau", ir=VectorVectorUnit, reference=reference, cycles=cycles,
     hardware="streamfold.hw.vvau:VectorVectorUnitHW",
     timeline=timeline, latest=latest, memories=memories, features=features,
-    feature_names={"LUT": ["const", "pop", "neg", "mul", "acc", "cmp", "rom", "romd", "ctr", "dsp"],
+    feature_names={"LUT": ["const", "pop", "neg", "mul", "acc", "cmp", "rom", "romd", "ctr", "dsp", "soft"],
                    "FF": ["const", "x", "acc", "out", "mem", "ctr"]},
     default_coef={"LUT": {"const": 20, "pop": 2, "neg": 3, "mul": 2, "acc": 1, "cmp": 0.8, "rom": 1.7,
-                          "romd": 5, "ctr": 1, "dsp": 3},
+                          "romd": 5, "ctr": 1, "dsp": 3, "soft": 2.5},
                   "FF": {"const": 10, "x": 1, "acc": 2, "out": 1, "mem": 1, "ctr": 1}},
     column_step=pixel_step, for_strip=for_strip,
 )
