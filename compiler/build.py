@@ -26,7 +26,8 @@ DEFAULT_CLOCK_MHZ = 100.0
 def lower_file(model_path, fold: dict | None = None, fold_source: str = "fold", *, board=None,
                target_fps: float | None = None, clock_mhz: float | None = None,
                ceiling: float | None = None, log=None, strip_width: int | None = None,
-               line_buffer_budget: int | None = None, topk: int | None = None) -> CompiledModel:
+               line_buffer_budget: int | None = None, topk: int | None = None,
+               target_mhz: float | None = None) -> CompiledModel:
     """Load, clean and lower a model file, then fold it and size its FIFOs.
 
     The fold is, in order of precedence: ``fold`` (a fold file's contents); the least resources
@@ -35,7 +36,9 @@ def lower_file(model_path, fold: dict | None = None, fold_source: str = "fold", 
     in ``cm.search``. With ``strip_width`` or ``line_buffer_budget`` (bits) the folded pipeline is
     tiled into column strips (:mod:`streamfold.compiler.tiling`); the plan is ``cm.tiling``. With
     ``topk`` a classifier ends in a top-k unit and returns class indices
-    (:mod:`streamfold.compiler.label_select`).
+    (:mod:`streamfold.compiler.label_select`). With ``target_mhz`` the dot-product units get the
+    register stages and input copies the delay model says that clock needs
+    (:func:`streamfold.compiler.timing.close_timing`); the plan is ``cm.timing_plan``.
     """
     from .search import DEFAULT_CEILING, fold_for_board, fold_for_fps
 
@@ -55,6 +58,17 @@ def lower_file(model_path, fold: dict | None = None, fold_source: str = "fold", 
         cm.pipeline = cm.search.pipeline
     else:
         cm.pipeline = default_fold(cm.pipeline)
+    if target_mhz:
+        from .timing import DELAY_MODELS, close_timing
+
+        fam = board.family if board is not None else "xc7"
+        cm.pipeline, rows = close_timing(cm.pipeline, target_mhz, fam)
+        cm.timing_plan = {"target_mhz": float(target_mhz), "family": fam, "delay_model": DELAY_MODELS[fam],
+                          "layers": rows}
+        if log:
+            staged = [r for r in rows if r["tree_stages"] or r["out_stages"] or r["input_copies"]]
+            log(f"timing for {target_mhz:g} MHz ({fam} delay model): register stages or input copies in "
+                f"{len(staged)} of {len(rows)} dot-product layers")
     cm.pipeline.check()
     cm.pipeline = size_fifos(cm.pipeline)
     if strip_width is not None or line_buffer_budget is not None:
@@ -95,6 +109,8 @@ def write_build(cm: CompiledModel, out_dir, clock_mhz: float = DEFAULT_CLOCK_MHZ
     report = make_report(cm, clock_mhz, board)
     if getattr(cm, "search", None) is not None:
         report["search"] = cm.search.to_json()
+    if getattr(cm, "timing_plan", None) is not None:
+        report["timing_plan"] = cm.timing_plan
     try:
         from .plots import write_plots
 
@@ -108,16 +124,17 @@ def write_build(cm: CompiledModel, out_dir, clock_mhz: float = DEFAULT_CLOCK_MHZ
 def compile_model(model_path, out_dir, fold_path=None, clock_mhz: float | None = None, log=None,
                   board=None, target_fps: float | None = None, ceiling: float | None = None,
                   strip_width: int | None = None, line_buffer_budget: int | None = None,
-                  topk: int | None = None):
+                  topk: int | None = None, target_mhz: float | None = None):
     if isinstance(board, str):  # an unknown board fails before any work
         from streamfold.boards import load_board
         board = load_board(board)
-    clock = clock_mhz or (board.clock_mhz if board is not None else DEFAULT_CLOCK_MHZ)
+    clock = clock_mhz or target_mhz or (board.clock_mhz if board is not None else DEFAULT_CLOCK_MHZ)
     fold = read_fold_file(fold_path) if fold_path else None
     t0 = time.monotonic()
     cm = lower_file(model_path, fold, str(fold_path) if fold_path else "fold", board=board,
                     target_fps=target_fps, clock_mhz=clock, ceiling=ceiling, log=log,
-                    strip_width=strip_width, line_buffer_budget=line_buffer_budget, topk=topk)
+                    strip_width=strip_width, line_buffer_budget=line_buffer_budget, topk=topk,
+                    target_mhz=target_mhz)
     if log:
         how = "fold file" if fold else ("target frame rate" if target_fps else
                                         (f"fit to {board.name}" if board else "balanced default"))
@@ -156,7 +173,8 @@ def make_report(cm: CompiledModel, clock_mhz: float = DEFAULT_CLOCK_MHZ, board=N
             # where the products go: soft logic by choice (res_type lut) or by nature, else the
             # multipliers synthesis maps (DSP blocks where the widths qualify)
             row["products"] = ("lut" if u.res_type == "lut" or not has_multipliers(u) else "auto")
-            row["stages"] = {"tree": u.tree_stages, "out": u.out_stages}
+            row["stages"] = {"tree": u.tree_stages, "out": u.out_stages,
+                             "input_copies": getattr(u, "input_copies", 0)}
         row.update({k.lower(): v for k, v in u.folding().items()})
         row["expected_cycles"] = unit_cycles(u)
         layers.append(row)

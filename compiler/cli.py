@@ -32,14 +32,16 @@ def _table(rows: list[list], header: list[str]) -> str:
 
 
 def _products(layer: dict) -> str:
-    """Where a layer's products go and its register stages (``DSP+2r``: DSP blocks, two registers)."""
+    """Where a layer's products go, its register stages and input copies (``DSP+2r x4``: DSP
+    blocks, two register stages, four copies of the input word)."""
     if "products" not in layer:
         return "-"
     res = layer.get("resources") or {}
     where = "DSP" if res.get("DSP") else "LUT"
     st = layer.get("stages") or {}
     n = st.get("tree", 0) + st.get("out", 0)
-    return where + (f"+{n}r" if n else "")
+    c = st.get("input_copies", 0)
+    return where + (f"+{n}r" if n else "") + (f" x{c}" if c > 1 else "")
 
 
 def print_report(report: dict) -> None:
@@ -61,6 +63,14 @@ def print_report(report: dict) -> None:
     t = report["totals"]
     print(f"\nexpected: {t['expected_cycles_per_frame']} cycles/frame (bottleneck {bott}), "
           f"{t['expected_fps']:,.0f} frames/s at {t['clock_mhz']:g} MHz; FIFOs {t['fifo_bits']:,} bits")
+    tp = report.get("timing_plan")
+    if tp:
+        worst = max(tp["layers"], key=lambda r: r["model_ns"], default=None)
+        if worst:
+            fam = tp["family"] + ("" if tp["delay_model"].get("calibrated") else ", uncalibrated")
+            print(f"timing for {tp['target_mhz']:g} MHz ({fam} delay model): worst modelled path "
+                  f"{worst['model_ns']:.1f} ns in {worst['layer']} (was {worst['model_ns_before']:.1f} ns "
+                  "unstaged); products column: +Nr register stages, xN input copies")
     fc = report.get("fit_check")
     if fc:
         last = fc["rounds"][-1]
@@ -120,12 +130,13 @@ def cmd_compile(a) -> int:
         from .verify_fit import compile_verified
         cm, report = compile_verified(a.model, a.output, a.board, ceiling=a.ceiling, log=_log,
                                       clock_mhz=a.clock_mhz, strip_width=a.strip_width,
-                                      line_buffer_budget=a.line_buffer_budget, topk=a.topk)
+                                      line_buffer_budget=a.line_buffer_budget, topk=a.topk,
+                                      target_mhz=a.target_mhz)
     else:
         cm, report = compile_model(a.model, a.output, a.fold, clock_mhz=a.clock_mhz, log=_log,
                                    board=a.board, target_fps=a.target_fps, ceiling=a.ceiling,
                                    strip_width=a.strip_width, line_buffer_budget=a.line_buffer_budget,
-                                   topk=a.topk)
+                                   topk=a.topk, target_mhz=a.target_mhz)
     print(f"compiled {a.model} -> {a.output}/ in {time.monotonic() - t0:.1f} s\n")
     print_report(report)
     if "tiling" in report:
@@ -283,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --board: synthesise the chosen design with Yosys and, where a resource is "
                         "over the ceiling, correct for what synthesis measured and fold again, until "
                         "Yosys confirms it fits (minutes per round; the rounds go to report.json)")
+    c.add_argument("--target-mhz", type=float, metavar="MHZ",
+                   help="close timing for this clock: add register stages to adder trees and threshold "
+                        "compares, and registered copies of wide input fan-outs, where the delay model "
+                        "says a path would miss it (the plan goes to report.json; frames/s figures at "
+                        "MHZ unless --clock-mhz); check with `streamfold synth BUILD --timing`")
     t = c.add_argument_group("tiling (fully convolutional models)")
     t.add_argument("--strip-width", type=int, metavar="N",
                    help="stream each frame as column strips N input columns wide (overlapping by the "

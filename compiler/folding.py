@@ -16,8 +16,9 @@ from .ir import FoldError, DataflowGraph
 from .units.dot_product import RES_TYPES
 
 #: register-stage knobs of the dot-product kinds: registers splitting the adder tree, and the
-#: threshold compares and their count (see :mod:`streamfold.compiler.timing`)
-STAGE_KNOBS = ("tree_stages", "out_stages")
+#: threshold compares and their count, and the matrix-vector unit's registered copies of its
+#: input word (split its fan-out to the PEs; see :mod:`streamfold.compiler.timing`)
+STAGE_KNOBS = ("tree_stages", "out_stages", "input_copies")
 MAX_STAGES = 8
 
 #: memory styles a unit's ``ram_style`` knob takes (Vivado's ram_style/rom_style values)
@@ -76,8 +77,14 @@ def apply_fold(pipeline: DataflowGraph, fold: dict, source: str = "fold") -> Dat
                 continue
             if k in STAGE_KNOBS:
                 if not hasattr(u, k):
-                    raise FoldFileError(f"{source}: layer {u.name!r} ({u.kind}) has no adder tree, so no "
-                                        f"knob {k!r}")
+                    raise FoldFileError(f"{source}: layer {u.name!r} ({u.kind}) has no knob {k!r} (the "
+                                        "register stages are the dot-product units'; input copies the "
+                                        "matrix-vector unit's)")
+                if k == "input_copies":
+                    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                        raise FoldFileError(f"{source}: layer {u.name!r}: input_copies must be a whole "
+                                            f"number, at most its PE, got {v!r}")
+                    continue
                 if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_STAGES:
                     raise FoldFileError(f"{source}: layer {u.name!r}: {k} must be a whole number of "
                                         f"registers from 0 to {MAX_STAGES}, got {v!r}")

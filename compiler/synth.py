@@ -178,19 +178,27 @@ def cache_dir() -> Path:
     return d
 
 
+#: Yosys commands that keep registers marked ``keep`` in the HDL (an MVAU's input copies) apart:
+#: ``opt_merge`` would merge identical flip-flops, and the attribute on the ``reg`` does not reach
+#: the flip-flop cell, so it is set on the cells that drive such wires, after ``proc``
+KEEP_COPIES = "hierarchy -top {top}\nproc\nsetattr -set keep 1 a:keep %ci1:+$dff[Q] t:$dff %i\n"
+
+
 def synth_script(family: str, top: str, json_out: str | None = None, defer: bool = False,
-                 depth: bool = False) -> str:
+                 depth: bool = False, keep_copies: bool = False) -> str:
     """The Yosys script; ``defer`` elaborates modules only as instantiated (``read_verilog
     -defer``), which the ``$readmemh`` ROM module needs (its default ``INIT_FILE`` is empty);
-    ``depth`` adds ``ltp -noff`` (the longest register-to-register path, in cells) to ``ltp.txt``."""
+    ``depth`` adds ``ltp -noff`` (the longest register-to-register path, in cells) to ``ltp.txt``;
+    ``keep_copies`` keeps duplicated registers (:data:`KEEP_COPIES`)."""
     if family not in SYNTH_SCRIPTS:
         raise SynthError(f"unknown family {family!r}; one of {', '.join(FAMILIES)}")
     cmd = f"{SYNTH_SCRIPTS[family]} -top {top}"
     if json_out:
         cmd += f" -json {json_out}"
     read = "read_verilog -defer design.v" if defer else "read_verilog design.v"
+    keep = KEEP_COPIES.format(top=top) if keep_copies else ""
     tail = "tee -q -o ltp.txt ltp -noff\n" if depth else ""
-    return f"{read}\n{cmd}\ntee -q -o stat.json stat -json\n{tail}"
+    return f"{read}\n{keep}{cmd}\ntee -q -o stat.json stat -json\n{tail}"
 
 
 def synth_verilog(verilog: str, family: str, top: str, *, use_cache: bool = True,
@@ -206,7 +214,8 @@ def synth_verilog(verilog: str, family: str, top: str, *, use_cache: bool = True
     cached), for :func:`place_and_route`. With ``depth`` the result carries ``ltp``, the text of
     Yosys' ``ltp -noff`` (see :func:`streamfold.compiler.timing.parse_ltp`).
     """
-    script = synth_script(family, top, "net.json" if netlist else None, defer=bool(files), depth=depth)
+    script = synth_script(family, top, "net.json" if netlist else None, defer=bool(files), depth=depth,
+                          keep_copies="fanout_copy" in verilog)
     text = f"{CACHE_VERSION}\n{os.environ.get('STREAMFOLD_YOSYS', 'yowasp')}\n{script}\n{verilog}"
     if files:
         text += f"\n{sorted(files.items())}"

@@ -16,6 +16,7 @@ the prefix, so a path is attributed through the names that kept it (its register
 """
 from __future__ import annotations
 
+import math
 import re
 
 #: a piece instance name at the start of a hierarchical name (``u0_fc0.``, ``$flatten\fifo3.``)
@@ -101,3 +102,132 @@ def piece_labels(pipeline) -> dict[str, str]:
     from . import topology
 
     return {p.name: (p.unit.name if p.kind == "unit" else p.name) for p in topology.pieces(pipeline)}
+
+
+# ----------------------------------------------------------------------------- register stages
+#: A first-order delay model of a dot-product unit's register-to-register paths, per family:
+#: ``reg`` (clock-to-out and setup), ``level`` (one logic level with its local routing: a LUT or
+#: an adder bit-slice), ``fanout`` (ns per doubling of the PEs one register feeds: the routing of a
+#: broadcast spreads with the lanes it reaches), ``dsp`` (a multiplier block). ECP5 is fitted on
+#: nextpnr runs of TFC-W1A1 on the ULX3S-85F (19.6 ns unstaged: 8 levels after a 64-PE broadcast;
+#: 11.3 ns with the adder tree cut after its second level); the others have no open
+#: place-and-route here and take the ECP5 figures scaled by the families' relative LUT speed
+#: (guesses, marked ``calibrated: False``).
+DELAY_MODELS = {
+    "ecp5": {"reg": 0.52, "level": 1.66, "fanout": 0.97, "dsp": 4.0, "calibrated": True},
+    "ice40": {"reg": 0.8, "level": 2.2, "fanout": 1.3, "dsp": 6.0, "calibrated": False},
+    "xc7": {"reg": 0.5, "level": 0.9, "fanout": 0.55, "dsp": 3.0, "calibrated": False},
+    "xcup": {"reg": 0.4, "level": 0.6, "fanout": 0.4, "dsp": 2.0, "calibrated": False},
+}
+#: the share of the clock period the model may fill (its error, and the paths it does not see)
+MARGIN = 0.85
+
+
+def _dot_unit(u) -> bool:
+    return hasattr(u, "tree_stages") and hasattr(u, "weight_dtype")
+
+
+def _product_levels(u, family: str, d: dict) -> tuple[float, int]:
+    """(ns, adder-tree terms per lane) of the unit's products."""
+    from .units.dot_product import has_multipliers, products_in_dsp
+
+    simd = getattr(u, "simd", 1)
+    wb = u.weight_dtype.bits
+    if u.binary or u.weight_dtype.bipolar or u.in_dtype.bipolar or not has_multipliers(u):
+        return d["level"], simd  # an XNOR, a sign flip or constant shifts: one level
+    if products_in_dsp(u, family):
+        return d["dsp"], simd
+    return d["level"], simd * wb  # shifted partial products into the tree
+
+
+def _segments(layers_ns: list[float], stages: int) -> list[float]:
+    """Delays of the segments ``stages`` registers cut a chain of layers into (as the hardware
+    places them: :func:`.units.dot_product.stage_cuts`, leftovers at the end)."""
+    from .units.dot_product import stage_cuts
+
+    cuts = stage_cuts(len(layers_ns), stages)
+    bounds = [-1] + cuts + [len(layers_ns) - 1]
+    return [sum(layers_ns[a + 1:b + 1]) for a, b in zip(bounds, bounds[1:])]
+
+
+def unit_paths(u, family: str) -> dict:
+    """Modelled delays (ns) of a dot-product unit's paths with its present stages: ``input``
+    (input copies, when there are), ``tree`` (broadcast, products and adder tree: its worst
+    segment), ``acc`` (accumulator) and ``out`` (compares and count, to the next register)."""
+    from .units.dot_product import tree_levels
+
+    d = DELAY_MODELS[family]
+    pe = u.pe
+    shared = u.kind == "mvau"
+    copies = getattr(u, "input_copies", 0)
+    fan_pe = -(-pe // copies) if (shared and copies > 1) else (pe if shared else 1)
+    prod_ns, terms = _product_levels(u, family, d)
+    broadcast = d["fanout"] * max(0.0, math.log2(fan_pe))
+    layers = [broadcast + prod_ns] + [d["level"]] * tree_levels(terms)
+    out = {"tree": d["reg"] + max(_segments(layers, u.tree_stages))}
+    if shared and copies > 1:
+        out["input"] = d["reg"] + d["fanout"] * math.log2(copies) + 0.5 * d["level"]
+    carry = d["level"] * (1 + u.acc_dtype.bits / 16)  # an adder: a level and its carry chain
+    out["acc"] = d["reg"] + carry
+    n_thr = u.n_thresholds if u.thresholds is not None else 0
+    cmp_layers = [carry] + [d["level"]] * tree_levels(n_thr) if n_thr else [0.0]
+    out["out"] = d["reg"] + max(_segments(cmp_layers, u.out_stages))
+    return {k: round(v, 2) for k, v in out.items()}
+
+
+def close_timing(pipeline, mhz: float, family: str):
+    """The pipeline with register stages and input copies where :func:`unit_paths` says a
+    dot-product unit would miss ``mhz`` (within :data:`MARGIN`), the fewest that do; units that
+    already carry stages (a fold file's) are left as they are. Returns ``(pipeline, plan)``, the
+    plan one row per dot-product unit: its stages and its worst modelled path before and after."""
+    if family not in DELAY_MODELS:
+        raise ValueError(f"no delay model for family {family!r}")
+    budget = 1000.0 / float(mhz) * MARGIN
+    units, plan = [], []
+    for u in pipeline.units:
+        if not _dot_unit(u):
+            units.append(u)
+            continue
+        before = max(unit_paths(u, family).values())
+        given = u.tree_stages or u.out_stages or getattr(u, "input_copies", 0)
+        if not given:
+            u = _stage(u, family, budget)
+        after = unit_paths(u, family)
+        plan.append({"layer": u.name, "tree_stages": u.tree_stages, "out_stages": u.out_stages,
+                     "input_copies": getattr(u, "input_copies", 0), "model_ns_before": before,
+                     "model_ns": max(after.values()), "meets": max(after.values()) <= budget,
+                     "from_fold_file": bool(given)})
+        units.append(u)
+    return pipeline.with_units(units), plan
+
+
+def _stage(u, family: str, budget: float):
+    """The stages and input copies that bring every modelled path under ``budget`` ns at the
+    fewest added flip-flops (the resource model's count); when none does, the fastest."""
+    from .folding import MAX_STAGES
+    from .resources import estimate_unit
+
+    copies = [0]
+    if u.kind == "mvau":
+        c = 2
+        while c < u.pe:
+            copies.append(c)
+            c *= 2
+        if u.pe > 1:
+            copies.append(u.pe)
+    best = None
+    for c in copies:
+        for t in range(MAX_STAGES + 1):
+            cand = u.replace(input_copies=c, tree_stages=t) if u.kind == "mvau" else u.replace(tree_stages=t)
+            paths = unit_paths(cand, family)
+            worst = max(paths.get("tree", 0), paths.get("input", 0))
+            ff = (estimate_unit(cand, family) or {}).get("FF", 0)
+            key = (worst > budget, ff if worst <= budget else worst)
+            if best is None or key < best[0]:
+                best = (key, cand)
+            if worst <= budget:
+                break  # more tree stages only add flip-flops
+    u = best[1]
+    while unit_paths(u, family)["out"] > budget and u.out_stages < MAX_STAGES:
+        u = u.replace(out_stages=u.out_stages + 1)
+    return u

@@ -78,6 +78,9 @@ class DotProductDatapath:
     tree_stages, out_stages : int
         Registers splitting the adder tree (products to dot products) and the threshold compares
         with their count (accumulator to output); each adds one clock edge of latency.
+    input_copies : int
+        With ``shared_inputs``: registered copies of the input word, each feeding ``pe/copies``
+        PEs, for the fan-out (more than one adds a clock edge of latency).
     res_type : str
         "auto": multi-bit products are multiplications (synthesis maps them, to DSP blocks where
         the widths qualify); "lut": shifted partial products added in the adder tree.
@@ -89,7 +92,7 @@ class DotProductDatapath:
                  acc_dtype: DataType, out_dtype: DataType, out_bias: int, binary: bool,
                  weights: RomImage, thresholds: RomImage | None, folds: int, shared_inputs: bool,
                  name: str, ram_style: str, dot_name: str = "dot2", tree_stages: int = 0,
-                 out_stages: int = 0, res_type: str = "auto"):
+                 out_stages: int = 0, res_type: str = "auto", input_copies: int = 0):
         self.m, self.o = m, o
         self.pe, self.simd = pe, simd
         self.weight_dtype, self.in_dtype = weight_dtype, in_dtype
@@ -102,6 +105,9 @@ class DotProductDatapath:
         self.dot_name = dot_name
         self.tree_stages, self.out_stages = int(tree_stages), int(out_stages)
         self.res_type = res_type
+        self.input_copies = int(input_copies)
+        #: clock edges the input copies add (one, when there are copies)
+        self.copy_delay = int(self.input_copies > 1 and shared_inputs)
         if weights.lanes != pe * simd:
             raise ValueError(f"layer {name}: weight words of {weights.lanes} lanes for pe*simd = {pe * simd}")
         if thresholds is not None and thresholds.depth != folds:
@@ -147,6 +153,20 @@ class DotProductDatapath:
         """Per PE lane, the adder tree of its ``simd`` products (stage 1)."""
         pe, simd = self.pe, self.simd
         xs = lanes(x1, simd if self.shared_inputs else pe * simd, self.in_dtype.bits)
+        copies = self.input_copies if self.shared_inputs else 0
+        if copies > 1:
+            # the input word's fan-out to every PE split over registered copies (kept apart in
+            # synthesis, see streamfold.compiler.synth), each feeding pe/copies PEs; the weights
+            # (from a ROM) wait with them
+            regs = [Signal(len(x1), name=f"{self.dot_name}_fanout_copy_{k}", attrs={"keep": 1})
+                    for k in range(copies)]
+            with self.m.If(self.en):
+                self.m.d.sync += [r.eq(x1) for r in regs]
+            x_of_pe = [lanes(regs[p * copies // pe], simd, self.in_dtype.bits) for p in range(pe)]
+            if not isinstance(w1, Const):
+                w1 = delay_line(self.m, self.en, [w1], 1, "wcopy")[0]
+        else:
+            x_of_pe = [xs] * pe
         ws = lanes(w1, pe * simd, self.weight_dtype.bits)
         # one weight per lane (a one-word image) and a multi-bit input: shifts and adds of the input
         const_w = (None if self.binary or self.weights.in_rom or self.in_dtype.bipolar
@@ -155,7 +175,7 @@ class DotProductDatapath:
         for p in range(pe):
             terms = []
             for s in range(simd):
-                w, x = ws[p * simd + s], xs[s if self.shared_inputs else p * simd + s]
+                w, x = ws[p * simd + s], x_of_pe[p][s if self.shared_inputs else p * simd + s]
                 if self.binary:
                     terms.append(~(w[0] ^ x[0]))
                 elif const_w is not None:
@@ -179,7 +199,7 @@ class DotProductDatapath:
         dots = self.products(x1, w1)
         # the step flags follow the dot products through the adder tree's registers
         v1, first1, last1, tag1 = delay_line(m, en, [self.v1, self.first1, self.last1, self.tag1],
-                                             self.tree_stages, "step")
+                                             self.tree_stages + self.copy_delay, "step")
 
         # ---- stage 2: registered dot products
         v2, first2, last2 = Signal(), Signal(), Signal()

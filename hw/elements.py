@@ -6,7 +6,7 @@ from __future__ import annotations
 from amaranth.hdl import Const, Mux, Signal, signed, unsigned
 
 from streamfold.compiler.ir import DataType
-from streamfold.compiler.units.dot_product import signed_digits
+from streamfold.compiler.units.dot_product import signed_digits, stage_cuts, tree_levels
 
 
 def shape_of(dtype: DataType):
@@ -23,19 +23,6 @@ def tree_sum(terms: list):
         terms = [terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j]
                  for j in range(0, len(terms), 2)]
     return terms[0]
-
-
-def tree_levels(n: int) -> int:
-    """Adder levels of a balanced tree of ``n`` terms."""
-    return max(0, (max(1, n) - 1).bit_length())
-
-
-def stage_cuts(layers: int, stages: int) -> list[int]:
-    """Where ``stages`` registers split a path of ``layers`` logic layers as evenly as they can:
-    the layer indices (0-based) a register follows; never after the last layer (the register that
-    ends the path is already there)."""
-    stages = max(0, min(int(stages), layers - 1))
-    return sorted({round(j * layers / (stages + 1)) - 1 for j in range(1, stages + 1)})
 
 
 def staged_tree_sum(m, en, lanes_terms: list[list], stages: int, name: str) -> list:

@@ -61,6 +61,13 @@ STAGED = [
     (23, dict(mw=16, mh=6, wbits=5, wsigned=True, ibits=3, isigned=True, pe=6, simd=16, raw=True), 1, 2),
     (24, dict(mw=4, mh=4, wbits=2, wsigned=False, ibits=2, isigned=False, pe=2, simd=2, out_bits=4), 4, 3),
 ]
+#: with registered copies of the input word for the fan-out to the PEs (one more clock edge):
+#: (seed, knobs, tree_stages, out_stages, input_copies)
+COPIES = [
+    (25, dict(mw=32, mh=8, wbits=1, wsigned=True, ibits=1, isigned=True, pe=8, simd=32, out_bits=1), 2, 1, 4),
+    (26, dict(mw=16, mh=6, wbits=4, wsigned=True, ibits=3, isigned=False, pe=3, simd=8, out_bits=2), 0, 0, 3),
+    (27, dict(mw=12, mh=4, wbits=3, wsigned=False, ibits=4, isigned=True, pe=4, simd=12, raw=True), 1, 0, 2),
+]
 
 
 #: products in soft logic (res_type "lut": shifted partial products in the adder tree), signed and
@@ -83,8 +90,9 @@ def test_mvau_products_in_soft_logic(seed, knobs):
     assert full["measure"].ii == unit_cycles(unit)
 
 
-@pytest.mark.parametrize("seed,knobs,tree,out", STAGED, ids=[f"stages{c[0]}" for c in STAGED])
-def test_mvau_register_stages(seed, knobs, tree, out):
+@pytest.mark.parametrize("seed,knobs,tree,out,copies", [c + (0,) for c in STAGED] + COPIES,
+                         ids=[f"stages{c[0]}" for c in STAGED + COPIES])
+def test_mvau_register_stages(seed, knobs, tree, out, copies):
     """Bit-exact under gaps and back-pressure with the stages in; at full rate the same cycles
     per frame, and the latency grows by exactly the registers added, as the schedule predicts."""
     from streamfold.compiler.fifo_sizing import unit_timeline
@@ -92,7 +100,7 @@ def test_mvau_register_stages(seed, knobs, tree, out):
 
     rng = np.random.default_rng(seed)
     plain = random_mvau(rng, **knobs)
-    staged = plain.replace(tree_stages=tree, out_stages=out)
+    staged = plain.replace(tree_stages=tree, out_stages=out, input_copies=copies)
     check_pipeline(DataflowGraph([staged], [2, 2]), frames=5, rng=rng, seed=seed)
     lat = {}
     for u in (plain, staged):
@@ -102,5 +110,6 @@ def test_mvau_register_stages(seed, knobs, tree, out):
         n_in = u.in_stream.beats_per_frame
         reads, outs = unit_timeline(u, np.zeros(4 * n_in, dtype=np.int64), 4)
         lat[u is staged] = (m.latency, int(outs[u.out_stream.beats_per_frame - 1] - reads[0]))
-    assert lat[True][0] - lat[False][0] == tree + out
-    assert lat[True][1] - lat[False][1] == tree + out
+    extra = tree + out + (copies > 1)
+    assert lat[True][0] - lat[False][0] == extra
+    assert lat[True][1] - lat[False][1] == extra

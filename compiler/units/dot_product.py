@@ -91,6 +91,55 @@ def products_in_dsp(u: DotProductUnit, family: str) -> int:
     return dsp_product(u.weight_dtype, u.in_dtype, family)
 
 
+def tree_levels(n: int) -> int:
+    """Adder levels of a balanced tree of ``n`` terms."""
+    return max(0, (max(1, n) - 1).bit_length())
+
+
+def stage_cuts(layers: int, stages: int) -> list[int]:
+    """Where ``stages`` registers split a path of ``layers`` logic layers as evenly as they can:
+    the layer indices (0-based) a register follows; never after the last layer (the register that
+    ends the path is already there). The hardware (:func:`streamfold.hw.elements.staged_tree_sum`)
+    places its registers by this rule and adds any left over at the tree's end."""
+    stages = max(0, min(int(stages), layers - 1))
+    return sorted({round(j * layers / (stages + 1)) - 1 for j in range(1, stages + 1)})
+
+
+def tree_register_bits(lanes: int, terms: int, term_bits: int, stages: int) -> int:
+    """Flip-flops of ``stages`` registers in ``lanes`` balanced adder trees of ``terms`` terms of
+    ``term_bits`` bits (a term grows a bit per adder level), as the hardware places them."""
+    depth = tree_levels(terms)
+    cuts = stage_cuts(depth + 1, stages)
+    bits = sum(-(-terms // (1 << layer)) * (term_bits + layer) for layer in cuts)
+    bits += (int(stages) - len(cuts)) * (term_bits + depth)
+    return lanes * bits
+
+
+def stage_flipflops(u: DotProductUnit, terms: int, term_bits: int, folds: int, weight_bits: int = 0) -> int:
+    """Flip-flops the register stages and input copies of a dot-product unit add (one per bit by
+    construction, so counted, not fitted): the adder-tree registers (``terms`` per PE lane of
+    ``term_bits``), the compare-and-count registers, the step flags that travel with them
+    (``folds``: output folds, the fold tag's range) and, for input copies, the copies and the
+    delayed weight word (``weight_bits``)."""
+    pe = u.pe
+    copies = getattr(u, "input_copies", 0)
+    copy = int(copies > 1)
+    ff = tree_register_bits(pe, terms, term_bits, u.tree_stages)
+    flag_bits = 3 + max(0, (folds - 1).bit_length()) if folds > 1 else 3
+    ff += (u.tree_stages + copy) * flag_bits
+    k = u.out_stages
+    if k:
+        n_thr = u.n_thresholds if u.thresholds is not None else 0
+        if n_thr:
+            ff += tree_register_bits(pe, n_thr, 1, k)
+        else:
+            ff += k * pe * u.acc_dtype.bits
+        ff += k  # the output valid flag
+    if copy:
+        ff += copies * u.simd * u.in_dtype.bits + weight_bits
+    return ff
+
+
 def activate(u: DotProductUnit, acc: np.ndarray) -> np.ndarray:
     """The unit's output values for accumulators ``acc (..., C)``: thresholds, or ``acc``."""
     if u.thresholds is None:

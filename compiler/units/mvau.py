@@ -18,7 +18,8 @@ from ..resource_model import clog2, dsp_product, exact, mem_features
 from ..rom_images import mvau_threshold_image, mvau_weight_image
 from ..schedule import BIG, chain, rchain, unbounded_tail
 from .base import FoldError, UnitKind, divisors
-from .dot_product import DotProductUnit, activate, for_strip, pixel_step, products_in_dsp, signed_digits
+from .dot_product import (DotProductUnit, activate, for_strip, pixel_step, products_in_dsp, signed_digits,
+                          stage_flipflops)
 
 #: cycles from the step that ends a neuron fold to the output handshake (hw.mvau: LATENCY 3 + 1),
 #: before the unit's register stages (:func:`latency`)
@@ -26,8 +27,9 @@ MVAU_LATENCY = 4
 
 
 def latency(u) -> int:
-    """:data:`MVAU_LATENCY` plus the registers ``tree_stages`` and ``out_stages`` add."""
-    return MVAU_LATENCY + u.tree_stages + u.out_stages
+    """:data:`MVAU_LATENCY` plus the registers ``tree_stages``, ``out_stages`` and the input
+    copies (``input_copies`` > 1: one) add."""
+    return MVAU_LATENCY + u.tree_stages + u.out_stages + int(u.input_copies > 1)
 
 
 @dataclass
@@ -41,6 +43,7 @@ class MatrixVectorUnit(DotProductUnit):
     res_type: str = "auto"
     tree_stages: int = 0
     out_stages: int = 0
+    input_copies: int = 0
     source: str = ""
 
     @property
@@ -80,6 +83,9 @@ class MatrixVectorUnit(DotProductUnit):
         if self.simd < 1 or self.mw % self.simd:
             raise FoldError(f"layer {self.name}: SIMD={self.simd} does not divide its {self.mw} input "
                             f"elements; pick one of {divisors(self.mw)}")
+        if not 0 <= self.input_copies <= self.pe:
+            raise FoldError(f"layer {self.name}: input_copies={self.input_copies}: at most one copy of "
+                            f"the input per PE (PE={self.pe}); 0 or 1 for none")
 
 
 # ----------------------------------------------------------------------------- reference
@@ -204,7 +210,18 @@ def features(u, family: str) -> dict:
            "wfun": wfun, "soft": soft}
     ff = {"const": 1, "x": simd * ib, "dot": pe * min(dot_bits, ab), "acc": pe * ab, "out": pe * ob,
           "mem": mem["mem_reg"], "ctr": ctr, "ram": mem["ram_bits"]}
-    return {"LUT": lut, "FF": ff, "exact": exact(mem, dsp), "memories": mem["maps"]}
+    out = {"LUT": lut, "FF": ff, "exact": exact(mem, dsp), "memories": mem["maps"]}
+    if u.tree_stages or u.out_stages or u.input_copies > 1:
+        if u.binary:
+            terms, bits = simd, 1
+        elif operands != pe * simd or soft:  # signed-digit or partial-product terms
+            terms = -(-(operands if not soft else pe * simd * wd.bits) // pe)
+            bits = xd.bits + wd.bits // 2
+        else:
+            terms, bits = simd, pbits
+        wbits = pe * simd * wd.bits if mvau_weight_image(u).in_rom else 0
+        out["fixed"] = {"FF": stage_flipflops(u, terms, bits, NF, wbits)}
+    return out
 
 
 KIND = UnitKind(

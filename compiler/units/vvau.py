@@ -18,7 +18,7 @@ from ..resource_model import clog2, dsp_product, exact, mem_features, shapes_to_
 from ..rom_images import vvau_threshold_image, vvau_weight_image
 from ..schedule import BIG, asap, rchain, unbounded_tail
 from .base import FoldError, UnitKind, divisors
-from .dot_product import DotProductUnit, activate, for_strip, pixel_step
+from .dot_product import DotProductUnit, activate, for_strip, pixel_step, stage_flipflops
 from .window import WindowUnit
 
 #: cycles from a channel group's last input beat to its output beat (hw.vvau)
@@ -148,7 +148,12 @@ def features(u, family: str) -> dict:
            "rom": mem["rom_lut"], "romd": mem["rom_deep"], "ctr": ctr, "dsp": dsp, "soft": soft}
     ff = {"const": 1, "x": pe * xd.bits, "acc": pe * ab, "out": pe * ob, "mem": mem["mem_reg"],
           "ctr": ctr}
-    return {"LUT": lut, "FF": ff, "exact": exact(mem, dsp), "memories": mem["maps"]}
+    out = {"LUT": lut, "FF": ff, "exact": exact(mem, dsp), "memories": mem["maps"]}
+    if u.tree_stages or u.out_stages:  # one product per lane: the tree is the product itself
+        soft_terms = u.res_type == "lut" and not (u.binary or wd.bipolar or xd.bipolar)
+        terms, bits = (wd.bits, xd.bits + wd.bits // 2) if soft_terms else (1, 1 if u.binary else wd.bits + xd.bits)
+        out["fixed"] = {"FF": stage_flipflops(u, terms, bits, CF)}
+    return out
 
 
 KIND = UnitKind(
