@@ -221,7 +221,7 @@ def cmd_synth(a) -> int:
 
     t0 = time.monotonic()
     doc = synth_build(a.build, board=a.board, family=a.family, per_unit=a.per_unit, timing=a.timing,
-                      jobs=a.jobs, target_mhz=a.target_mhz, log=_log)
+                      jobs=a.jobs, target_mhz=a.target_mhz, log=_log, timeout=a.timeout * 60)
     fmt = lambda c: "-" if c["error"] is None else f"{100 * c['error']:+.1f}%"  # noqa: E731
     res = ["LUT_TOTAL", "FF", "BRAM", "DSP"]
     rows = []
@@ -233,6 +233,9 @@ def cmd_synth(a) -> int:
     rows.append(["TOTAL", "top"] + [f"{c[k]['synth']} ({fmt(c[k])})" for k in res])
     print(_table(rows, ["part", "kind", "LUT", "FF", "BRAM", "DSP"]))
     print("  (in brackets: estimate error vs Yosys; LUT includes LUT-RAM)")
+    if doc.get("fallback"):
+        print(f"TOTAL is the sum of the parts, each synthesised on its own: {doc['fallback']['reason']} "
+              "(no merging across units; compared with the estimates' part sum)")
     if doc.get("utilisation"):
         print("utilisation of " + doc["board"] + ": " + ", ".join(
             f"{k} {100 * v:.1f}%" for k, v in doc["utilisation"].items()))
@@ -375,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "boards) and report Fmax and frames/s")
     sy.add_argument("--target-mhz", type=float, help="nextpnr target clock (default: the board's clock)")
     sy.add_argument("--jobs", type=int, default=2, help="Yosys processes at once (default 2)")
+    sy.add_argument("--timeout", type=float, default=30, metavar="MIN",
+                    help="minutes per Yosys run (default 30); a whole design that runs past it is "
+                         "synthesised unit by unit (cached) and summed instead")
     sy.set_defaults(fn=cmd_synth)
     return p
 

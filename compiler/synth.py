@@ -60,6 +60,10 @@ class SynthError(StreamfoldError):
     """Synthesis or place-and-route could not run or failed."""
 
 
+class SynthTimeout(SynthError):
+    """A tool ran past its time limit."""
+
+
 # ----------------------------------------------------------------------------- cell classes
 _XILINX_LUTRAM = {
     "RAM16X1S": 1, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM512X1S": 8,
@@ -163,7 +167,7 @@ def _run(cmd: list[str], cwd: Path, timeout: float, what: str) -> subprocess.Com
     try:
         p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise SynthError(f"{what} took longer than {timeout:.0f} s (the first YoWASP run compiles "
+        raise SynthTimeout(f"{what} took longer than {timeout:.0f} s (the first YoWASP run compiles "
                          "for about a minute; try again or raise the timeout)") from None
     if p.returncode != 0:
         tail = [ln for ln in (p.stdout + p.stderr).splitlines() if ln.strip()][-1:] or ["?"]
@@ -415,9 +419,14 @@ def _errors(est: dict, got: dict) -> dict:
 
 def synth_build(build, board: str | None = None, family: str | None = None, per_unit: bool = False,
                 timing: bool = False, jobs: int = 2, seed: int = 1, target_mhz: float | None = None,
-                log=None) -> dict:
+                log=None, timeout: float = 1800) -> dict:
     """``streamfold synth``: synthesise ``build/streamfold_top.v`` (and with ``per_unit`` every piece
-    of the top level on its own), compare with the estimates, write ``build/synth.json``."""
+    of the top level on its own), compare with the estimates, write ``build/synth.json``.
+
+    When the whole design runs past ``timeout`` seconds, every piece is synthesised on its own
+    (each cached, each with the same limit) and the total is their sum (``total.from`` is
+    ``"parts"``, compared with the estimate's own part sum): a figure for designs too large to
+    flatten in time, without the merging across units a whole design sees."""
     from streamfold.boards import load_board
 
     build = Path(build)
@@ -447,20 +456,52 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
         parts = pipeline_parts(cm.pipeline)
         jobs_list += [dict(verilog=component_verilog(p["component"], p["name"]), family=fam, top=p["name"])
                       for p in parts]
+    for j in jobs_list:
+        j["timeout"] = timeout
     t0 = time.monotonic()
-    res = synth_many(jobs_list, jobs=jobs, log=log)
+    fallback = None
+    try:
+        res = synth_many(jobs_list, jobs=jobs, log=log)
+        total = res[0]
+    except SynthTimeout:
+        if timing:
+            raise SynthError(f"{build}: the whole design ran past the {timeout:.0f}-s synthesis limit, so "
+                             "there is no netlist to place and route; raise --timeout") from None
+        if log:
+            log(f"the whole design ran past the {timeout:.0f}-s limit: synthesising each unit, FIFO and "
+                "width converter on its own (cached) and summing them")
+        per_unit = True
+        parts = pipeline_parts(cm.pipeline)
+        res = [None] + synth_many([dict(verilog=component_verilog(p["component"], p["name"]), family=fam,
+                                        top=p["name"], timeout=timeout) for p in parts], jobs=jobs, log=log)
+        summed = {k: sum(r["resources"].get(k, 0) for r in res[1:]) for k in res[1]["resources"]}
+        cells: dict = {}
+        for r in res[1:]:
+            for k, v in r["cells"].items():
+                cells[k] = cells.get(k, 0) + v
+        total = {"resources": summed, "cells": cells, "other_cells": {}, "cached": False,
+                 "seconds": None}
+        fallback = {"reason": f"whole-design synthesis ran past {timeout:.0f} s", "timeout_s": timeout}
     wall = time.monotonic() - t0
-    total = res[0]
     doc = {"build": str(build), "family": fam, "board": b.name if b else None,
            "script": SYNTH_SCRIPTS[fam], "tool": "yosys 0.70 (yowasp)" if not os.environ.get("STREAMFOLD_YOSYS")
            else os.environ["STREAMFOLD_YOSYS"],
-           "seconds": {"wall": round(wall, 1), "yosys_total": round(sum(r["seconds"] for r in res), 1),
+           "seconds": {"wall": round(wall, 1), "yosys_total": round(sum(r["seconds"] for r in res if r), 1),
                        "top": total["seconds"]},
            "memory_files": sorted(mem_files),
            "total": {"resources": total["resources"], "cells": total["cells"],
                      "other_cells": total["other_cells"], "cached": total["cached"]},
            "estimate": {"total": est["total"], "unmodelled": est["unmodelled"]},
            "comparison": _errors(est["total"], total["resources"])}
+    if fallback:
+        # the sum of the parts sees no merging across units: compare with the estimates' own sum
+        parts_est = dict(est["total"])
+        if "parts_LUT" in parts_est:
+            parts_est["LUT"] = parts_est["parts_LUT"]
+            parts_est["LUT_TOTAL"] = parts_est["LUT"] + parts_est.get("LUTRAM", 0)
+        doc["total"]["from"] = "parts"
+        doc["fallback"] = fallback
+        doc["comparison"] = _errors(parts_est, total["resources"])
     if per_unit:
         by_name = {p["name"]: p for p in est["parts"]}
         rows = []

@@ -328,3 +328,25 @@ def test_products_in_luts_take_no_dsp(yosys_warm, tmp_path, family):
         c = synth_build(out, family=family)["comparison"]
         assert c["DSP"]["synth"] == c["DSP"]["estimate"] == dsp, (rt, c["DSP"])
         assert _within(c["LUT_TOTAL"]["estimate"], c["LUT_TOTAL"]["synth"], 0.25), (rt, c["LUT_TOTAL"])
+
+
+@pytest.mark.synth
+def test_whole_design_over_the_limit_falls_back_to_the_parts(yosys_warm, tmp_path, monkeypatch, capsys):
+    """A design whose whole synthesis runs past the limit gets the cached per-unit sum instead,
+    said so in synth.json and on the console, compared with the estimates' own part sum."""
+    from streamfold.compiler import synth as S
+    from streamfold.compiler.cli import main
+
+    monkeypatch.setenv("STREAMFOLD_CACHE", str(tmp_path / "cache"))
+    out, _ = _build(tmp_path, [_mvau(16, 32, 2, 8)], [2, 2])
+    # the parts first (cached), then a limit no whole-design run can meet
+    parts = S.synth_build(out, family="ecp5", per_unit=True)["parts_sum"]
+    for f in (tmp_path / "cache" / "synth").glob("*.json"):
+        if json.loads(f.read_text()).get("top") == "streamfold_top":
+            f.unlink()
+    assert main(["synth", str(out), "--family", "ecp5", "--timeout", "0.0005"]) == 0
+    assert "sum of the parts" in capsys.readouterr().out
+    doc = json.loads((out / "synth.json").read_text())
+    assert doc["total"]["from"] == "parts" and "fallback" in doc
+    assert doc["total"]["resources"]["LUT_TOTAL"] == parts["LUT_TOTAL"]
+    assert doc["comparison"]["FF"]["synth"] == parts["FF"]
