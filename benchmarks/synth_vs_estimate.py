@@ -6,6 +6,9 @@ Results go to ``benchmarks/results/synth_vs_estimate.json`` (one row per build).
 
     python benchmarks/synth_vs_estimate.py                       # TFC-W1A1 and CNV-W1A1, 2 folds, 2 boards
     python benchmarks/synth_vs_estimate.py --models cnv_1w1a --boards ulx3s-85f --folds fps:1000
+    python benchmarks/synth_vs_estimate.py --models examples/models/digits_w2a2.onnx tfc_2w2a
+
+Models: names of the BNN-PYNQ models Brevitas ships (``tests/models.bnn_pynq``) or ``.onnx`` files.
 
 Folds: ``board`` (fastest design that fits the board), ``fps:N`` (least resources for N frames/s at
 the board's clock).
@@ -59,9 +62,12 @@ def main(argv=None) -> int:
     work = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="sf_synth_"))
     work.mkdir(parents=True, exist_ok=True)
     for model in a.models:
-        onnx = work / f"{model}.onnx"
-        if not onnx.exists():
-            bnn_pynq(model, onnx)
+        if model.endswith(".onnx"):  # a model file (the shipped demo, an export of your own)
+            onnx, model = Path(model).resolve(), Path(model).stem
+        else:
+            onnx = work / f"{model}.onnx"
+            if not onnx.exists():
+                bnn_pynq(model, onnx)
         for board in a.boards:
             for fold in a.folds:
                 tag = f"{model}/{board}/{fold}"

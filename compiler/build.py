@@ -58,6 +58,8 @@ def lower_file(model_path, fold: dict | None = None, fold_source: str = "fold", 
         cm.pipeline = cm.search.pipeline
     else:
         cm.pipeline = default_fold(cm.pipeline)
+    if target_mhz is not None and not target_mhz > 0:
+        raise BuildError(f"--target-mhz {target_mhz:g}: a clock must be a positive frequency in MHz")
     if target_mhz:
         from .timing import DELAY_MODELS, close_timing
 

@@ -74,3 +74,16 @@ def test_target_clock_on_the_demo_model_is_bit_exact(tmp_path, capsys):
     fold = json.loads((out / "fold.json").read_text())
     assert any("tree_stages" in k or "input_copies" in k for k in fold.values())
     check_model(model, tmp_path / "sim", fold=fold, frames=4, x=np.load(ROOT / "examples/models/digits_test.npz")["x"][:4].astype(np.float32))
+
+
+def test_bad_clock_and_knobs_are_named(tmp_path, capsys):
+    from streamfold.compiler.cli import main
+    from streamfold.compiler.errors import FoldFileError
+    from streamfold.compiler.folding import apply_fold
+
+    model = ROOT / "examples/models/digits_w2a2.onnx"
+    assert main(["compile", str(model), "-o", str(tmp_path / "b"), "--target-mhz", "0"]) == 2
+    assert "--target-mhz 0: a clock must be a positive frequency" in capsys.readouterr().err
+    p = DataflowGraph([_tfc_first_layer()])
+    with pytest.raises(FoldFileError, match="input_copies=65: at most one copy of the input per PE"):
+        apply_fold(p, {"fc0": {"input_copies": 65}})
