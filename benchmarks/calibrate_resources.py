@@ -288,7 +288,10 @@ def fit(samples: dict, log) -> dict:
                 ss = float(((y - y.mean()) ** 2).sum()) or 1.0
                 r2 = 1 - float(((y - pred) ** 2).sum()) / ss
                 rel = np.abs(pred - y) / np.maximum(y, 8)
-                cal["families"][fam][kind][res] = {n: round(float(c), 5) for n, c in zip(names, coef)}
+                # a feature no sample exercises is left out (not fitted as 0): the estimate takes
+                # the sibling family's coefficient or the default for it
+                cal["families"][fam][kind][res] = {n: round(float(c), 5) for j, (n, c) in enumerate(zip(names, coef))
+                                                   if X[:, j].any()}
                 cal["quality"][fam][kind][res] = {"n": len(y), "r2": round(r2, 4),
                                                    "max_rel_error": round(float(rel.max()), 3),
                                                    "mean_rel_error": round(float(rel.mean()), 3)}

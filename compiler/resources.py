@@ -85,11 +85,18 @@ _SIBLING = {"xcup": "xc7", "xc7": "xcup", "ice40": "ecp5", "ecp5": "ice40"}
 
 
 def _coef(family: str, kind: str, res: str) -> tuple[dict, bool]:
+    """Coefficients of ``kind``'s ``res`` model on ``family`` and whether they were fitted there.
+    A feature the family's fit predates takes the sibling family's coefficient, else the default."""
     fams = calibration().get("families", {})
-    for f in (family, _SIBLING[family]):
-        c = fams.get(f, {}).get(kind, {}).get(res)
+    chain = [fams.get(f, {}).get(kind, {}).get(res) or {} for f in (family, _SIBLING[family])]
+    chain.append(_DEFAULT_COEF[kind][res])
+    for i, c in enumerate(chain[:2]):
         if c:
-            return c, f == family
+            merged = dict(c)
+            for later in chain[i + 1:]:
+                for n, v in later.items():
+                    merged.setdefault(n, v)
+            return merged, i == 0
     return _DEFAULT_COEF[kind][res], False
 
 
