@@ -69,8 +69,15 @@ def print_report(report: dict) -> None:
         if worst:
             fam = tp["family"] + ("" if tp["delay_model"].get("calibrated") else ", uncalibrated")
             print(f"timing for {tp['target_mhz']:g} MHz ({fam} delay model): worst modelled path "
-                  f"{worst['model_ns']:.1f} ns in {worst['layer']} (was {worst['model_ns_before']:.1f} ns "
-                  "unstaged); products column: +Nr register stages, xN input copies")
+                  f"{worst['model_ns']:.1f} ns in {worst['layer']} ({worst['limit']}; was "
+                  f"{worst['model_ns_before']:.1f} ns unstaged); products column: +Nr register stages, "
+                  "xN input copies")
+            missed = [r["layer"] for r in tp["layers"] if not r["meets"]]
+            if missed:
+                print(f"  the model misses {tp['target_mhz']:g} MHz in {', '.join(missed)}"
+                      + (": their stall enable reaches too many registers (a smaller fold, or a lower "
+                         "clock)" if any(r["limit"] == "enable" for r in tp["layers"] if not r["meets"])
+                         else ": the shortest path the stages leave is still too long"))
     fc = report.get("fit_check")
     if fc:
         last = fc["rounds"][-1]

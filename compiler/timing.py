@@ -112,12 +112,15 @@ def piece_labels(pipeline) -> dict[str, str]:
 #: nextpnr runs of TFC-W1A1 on the ULX3S-85F (19.6 ns unstaged: 8 levels after a 64-PE broadcast;
 #: 11.3 ns with the adder tree cut after its second level); the others have no open
 #: place-and-route here and take the ECP5 figures scaled by the families' relative LUT speed
-#: (guesses, marked ``calibrated: False``).
+#: (guesses, marked ``calibrated: False``). ``enable`` is ns per doubling of the flip-flops (in
+#: slices of 8) the unit's stall enable reaches: with stages and copies in (95.4 MHz), TFC's first
+#: layer is limited by that net, from the output FIFO's level through two LUTs to about 20,000
+#: flip-flops (10.5 ns); register stages cannot cut it, they add to it.
 DELAY_MODELS = {
-    "ecp5": {"reg": 0.52, "level": 1.66, "fanout": 0.97, "dsp": 4.0, "calibrated": True},
-    "ice40": {"reg": 0.8, "level": 2.2, "fanout": 1.3, "dsp": 6.0, "calibrated": False},
-    "xc7": {"reg": 0.5, "level": 0.9, "fanout": 0.55, "dsp": 3.0, "calibrated": False},
-    "xcup": {"reg": 0.4, "level": 0.6, "fanout": 0.4, "dsp": 2.0, "calibrated": False},
+    "ecp5": {"reg": 0.52, "level": 1.66, "fanout": 0.97, "enable": 0.56, "dsp": 4.0, "calibrated": True},
+    "ice40": {"reg": 0.8, "level": 2.2, "fanout": 1.3, "enable": 0.75, "dsp": 6.0, "calibrated": False},
+    "xc7": {"reg": 0.5, "level": 0.9, "fanout": 0.55, "enable": 0.3, "dsp": 3.0, "calibrated": False},
+    "xcup": {"reg": 0.4, "level": 0.6, "fanout": 0.4, "enable": 0.25, "dsp": 2.0, "calibrated": False},
 }
 #: the share of the clock period the model may fill (its error, and the paths it does not see)
 MARGIN = 0.85
@@ -153,7 +156,8 @@ def _segments(layers_ns: list[float], stages: int) -> list[float]:
 def unit_paths(u, family: str) -> dict:
     """Modelled delays (ns) of a dot-product unit's paths with its present stages: ``input``
     (input copies, when there are), ``tree`` (broadcast, products and adder tree: its worst
-    segment), ``acc`` (accumulator) and ``out`` (compares and count, to the next register)."""
+    segment), ``acc`` (accumulator), ``out`` (compares and count, to the next register) and
+    ``enable`` (the stall enable, from the consumer's ready to every register of the unit)."""
     from .units.dot_product import tree_levels
 
     d = DELAY_MODELS[family]
@@ -172,6 +176,10 @@ def unit_paths(u, family: str) -> dict:
     n_thr = u.n_thresholds if u.thresholds is not None else 0
     cmp_layers = [carry] + [d["level"]] * tree_levels(n_thr) if n_thr else [0.0]
     out["out"] = d["reg"] + max(_segments(cmp_layers, u.out_stages))
+    from .resources import estimate_unit
+
+    ffs = (estimate_unit(u, family) or {}).get("FF", 0)
+    out["enable"] = d["reg"] + 2 * d["level"] + d["enable"] * max(0.0, math.log2(max(1.0, ffs / 8)))
     return {k: round(v, 2) for k, v in out.items()}
 
 
@@ -193,9 +201,10 @@ def close_timing(pipeline, mhz: float, family: str):
         if not given:
             u = _stage(u, family, budget)
         after = unit_paths(u, family)
+        limit = max(after, key=after.get)
         plan.append({"layer": u.name, "tree_stages": u.tree_stages, "out_stages": u.out_stages,
                      "input_copies": getattr(u, "input_copies", 0), "model_ns_before": before,
-                     "model_ns": max(after.values()), "meets": max(after.values()) <= budget,
+                     "model_ns": after[limit], "limit": limit, "meets": after[limit] <= budget,
                      "from_fold_file": bool(given)})
         units.append(u)
     return pipeline.with_units(units), plan
