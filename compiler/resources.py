@@ -107,7 +107,7 @@ def _from_features(kind: str, f: dict, family: str) -> dict:
         coef, ok = _coef(family, kind, res)
         calibrated &= ok
         out[res] = int(round(sum(coef.get(n, 0.0) * v for n, v in f[res].items())))
-        out[res] += int(f.get("fixed", {}).get(res, 0))  # counted by construction, not fitted
+        out[res] += int(round(f.get("fixed", {}).get(res, 0)))  # counted (or priced) apart, not fitted
     out.update({k: int(v) for k, v in f["exact"].items()})
     out["LUT_TOTAL"] = out["LUT"] + out["LUTRAM"]
     out["calibrated"] = calibrated

@@ -178,7 +178,8 @@ def unit_paths(u, family: str) -> dict:
     out["out"] = d["reg"] + max(_segments(cmp_layers, u.out_stages))
     from .resources import estimate_unit
 
-    ffs = (estimate_unit(u, family) or {}).get("FF", 0)
+    # decoupled: the registered issue flag reaches only the step counters and flags
+    ffs = 64 if getattr(u, "decoupled", 0) else (estimate_unit(u, family) or {}).get("FF", 0)
     out["enable"] = d["reg"] + 2 * d["level"] + d["enable"] * max(0.0, math.log2(max(1.0, ffs / 8)))
     return {k: round(v, 2) for k, v in out.items()}
 
@@ -197,13 +198,14 @@ def close_timing(pipeline, mhz: float, family: str):
             units.append(u)
             continue
         before = max(unit_paths(u, family).values())
-        given = u.tree_stages or u.out_stages or getattr(u, "input_copies", 0)
+        given = u.tree_stages or u.out_stages or getattr(u, "input_copies", 0) or u.decoupled
         if not given:
             u = _stage(u, family, budget)
         after = unit_paths(u, family)
         limit = max(after, key=after.get)
         plan.append({"layer": u.name, "tree_stages": u.tree_stages, "out_stages": u.out_stages,
-                     "input_copies": getattr(u, "input_copies", 0), "model_ns_before": before,
+                     "input_copies": getattr(u, "input_copies", 0), "decoupled": u.decoupled,
+                     "model_ns_before": before,
                      "model_ns": after[limit], "limit": limit, "meets": after[limit] <= budget,
                      "from_fold_file": bool(given)})
         units.append(u)
@@ -212,7 +214,8 @@ def close_timing(pipeline, mhz: float, family: str):
 
 def _stage(u, family: str, budget: float):
     """The stages and input copies that bring every modelled path under ``budget`` ns at the
-    fewest added flip-flops (the resource model's count); when none does, the fastest."""
+    fewest added flip-flops (the resource model's count), when none does the fastest; and the
+    decoupled mode where the stall enable's fan-out would miss it."""
     from .folding import MAX_STAGES
     from .resources import estimate_unit
 
@@ -239,4 +242,6 @@ def _stage(u, family: str, budget: float):
     u = best[1]
     while unit_paths(u, family)["out"] > budget and u.out_stages < MAX_STAGES:
         u = u.replace(out_stages=u.out_stages + 1)
+    if unit_paths(u, family)["enable"] > budget:
+        u = u.replace(decoupled=1)  # no stall enable to fan out: free-running, with credits
     return u

@@ -34,6 +34,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from amaranth.hdl import Cat, Const, Mux, Signal
+from amaranth.lib.fifo import SyncFIFOBuffered
+
+from streamfold.compiler.units.dot_product import decoupled_buffer_depth
 
 from .elements import (constant_products, delay_line, lanes, partial_products, product, shape_of, staged_tree_sum,
                        tree_sum)
@@ -81,6 +84,11 @@ class DotProductDatapath:
     input_copies : int
         With ``shared_inputs``: registered copies of the input word, each feeding ``pe/copies``
         PEs, for the fan-out (more than one adds a clock edge of latency).
+    decoupled : bool
+        Free-running pipeline registers (no global enable, whose fan-out to every register
+        limits the clock of a wide unit) and an output buffer with credits: a step issues while
+        the buffer has room for all outputs in flight (``issue_ok``, which the wrapper uses
+        where it would use ``en``).
     res_type : str
         "auto": multi-bit products are multiplications (synthesis maps them, to DSP blocks where
         the widths qualify); "lut": shifted partial products added in the adder tree.
@@ -92,7 +100,8 @@ class DotProductDatapath:
                  acc_dtype: DataType, out_dtype: DataType, out_bias: int, binary: bool,
                  weights: RomImage, thresholds: RomImage | None, folds: int, shared_inputs: bool,
                  name: str, ram_style: str, dot_name: str = "dot2", tree_stages: int = 0,
-                 out_stages: int = 0, res_type: str = "auto", input_copies: int = 0):
+                 out_stages: int = 0, res_type: str = "auto", input_copies: int = 0,
+                 decoupled: bool = False):
         self.m, self.o = m, o
         self.pe, self.simd = pe, simd
         self.weight_dtype, self.in_dtype = weight_dtype, in_dtype
@@ -113,10 +122,18 @@ class DotProductDatapath:
         if thresholds is not None and thresholds.depth != folds:
             raise ValueError(f"layer {name}: {thresholds.depth} threshold words for {folds} folds")
 
-        # global enable: every pipeline register and memory read port advances together
         self.out_valid = out_valid = Signal()
-        self.en = en = Signal()
-        m.d.comb += en.eq(~out_valid | o.ready)
+        self.decoupled = bool(decoupled)
+        if self.decoupled:
+            # free-running pipeline: no enable to fan out; a step may issue (``issue_ok``, a
+            # register) while the output buffer has room for every output in flight
+            self.en = en = Const(1)
+            self.issue_ok = Signal(init=1, name="issue_ok")
+        else:
+            # global enable: every pipeline register and memory read port advances together
+            self.en = en = Signal()
+            m.d.comb += en.eq(~out_valid | o.ready)
+            self.issue_ok = en
 
     # ------------------------------------------------------------------------- stage 0 -> 1
     def weight_word(self, addr):
@@ -140,6 +157,7 @@ class DotProductDatapath:
         The step registers carry no Verilog names (``$signal$<n>``), as the units always emitted
         them: the Verilog text stays the one the resource calibration was synthesised from."""
         m, en = self.m, self.en
+        self._issued_output = fire & last  # a step that will show an output beat
         self.v1, self.first1, self.last1 = v1, first1, last1 = Signal(), Signal(), Signal()
         self.tag1 = tag1 = Signal(range(self.folds)) if self.folds > 1 else None
         with m.If(en):
@@ -264,9 +282,29 @@ class DotProductDatapath:
             else:
                 m.d.comb += out.eq(sums[p])  # sign-extended or truncated to out_bits
             outs.append(out)
-        with m.If(en):
-            m.d.sync += [self.out_valid.eq(v_out), o.payload.eq(Cat(*outs))]
-        m.d.comb += o.valid.eq(self.out_valid)
+        if not self.decoupled:
+            with m.If(en):
+                m.d.sync += [self.out_valid.eq(v_out), o.payload.eq(Cat(*outs))]
+            m.d.comb += o.valid.eq(self.out_valid)
+            return
+        # decoupled: the output register writes an output buffer; ``reserved`` counts the beats
+        # in it and in flight, and a step issues only while every one of them has a slot (one
+        # spare, for ``issue_ok`` being a register)
+        word = Signal(len(o.payload), name="out_word")
+        m.d.sync += [self.out_valid.eq(v_out), word.eq(Cat(*outs))]
+        depth = self.buffer_depth
+        buf = m.submodules.out_buffer = SyncFIFOBuffered(width=len(o.payload), depth=depth)
+        m.d.comb += [buf.w_en.eq(self.out_valid), buf.w_data.eq(word),
+                     o.valid.eq(buf.r_rdy), o.payload.eq(buf.r_data), buf.r_en.eq(o.ready)]
+        reserved = Signal(range(depth + 2), name="reserved")
+        nxt = reserved + self._issued_output - (o.valid & o.ready)
+        m.d.sync += [reserved.eq(nxt), self.issue_ok.eq(nxt + 2 <= depth)]
+
+    @property
+    def buffer_depth(self) -> int:
+        """Output-buffer beats of the decoupled mode: every register from the step to the output
+        buffer, and two to spare (a full-rate stream never waits on a credit)."""
+        return decoupled_buffer_depth(self.tree_stages + self.copy_delay + self.out_stages)
 
 
 def check_thresholds(unit, channels: int, what: str) -> None:

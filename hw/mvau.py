@@ -113,7 +113,7 @@ class MatrixVectorUnitHW(wiring.Component):
             thresholds=mvau_threshold_image(u) if u.thresholds is not None else None,
             folds=NF, shared_inputs=True, name=u.name, ram_style=u.ram_style,
             tree_stages=u.tree_stages, out_stages=u.out_stages, res_type=u.res_type,
-            input_copies=u.input_copies)
+            input_copies=u.input_copies, decoupled=bool(u.decoupled))
         en = dp.en
 
         # ---- stage 0: step counters, memory addresses (no zero-width counters when a fold is 1)
@@ -123,8 +123,8 @@ class MatrixVectorUnitHW(wiring.Component):
         fire = Signal()  # a step runs on this edge
         at_nf0 = (nf == 0) if NF > 1 else Const(1)
         m.d.comb += [
-            self.i.ready.eq(en & at_nf0),
-            fire.eq(en & (~at_nf0 | self.i.valid)),
+            self.i.ready.eq(dp.issue_ok & at_nf0),
+            fire.eq(dp.issue_ok & (~at_nf0 | self.i.valid)),
         ]
         sf_last = (sf == SF - 1) if SF > 1 else Const(1)
         nf_last = (nf == NF - 1) if NF > 1 else Const(1)

@@ -95,7 +95,8 @@ class VectorVectorUnitHW(wiring.Component):
             weights=vvau_weight_image(u),
             thresholds=vvau_threshold_image(u) if u.thresholds is not None else None,
             folds=CF, shared_inputs=False, name=u.name, ram_style=u.ram_style, dot_name="prod2",
-            tree_stages=u.tree_stages, out_stages=u.out_stages, res_type=u.res_type)
+            tree_stages=u.tree_stages, out_stages=u.out_stages, res_type=u.res_type,
+            decoupled=bool(u.decoupled))
         en = dp.en
 
         # ---- stage 0: counters and weight address
@@ -103,7 +104,7 @@ class VectorVectorUnitHW(wiring.Component):
         g = Signal(range(CF), name="g") if CF > 1 else Const(0, 1)
         waddr = Signal(range(CF * K), name="waddr") if CF * K > 1 else None
         fire = Signal()
-        m.d.comb += [self.i.ready.eq(en), fire.eq(en & self.i.valid)]
+        m.d.comb += [self.i.ready.eq(dp.issue_ok), fire.eq(dp.issue_ok & self.i.valid)]
         k_last = (k == K - 1) if K > 1 else Const(1, 1)
         g_last = (g == CF - 1) if CF > 1 else Const(1, 1)
         with m.If(fire):

@@ -210,6 +210,9 @@ def _case_units(name: str) -> list:
     if name == "swg_vvau_staged":  # register stages in the adder tree and the threshold count
         win = swg((5, 6, 4), INT4, (3, 3), (1, 1), (1, 1, 1, 1), 0, 2, True)
         return [win, vvau(6, win, INT4, n_thr=7, odt=UINT3).replace(tree_stages=2, out_stages=2)]
+    if name == "swg_vvau_decoupled":  # free-running registers, output buffer with credits
+        win = swg((5, 6, 4), INT4, (3, 3), (1, 1), (1, 1, 1, 1), 0, 2, True)
+        return [win, vvau(6, win, INT4, n_thr=7, odt=UINT3).replace(tree_stages=1, out_stages=1, decoupled=1)]
     if name == "swg_vvau_int_raw_soft_products":  # res_type lut: partial products, no multiplier
         win = swg((5, 6, 4), UINT3, (5, 5), (1, 1), (2, 2, 2, 2), 0, 2, True)
         return [win, vvau(5, win, INT4).replace(res_type="lut")]
@@ -243,6 +246,7 @@ HW_CASES = {
     "swg_vvau_bipolar_weights_signed_out": "pace",
     "swg_vvau_staged": "pace",
     "swg_vvau_int_raw_soft_products": "pace",
+    "swg_vvau_decoupled": "pace",
 }
 
 

@@ -68,6 +68,13 @@ COPIES = [
     (26, dict(mw=16, mh=6, wbits=4, wsigned=True, ibits=3, isigned=False, pe=3, simd=8, out_bits=2), 0, 0, 3),
     (27, dict(mw=12, mh=4, wbits=3, wsigned=False, ibits=4, isigned=True, pe=4, simd=12, raw=True), 1, 0, 2),
 ]
+#: decoupled: free-running registers, an output buffer with credits (seed, knobs, tree, out, copies)
+DECOUPLED = [
+    (28, dict(mw=32, mh=8, wbits=1, wsigned=True, ibits=1, isigned=True, pe=8, simd=32, out_bits=1), 2, 1, 4),
+    (29, dict(mw=16, mh=6, wbits=4, wsigned=True, ibits=3, isigned=False, pe=3, simd=4, out_bits=2), 0, 0, 0),
+    (30, dict(mw=12, mh=4, wbits=3, wsigned=False, ibits=4, isigned=True, pe=4, simd=12, raw=True), 1, 2, 2),
+    (35, dict(mw=8, mh=8, wbits=2, wsigned=True, ibits=2, isigned=True, pe=8, simd=8, out_bits=2), 3, 0, 8),
+]
 
 
 #: products in soft logic (res_type "lut": shifted partial products in the adder tree), signed and
@@ -90,9 +97,10 @@ def test_mvau_products_in_soft_logic(seed, knobs):
     assert full["measure"].ii == unit_cycles(unit)
 
 
-@pytest.mark.parametrize("seed,knobs,tree,out,copies", [c + (0,) for c in STAGED] + COPIES,
-                         ids=[f"stages{c[0]}" for c in STAGED + COPIES])
-def test_mvau_register_stages(seed, knobs, tree, out, copies):
+@pytest.mark.parametrize("seed,knobs,tree,out,copies,decoupled",
+                         [c + (0, 0) for c in STAGED] + [c + (0,) for c in COPIES] + [c + (1,) for c in DECOUPLED],
+                         ids=[f"stages{c[0]}" for c in STAGED + COPIES] + [f"decoupled{c[0]}" for c in DECOUPLED])
+def test_mvau_register_stages(seed, knobs, tree, out, copies, decoupled):
     """Bit-exact under gaps and back-pressure with the stages in; at full rate the same cycles
     per frame, and the latency grows by exactly the registers added, as the schedule predicts."""
     from streamfold.compiler.fifo_sizing import unit_timeline
@@ -100,7 +108,7 @@ def test_mvau_register_stages(seed, knobs, tree, out, copies):
 
     rng = np.random.default_rng(seed)
     plain = random_mvau(rng, **knobs)
-    staged = plain.replace(tree_stages=tree, out_stages=out, input_copies=copies)
+    staged = plain.replace(tree_stages=tree, out_stages=out, input_copies=copies, decoupled=decoupled)
     check_pipeline(DataflowGraph([staged], [2, 2]), frames=5, rng=rng, seed=seed)
     lat = {}
     for u in (plain, staged):
@@ -110,6 +118,7 @@ def test_mvau_register_stages(seed, knobs, tree, out, copies):
         n_in = u.in_stream.beats_per_frame
         reads, outs = unit_timeline(u, np.zeros(4 * n_in, dtype=np.int64), 4)
         lat[u is staged] = (m.latency, int(outs[u.out_stream.beats_per_frame - 1] - reads[0]))
-    extra = tree + out + (copies > 1)
+    from streamfold.compiler.units.dot_product import DECOUPLED_LATENCY
+    extra = tree + out + (copies > 1) + DECOUPLED_LATENCY * decoupled
     assert lat[True][0] - lat[False][0] == extra
     assert lat[True][1] - lat[False][1] == extra

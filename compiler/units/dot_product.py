@@ -91,6 +91,34 @@ def products_in_dsp(u: DotProductUnit, family: str) -> int:
     return dsp_product(u.weight_dtype, u.in_dtype, family)
 
 
+#: clock edges the decoupled mode's output buffer adds between the output register and the stream
+DECOUPLED_LATENCY = 2
+
+
+def decoupled_buffer_depth(stages: int) -> int:
+    """Beats of a decoupled dot-product unit's output buffer for ``stages`` extra registers
+    between a step and its output (tree stages, the input copies' register, output stages): the
+    datapath's own three, the registers added, the buffer's latency and two spare."""
+    return 3 + int(stages) + DECOUPLED_LATENCY + 2
+
+
+def add_decoupled_buffer(u, out: dict, family: str) -> dict:
+    """Add a decoupled unit's output buffer (a FIFO of the output beat, :func:`decoupled_buffer_depth`
+    deep, as the resource model prices FIFOs) to the unit's feature dict ``out``."""
+    if not getattr(u, "decoupled", 0):
+        return out
+    from ..resources import estimate_part
+
+    stages = u.tree_stages + u.out_stages + int(getattr(u, "input_copies", 0) > 1)
+    e = estimate_part("fifo", {"width": u.out_stream.beat_bits, "depth": decoupled_buffer_depth(stages)}, family)
+    fixed = out.setdefault("fixed", {})
+    for k in ("LUT", "FF"):
+        fixed[k] = fixed.get(k, 0) + e[k]
+    for k in ("LUTRAM", "BRAM"):
+        out["exact"][k] = out["exact"].get(k, 0) + e.get(k, 0)
+    return out
+
+
 def tree_levels(n: int) -> int:
     """Adder levels of a balanced tree of ``n`` terms."""
     return max(0, (max(1, n) - 1).bit_length())

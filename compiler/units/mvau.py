@@ -18,8 +18,8 @@ from ..resource_model import clog2, dsp_product, exact, mem_features
 from ..rom_images import mvau_threshold_image, mvau_weight_image
 from ..schedule import BIG, chain, rchain, unbounded_tail
 from .base import FoldError, UnitKind, divisors
-from .dot_product import (DotProductUnit, activate, for_strip, pixel_step, products_in_dsp, signed_digits,
-                          stage_flipflops)
+from .dot_product import (DECOUPLED_LATENCY, DotProductUnit, activate, for_strip, pixel_step, products_in_dsp,
+                          signed_digits, stage_flipflops, add_decoupled_buffer)
 
 #: cycles from the step that ends a neuron fold to the output handshake (hw.mvau: LATENCY 3 + 1),
 #: before the unit's register stages (:func:`latency`)
@@ -27,9 +27,10 @@ MVAU_LATENCY = 4
 
 
 def latency(u) -> int:
-    """:data:`MVAU_LATENCY` plus the registers ``tree_stages``, ``out_stages`` and the input
-    copies (``input_copies`` > 1: one) add."""
-    return MVAU_LATENCY + u.tree_stages + u.out_stages + int(u.input_copies > 1)
+    """:data:`MVAU_LATENCY` plus the registers ``tree_stages``, ``out_stages``, the input
+    copies (``input_copies`` > 1: one) and the decoupled mode's output buffer add."""
+    return (MVAU_LATENCY + u.tree_stages + u.out_stages + int(u.input_copies > 1)
+            + DECOUPLED_LATENCY * bool(u.decoupled))
 
 
 @dataclass
@@ -43,6 +44,7 @@ class MatrixVectorUnit(DotProductUnit):
     res_type: str = "auto"
     tree_stages: int = 0
     out_stages: int = 0
+    decoupled: int = 0
     input_copies: int = 0
     source: str = ""
 
@@ -221,7 +223,7 @@ def features(u, family: str) -> dict:
             terms, bits = simd, pbits
         wbits = pe * simd * wd.bits if mvau_weight_image(u).in_rom else 0
         out["fixed"] = {"FF": stage_flipflops(u, terms, bits, NF, wbits)}
-    return out
+    return add_decoupled_buffer(u, out, family)
 
 
 KIND = UnitKind(

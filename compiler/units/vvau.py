@@ -18,7 +18,8 @@ from ..resource_model import clog2, dsp_product, exact, mem_features, shapes_to_
 from ..rom_images import vvau_threshold_image, vvau_weight_image
 from ..schedule import BIG, asap, rchain, unbounded_tail
 from .base import FoldError, UnitKind, divisors
-from .dot_product import DotProductUnit, activate, for_strip, pixel_step, stage_flipflops
+from .dot_product import (DECOUPLED_LATENCY, DotProductUnit, activate, add_decoupled_buffer, for_strip,
+                          pixel_step, stage_flipflops)
 from .window import WindowUnit
 
 #: cycles from a channel group's last input beat to its output beat (hw.vvau)
@@ -27,7 +28,7 @@ VVAU_LATENCY = 4
 
 def latency(u) -> int:
     """:data:`VVAU_LATENCY` plus the registers ``tree_stages`` and ``out_stages`` add."""
-    return VVAU_LATENCY + u.tree_stages + u.out_stages
+    return VVAU_LATENCY + u.tree_stages + u.out_stages + DECOUPLED_LATENCY * bool(u.decoupled)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class VectorVectorUnit(DotProductUnit):
     res_type: str = "auto"
     tree_stages: int = 0
     out_stages: int = 0
+    decoupled: int = 0
     source: str = ""
 
     @property
@@ -153,7 +155,7 @@ def features(u, family: str) -> dict:
         soft_terms = u.res_type == "lut" and not (u.binary or wd.bipolar or xd.bipolar)
         terms, bits = (wd.bits, xd.bits + wd.bits // 2) if soft_terms else (1, 1 if u.binary else wd.bits + xd.bits)
         out["fixed"] = {"FF": stage_flipflops(u, terms, bits, CF)}
-    return out
+    return add_decoupled_buffer(u, out, family)
 
 
 KIND = UnitKind(
