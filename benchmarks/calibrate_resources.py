@@ -92,6 +92,9 @@ MVAU_SWEEP = [
     (8, 8, 2, 2, "INT8", "INT8", 0, "lut"), (16, 16, 4, 4, "INT4", "UINT4", 3, "lut"),
     (32, 32, 8, 8, "INT4", "UINT4", 15, "lut"), (64, 64, 1, 16, "INT4", "INT4", 0, "lut"),
     (128, 128, 1, 1, "INT8", "UINT8", 0, "lut"), (64, 64, 4, 8, "INT2", "UINT2", 3, "lut"),
+    # ... with a few weight words per lane in soft logic (Yosys folds the words into the products)
+    (16, 64, 16, 32, "INT2", "UINT2", 3, "lut"), (32, 144, 32, 72, "INT2", "UINT2", 3, "lut"),
+    (16, 32, 8, 16, "INT2", "UINT4", 15, "lut"), (32, 64, 32, 16, "INT3", "UINT3", 7, "lut"),
 ]
 # smaller sweeps for the families tested less often
 SMALL = [0, 1, 4, 5, 6, 9, 10, 13, 14, 17, 18, 21, 23, 25, 27, 29]

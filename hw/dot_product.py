@@ -144,6 +144,8 @@ class DotProductDatapath:
             rom = self.m.submodules.weights = ROM(img.width, img.depth, img.words(),
                                                   name=file_stem(self.name, "weights"),
                                                   ram_style=self.ram_style)
+            if self.copy_delay:  # the input copies' clock edge: read the word one edge later
+                addr = delay_line(self.m, self.en, [addr], 1, "waddr")[0]
             self.m.d.comb += [rom.addr.eq(addr), rom.en.eq(self.en)]
             return rom.data
         return Const(img.words()[0], img.width)
@@ -174,15 +176,14 @@ class DotProductDatapath:
         copies = self.input_copies if self.shared_inputs else 0
         if copies > 1:
             # the input word's fan-out to every PE split over registered copies (kept apart in
-            # synthesis, see streamfold.compiler.synth), each feeding pe/copies PEs; the weights
-            # (from a ROM) wait with them
+            # synthesis, see streamfold.compiler.synth), each feeding pe/copies PEs
             regs = [Signal(len(x1), name=f"{self.dot_name}_fanout_copy_{k}", attrs={"keep": 1})
                     for k in range(copies)]
             with self.m.If(self.en):
                 self.m.d.sync += [r.eq(x1) for r in regs]
             x_of_pe = [lanes(regs[p * copies // pe], simd, self.in_dtype.bits) for p in range(pe)]
-            if not isinstance(w1, Const):
-                w1 = delay_line(self.m, self.en, [w1], 1, "wcopy")[0]
+            # (the weight ROM is read a clock later instead, :meth:`weight_word`: no register
+            # between a central weight word and the lanes)
         else:
             x_of_pe = [xs] * pe
         ws = lanes(w1, pe * simd, self.weight_dtype.bits)

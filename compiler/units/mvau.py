@@ -182,9 +182,6 @@ def features(u, family: str) -> dict:
             # constant weights: each product is a shifted copy of the input per signed digit of its
             # weight (hw/elements.constant_products), added into the tree; no multiplier, no DSP
             operands = sum(len(signed_digits(int(w))) for w in np.asarray(u.weights).ravel())
-        elif u.res_type == "lut" and not (wd.bipolar or xd.bipolar):
-            # products in soft logic by choice: shifted partial products into the adder tree
-            soft = pe * simd * wd.bits * xd.bits
         elif (mem["where"].get("weights") == "logic" and not xd.bipolar and not wd.bipolar
               and clog2(NF * SF) + xd.bits <= 6 and not products_in_dsp(u, family)):
             # a few-word weight ROM in soft logic and a product Yosys leaves in soft logic: each
@@ -196,6 +193,11 @@ def features(u, family: str) -> dict:
         elif wd.bipolar or xd.bipolar:
             other = xd if wd.bipolar else wd
             neg = pe * simd * (other.bits + 1)
+        elif u.res_type == "lut" and dsp_product(wd, xd, family):
+            # products in soft logic by choice, where Yosys would take DSP blocks: shifted
+            # partial products into the adder tree (where it would not, they cost what its own
+            # soft multipliers do: the branch below)
+            soft = pe * simd * wd.bits * xd.bits
         else:
             per = dsp_product(wd, xd, family) if u.res_type != "lut" else 0
             if per:
@@ -221,8 +223,8 @@ def features(u, family: str) -> dict:
             bits = xd.bits + wd.bits // 2
         else:
             terms, bits = simd, pbits
-        wbits = pe * simd * wd.bits if mvau_weight_image(u).in_rom else 0
-        out["fixed"] = {"FF": stage_flipflops(u, terms, bits, NF, wbits)}
+        abits = clog2(NF * SF) if mvau_weight_image(u).in_rom else 0  # the delayed ROM address
+        out["fixed"] = {"FF": stage_flipflops(u, terms, bits, NF, abits)}
     return add_decoupled_buffer(u, out, family)
 
 

@@ -139,7 +139,7 @@ def features(u, family: str) -> dict:
         neg = pe * ((xd if wd.bipolar else wd).bits + 1)
     else:
         per = dsp_product(wd, xd, family) if u.res_type != "lut" else 0
-        if u.res_type == "lut":  # shifted partial products, by choice
+        if u.res_type == "lut" and dsp_product(wd, xd, family):  # partial products, by choice
             soft = pe * wd.bits * xd.bits
         elif per:
             dsp = pe * per
