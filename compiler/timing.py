@@ -153,6 +153,13 @@ def _segments(layers_ns: list[float], stages: int) -> list[float]:
     return [sum(layers_ns[a + 1:b + 1]) for a, b in zip(bounds, bounds[1:])]
 
 
+def enable_path_ns(flipflops: int, family: str) -> float:
+    """Modelled delay (ns) of a stall enable: from the consumer's ready through two logic levels
+    to ``flipflops`` clock-enable pins (a high-fan-out net, spread in slices of 8)."""
+    d = DELAY_MODELS[family]
+    return d["reg"] + 2 * d["level"] + d["enable"] * max(0.0, math.log2(max(1.0, flipflops / 8)))
+
+
 def unit_paths(u, family: str) -> dict:
     """Modelled delays (ns) of a dot-product unit's paths with its present stages: ``input``
     (input copies, when there are), ``tree`` (broadcast, products and adder tree: its worst
@@ -180,7 +187,7 @@ def unit_paths(u, family: str) -> dict:
 
     # decoupled: the registered issue flag reaches only the step counters and flags
     ffs = 64 if getattr(u, "decoupled", 0) else (estimate_unit(u, family) or {}).get("FF", 0)
-    out["enable"] = d["reg"] + 2 * d["level"] + d["enable"] * max(0.0, math.log2(max(1.0, ffs / 8)))
+    out["enable"] = enable_path_ns(ffs, family)
     return {k: round(v, 2) for k, v in out.items()}
 
 
