@@ -8,7 +8,9 @@ Results go to ``benchmarks/results/synth_vs_estimate.json`` (one row per build).
     python benchmarks/synth_vs_estimate.py --models cnv_1w1a --boards ulx3s-85f --folds fps:1000
     python benchmarks/synth_vs_estimate.py --models examples/models/digits_w2a2.onnx tfc_2w2a
 
-Models: names of the BNN-PYNQ models Brevitas ships (``tests/models.bnn_pynq``) or ``.onnx`` files.
+Models: names of the BNN-PYNQ models Brevitas ships (``tfc_1w1a``, ``cnv_2w2a``...), of the test
+models (``mlp_4bit``, ``ad_w8a8``, ``mobilenet_block``, ``wide_net``: ``tests/models*.py``), ``sweep``
+(the eight models of the estimate sweep, :data:`SWEEP`), or ``.onnx`` files.
 
 Folds: ``board`` (fastest design that fits the board), ``fps:N`` (least resources for N frames/s at
 the board's clock).
@@ -31,6 +33,20 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 CLASSES = ("LUT_TOTAL", "FF", "BRAM", "DSP")
+#: the estimate sweep: binary, W2A2, W4A4, W8A8; dense, conv, depthwise, pooled; the shipped demo
+SWEEP = ["examples/models/digits_w2a2.onnx", "tfc_1w1a", "tfc_2w2a", "mlp_4bit", "mobilenet_block",
+         "ad_w8a8", "cnv_1w1a", "cnv_2w2a"]
+
+
+def export_named(name: str, path: Path) -> Path:
+    """Export the test model ``name`` (a BNN-PYNQ name, or one of tests/models*.py) to ``path``."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import models
+    import models_conv
+
+    if name in ("mobilenet_block", "odd_net", "wide_net"):
+        return getattr(models_conv, name)(path)
+    return models.export_model(name, path)
 
 
 def _pct(err) -> str:
@@ -44,13 +60,15 @@ def main(argv=None) -> int:
     ap.add_argument("--folds", nargs="+", default=["fps:1000", "board"])
     ap.add_argument("--out", default=str(HERE / "results" / "synth_vs_estimate.json"))
     ap.add_argument("--workdir", default=None, help="keep builds here (default: a temporary folder)")
+    ap.add_argument("--timeout", type=float, default=30,
+                    help="minutes of whole-design synthesis before it falls back to unit by unit")
+    ap.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (unit-by-unit fallback)")
     ap.add_argument("--reuse", action="store_true", help="use builds already in --workdir")
     ap.add_argument("--fit-in-context", action="store_true",
                     help="fit the per-family whole-design LUT factor from the rows (see above)")
     ap.add_argument("--fit-models", nargs="+", default=["cnv_1w1a"])
     a = ap.parse_args(argv)
 
-    from tests.models import bnn_pynq
     from streamfold.compiler.build import compile_model
     from streamfold.compiler.model import CompiledModel
     from streamfold.compiler.resources import estimate_pipeline
@@ -61,13 +79,14 @@ def main(argv=None) -> int:
     rows = json.loads(out.read_text()) if out.exists() else []
     work = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="sf_synth_"))
     work.mkdir(parents=True, exist_ok=True)
-    for model in a.models:
+    names = [m for x in a.models for m in (SWEEP if x == "sweep" else [x])]
+    for model in names:
         if model.endswith(".onnx"):  # a model file (the shipped demo, an export of your own)
             onnx, model = Path(model).resolve(), Path(model).stem
         else:
             onnx = work / f"{model}.onnx"
             if not onnx.exists():
-                bnn_pynq(model, onnx)
+                export_named(model, onnx)
         for board in a.boards:
             for fold in a.folds:
                 tag = f"{model}/{board}/{fold}"
@@ -84,7 +103,7 @@ def main(argv=None) -> int:
                 print(f"[{tag}] compiled in {t_compile:.1f} s: {report['totals']['expected_cycles_per_frame']} "
                       f"cycles/frame; synthesising ...", flush=True)
                 t0 = time.monotonic()
-                doc = synth_build(bdir, board=board)
+                doc = synth_build(bdir, board=board, timeout=a.timeout * 60, jobs=a.jobs)
                 t_synth = time.monotonic() - t0
                 cmp = doc["comparison"]
                 est = estimate_pipeline(CompiledModel.load(bdir).pipeline, doc["family"])["total"]
@@ -96,6 +115,7 @@ def main(argv=None) -> int:
                        "compile_s": round(t_compile, 1), "synth_s": round(t_synth, 1),
                        "comparison": {k: cmp[k] for k in CLASSES}}
                 rows = [r for r in rows if (r["model"], r["board"], r["fold"]) != (model, board, fold)]
+                row["synth_from"] = doc["total"].get("from", "whole design")
                 rows.append(row)
                 out.write_text(json.dumps(rows, indent=1) + "\n")
                 cells = "  ".join(f"{k} {cmp[k]['estimate']}/{cmp[k]['synth']} ({_pct(cmp[k]['error'])})"

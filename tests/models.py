@@ -57,6 +57,8 @@ def frame_shape(model_name_or_shape) -> tuple[int, ...]:
         name = model_name_or_shape.lower()
         if name.startswith("mlp"):
             return MLP_4BIT_FRAME
+        if name.startswith("ad_"):
+            return (AD_WIDTHS[name][0],)
         if name.startswith("digits"):
             return (1, 8, 8)
         try:
@@ -309,15 +311,76 @@ def mlp_4bit(path, dynamo: bool = False, seed: int = 0) -> Path:
     return path
 
 
+# ----------------------------------------------------------------------------- 8-bit autoencoders
+#: Dense autoencoders of the MLPerf Tiny anomaly-detection shape (640-128x4-8-128x4-640 in the
+#: benchmark); ``ad_w8a8`` is a scaled-down one that synthesises whole in minutes, ``ad_w8a8_full``
+#: the benchmark's own widths.
+AD_WIDTHS = {
+    "ad_w8a8": (64, 32, 8, 32, 64),
+    "ad_w8a8_full": (640, 128, 128, 128, 128, 8, 128, 128, 128, 128, 640),
+}
+
+
+@_one_thread()
+def build_dense_autoencoder(name: str = "ad_w8a8", seed: int = 0, bits: int = 8, calib_frames: int = 256):
+    """A dense autoencoder of the widths ``AD_WIDTHS[name]``: an unsigned ``bits``-bit input
+    quantizer; per hidden layer QuantLinear(``bits``-bit per-channel weights, bias) -> BatchNorm1d
+    -> QuantReLU(``bits``); a last QuantLinear with a float output. Activation scales calibrated."""
+    import torch
+    from brevitas.graph.calibrate import calibration_mode, quantization_status_manager
+    from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
+    from brevitas.quant import Int8WeightPerChannelFloat, Uint8ActPerTensorFloat
+
+    widths = AD_WIDTHS[name]
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        layers = [QuantIdentity(act_quant=Uint8ActPerTensorFloat, bit_width=bits)]
+        for i, (a, b) in enumerate(zip(widths, widths[1:])):
+            layers.append(QuantLinear(a, b, bias=True, weight_quant=Int8WeightPerChannelFloat, weight_bit_width=bits))
+            if i < len(widths) - 2:
+                layers += [torch.nn.BatchNorm1d(b), QuantReLU(bit_width=bits)]
+        model = torch.nn.Sequential(*layers)
+    model.eval()
+    gen = torch.Generator().manual_seed(seed + 1_000_003)
+    x = torch.from_numpy(random_inputs(name, calib_frames, seed=seed + 1))
+    with quantization_status_manager(model, disable_act_quant=True, disable_weight_quant=True,
+                                     disable_bias_quant=True, is_training=False):
+        _calibrate_norms(model, x, gen)
+    with torch.no_grad(), calibration_mode(model):
+        model(x)
+    model.eval()
+    return model
+
+
+def dense_autoencoder(name: str, path, dynamo: bool = False, seed: int = 0) -> Path:
+    """Build :func:`build_dense_autoencoder`, check its activations, export to QONNX at ``path``."""
+    import torch
+
+    path = Path(path)
+    model = build_dense_autoencoder(name, seed)
+    x = random_inputs(name, 32, seed=seed + 2)
+    summary = quant_levels(model, torch.from_numpy(x))
+    _check_levels(summary, name)
+    secs = export(model, x, path, dynamo)
+    EXPORT_LOG[str(path)] = {"model": name, "dynamo": dynamo, "seconds": secs, "levels": summary}
+    return path
+
+
 def build(name: str, seed: int = 0):
     """Torch model for a name accepted by :func:`export_model`."""
-    return build_mlp_4bit(seed) if name == "mlp_4bit" else build_bnn_pynq(name, seed)
+    if name == "mlp_4bit":
+        return build_mlp_4bit(seed)
+    if name in AD_WIDTHS:
+        return build_dense_autoencoder(name, seed)
+    return build_bnn_pynq(name, seed)
 
 
 def export_model(name: str, path, dynamo: bool = False, seed: int = 0) -> Path:
-    """``mlp_4bit`` or any bnn_pynq name."""
+    """``mlp_4bit``, an ``AD_WIDTHS`` autoencoder or any bnn_pynq name."""
     if name == "mlp_4bit":
         return mlp_4bit(path, dynamo=dynamo, seed=seed)
+    if name in AD_WIDTHS:
+        return dense_autoencoder(name, path, dynamo=dynamo, seed=seed)
     return bnn_pynq(name, path, dynamo=dynamo, seed=seed)
 
 
