@@ -32,15 +32,18 @@ BIP = DataType.bipolar_type()
 
 
 def make_mvau(name, mh, mw, pe, simd, wdt: str, idt: str, n_thr: int, seed: int = 0,
-              res_type: str = "auto") -> MatrixVectorUnit:
+              res_type: str = "auto", zeros: float = 0.0) -> MatrixVectorUnit:
     """A matrix-vector unit with random weights and sorted random thresholds inside its range
-    (``res_type`` "lut": its products in soft logic)."""
+    (``res_type`` "lut": its products in soft logic; ``zeros``: that share of the weights set to
+    0, as in trained low-bit layers, where about half the weights are zero)."""
     rng = np.random.default_rng(seed)
     wd, xd = DataType.parse(wdt), DataType.parse(idt)
     if wd.bipolar:
         w = rng.choice([-1, 1], size=(mh, mw))
     else:
         w = rng.integers(wd.min, wd.max + 1, size=(mh, mw))
+    if zeros:
+        w = np.where(rng.random((mh, mw)) < zeros, 0, w)
     u = MatrixVectorUnit(name=name, weights=w.astype(np.int64), weight_dtype=wd, in_dtype=xd,
                          out_dtype=BIP, pe=pe, simd=simd, res_type=res_type)
     lo, hi = u.acc_range
@@ -95,6 +98,10 @@ MVAU_SWEEP = [
     # ... with a few weight words per lane in soft logic (Yosys folds the words into the products)
     (16, 64, 16, 32, "INT2", "UINT2", 3, "lut"), (32, 144, 32, 72, "INT2", "UINT2", 3, "lut"),
     (16, 32, 8, 16, "INT2", "UINT4", 15, "lut"), (32, 64, 32, 16, "INT3", "UINT3", 7, "lut"),
+    # trained-like weights: narrow range, half of them zero (the demo's and Brevitas' W2 layers)
+    (32, 144, 32, 72, "INT2N", "UINT2", 3, "lut", 0.5), (16, 64, 16, 32, "INT2N", "UINT2", 3, "lut", 0.5),
+    (32, 32, 16, 32, "INT2N", "UINT2", 3, "auto", 0.5), (16, 9, 16, 9, "INT2N", "UINT8", 3, "auto", 0.5),
+    (64, 288, 8, 32, "INT2N", "UINT2", 3, "lut", 0.5), (32, 64, 32, 16, "INT4N", "UINT4", 15, "lut", 0.5),
 ]
 # smaller sweeps for the families tested less often
 SMALL = [0, 1, 4, 5, 6, 9, 10, 13, 14, 17, 18, 21, 23, 25, 27, 29]
@@ -214,10 +221,13 @@ def specs(family: str):
     for i in SWEEP_OF[family]:
         mh, mw, pe, simd, wd, xd, n, *rest = MVAU_SWEEP[i]
         rt = rest[0] if rest else "auto"
-        u = make_mvau(f"m{i}", mh, mw, pe, simd, wd, xd, n, seed=i, res_type=rt)
+        zeros = rest[1] if len(rest) > 1 else 0.0
+        u = make_mvau(f"m{i}", mh, mw, pe, simd, wd, xd, n, seed=i, res_type=rt, zeros=zeros)
         params = {"mh": mh, "mw": mw, "pe": pe, "simd": simd, "w": wd, "x": xd, "thr": n, "seed": i}
         if rt != "auto":
             params["res_type"] = rt
+        if zeros:
+            params["zeros"] = zeros
         out.append(("mvau", params, u, lambda u=u: build_unit(u), f"mvau_{i}"))
     if family in OTHER_FAMILIES:
         from streamfold.compiler.resources import model_key
@@ -238,7 +248,7 @@ def unit_of(kind: str, params: dict):
     if kind == "mvau":
         p = params
         return make_mvau(f"m{p['seed']}", p["mh"], p["mw"], p["pe"], p["simd"], p["w"], p["x"], p["thr"],
-                         seed=p["seed"], res_type=p.get("res_type", "auto"))
+                         seed=p["seed"], res_type=p.get("res_type", "auto"), zeros=p.get("zeros", 0.0))
     return None
 
 

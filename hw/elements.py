@@ -80,7 +80,15 @@ def product(w_code, w_dtype: DataType, x_code, x_dtype: DataType):
     if x_dtype.bipolar:
         w = decode(w_code, w_dtype)
         return Mux(x_code[0], w, -w)
-    return decode(w_code, w_dtype) * decode(x_code, x_dtype)
+    p = decode(w_code, w_dtype) * decode(x_code, x_dtype)
+    # the product's own range can be narrower than the operands' widths together (narrow-range
+    # types: INT2N x INT2N is in [-1, 1]): keep only the bits that range needs, so the adder
+    # tree is no wider than the values it adds
+    ends = [a * b for a in (w_dtype.min, w_dtype.max) for b in (x_dtype.min, x_dtype.max)]
+    rng = DataType.for_range(min(ends), max(ends))
+    if rng.bits < len(p):
+        return p[:rng.bits].as_signed() if rng.signed else p[:rng.bits]
+    return p
 
 
 def partial_products(w_code, w_dtype: DataType, x_code, x_dtype: DataType) -> list:

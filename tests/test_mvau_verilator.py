@@ -122,3 +122,33 @@ def test_mvau_register_stages(seed, knobs, tree, out, copies, decoupled):
     extra = tree + out + (copies > 1) + DECOUPLED_LATENCY * decoupled
     assert lat[True][0] - lat[False][0] == extra
     assert lat[True][1] - lat[False][1] == extra
+
+
+#: narrow-range types (Brevitas' default weights: INT2N is -1..1): the products keep only the
+#: bits their range needs (hw.elements.product), in a ROM (several words per lane), a soft
+#: multiplier and a DSP-sized one; thresholds and raw sums
+NARROW = [
+    (41, "INT2N", "INT2N", 3, 4, 3),
+    (42, "INT2N", "UINT2", 2, 4, 0),
+    (43, "INT4N", "INT3N", 1, 6, 2),
+    (44, "INT8N", "UINT8", 3, 2, 0),
+]
+
+
+@pytest.mark.parametrize("seed,wdt,idt,pe,simd,out_bits", NARROW, ids=[f"narrow{c[0]}" for c in NARROW])
+def test_mvau_narrow_range_products(seed, wdt, idt, pe, simd, out_bits):
+    from streamfold.compiler.ir import DataType, MatrixVectorUnit
+
+    from unit_cases import random_values
+    rng = np.random.default_rng(seed)
+    wd, xd = DataType.parse(wdt), DataType.parse(idt)
+    u = MatrixVectorUnit("mvau", random_values(rng, wd, (6, 12)), wd, xd, wd, pe=pe, simd=simd)
+    if out_bits:
+        lo, hi = u.acc_range
+        odt = DataType(out_bits, False)
+        u.thresholds = np.sort(rng.integers(lo - 1, hi + 2, size=(6, odt.max)), axis=1)
+        u.out_dtype, u.out_bias = odt, 0
+    else:
+        u.out_dtype = u.acc_dtype
+    assert wd.min == -wd.max  # narrow: the most negative code never occurs
+    check_pipeline(DataflowGraph([u], [2, 2]), frames=5, rng=rng, seed=seed)

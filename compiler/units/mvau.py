@@ -18,8 +18,8 @@ from ..resource_model import clog2, dsp_product, exact, mem_features
 from ..rom_images import mvau_threshold_image, mvau_weight_image
 from ..schedule import BIG, chain, rchain, unbounded_tail
 from .base import FoldError, UnitKind, divisors
-from .dot_product import (DECOUPLED_LATENCY, DotProductUnit, activate, for_strip, pixel_step, products_in_dsp,
-                          signed_digits, stage_flipflops, add_decoupled_buffer)
+from .dot_product import (DECOUPLED_LATENCY, DotProductUnit, activate, for_strip, pixel_step, product_columns,
+                          products_in_dsp, signed_digits, stage_flipflops, add_decoupled_buffer)
 
 #: cycles from the step that ends a neuron fold to the output handshake (hw.mvau: LATENCY 3 + 1),
 #: before the unit's register stages (:func:`latency`)
@@ -187,9 +187,9 @@ def features(u, family: str) -> dict:
             # a few-word weight ROM in soft logic and a product Yosys leaves in soft logic: each
             # product is a function of the word address and the input element, one LUT per
             # product bit (Yosys folds the ROM into it); a lane whose words are all zero has none
-            codes = mvau_weight_image(u).codes
-            operands = int((wd.decode(codes) != 0).any(axis=0).sum())
-            wfun = operands * pbits
+            words = wd.decode(mvau_weight_image(u).codes)
+            operands = int((words != 0).any(axis=0).sum())
+            _, wfun = product_columns(words, xd, pbits)
         elif wd.bipolar or xd.bipolar:
             other = xd if wd.bipolar else wd
             neg = pe * simd * (other.bits + 1)
