@@ -109,7 +109,7 @@ def main(argv=None) -> int:
                 est = estimate_pipeline(CompiledModel.load(bdir).pipeline, doc["family"])["total"]
                 row = {"model": model, "board": board, "fold": fold, "family": doc["family"],
                        "parts_lut": est.get("parts_LUT", est["LUT"]),
-                       "binary_lut": est.get("binary_LUT", _binary_lut(bdir, doc["family"])),
+                       "soft_lut": est.get("soft_LUT", _soft_lut(bdir, doc["family"])),
                        "synth_lut": doc["total"]["resources"]["LUT"],
                        "cycles_per_frame": report["totals"]["expected_cycles_per_frame"],
                        "compile_s": round(t_compile, 1), "synth_s": round(t_synth, 1),
@@ -127,36 +127,37 @@ def main(argv=None) -> int:
     return 0
 
 
-def _binary_lut(bdir, family: str) -> int:
-    """Estimated soft logic of a build's binary (XNOR-popcount) units."""
+def _soft_lut(bdir, family: str) -> int:
+    """Estimated soft logic of a build's units with soft-logic products (binary, constant or
+    few-word weights, res_type "lut"): what the whole-design factor scales."""
     from streamfold.compiler.model import CompiledModel
-    from streamfold.compiler.resources import estimate_pipeline
+    from streamfold.compiler.resources import estimate_pipeline, soft_products
     pipeline = CompiledModel.load(bdir).pipeline
     est = estimate_pipeline(pipeline, family)
-    binary = {u.name for u in pipeline.units if getattr(u, "binary", False)}
-    return sum(p.get("LUT", 0) for p in est["parts"] if p.get("unit") in binary)
+    soft = {u.name for u in pipeline.units if soft_products(u, family)}
+    return sum(p.get("LUT", 0) for p in est["parts"] if p.get("unit") in soft)
 
 
 def _ratio(r: dict) -> float:
-    """What the binary units' estimated LUTs shrink to in the whole design (the rest taken as
-    estimated): ``(synth - (parts - binary)) / binary``."""
-    b = r.get("binary_lut") or r["parts_lut"]
+    """What the soft-product units' estimated LUTs shrink to in the whole design (the rest taken
+    as estimated): ``(synth - (parts - soft)) / soft``."""
+    b = r.get("soft_lut") or r["parts_lut"]
     return (r["synth_lut"] - (r["parts_lut"] - b)) / b
 
 
 def fit_in_context(rows: list, models: list) -> None:
-    """Per family: mean over ``models``' rows of what the binary units' part estimates shrink to
-    in the whole design (:func:`_ratio`); the factor scales those units' LUTs only."""
+    """Per family: mean over ``models``' rows of what the soft-product units' part estimates
+    shrink to in the whole design (:func:`_ratio`); the factor scales those units' LUTs only."""
     from streamfold.compiler import resources as R
 
     cal = json.loads(R.CALIBRATION_FILE.read_text())
     cal.setdefault("in_context", {})
     for fam in sorted({r["family"] for r in rows}):
-        fit = [r for r in rows if r["family"] == fam and r["model"] in models and r.get("binary_lut")]
+        fit = [r for r in rows if r["family"] == fam and r["model"] in models and r.get("soft_lut")]
         if not fit:
             continue
         ratios = [_ratio(r) for r in fit]
-        every = [_ratio(r) for r in rows if r["family"] == fam and "parts_lut" in r and r.get("binary_lut")]
+        every = [_ratio(r) for r in rows if r["family"] == fam and "parts_lut" in r and r.get("soft_lut")]
         if min(every) <= 1.0 <= max(every):  # no consistent effect: leave the part sum alone
             cal["in_context"].pop(fam, None)
             print(f"{fam}: whole-design LUT / part estimates {', '.join(f'{x:.3f}' for x in every)} "
@@ -169,7 +170,7 @@ def fit_in_context(rows: list, models: list) -> None:
               f"{', '.join(f'{x:.3f}' for x in ratios)})")
         for r in rows:
             if r["family"] == fam and r["model"] not in models and "parts_lut" in r:
-                b = r.get("binary_lut") or r["parts_lut"]
+                b = r.get("soft_lut") or r["parts_lut"]
                 e = r["parts_lut"] - b + b * k
                 print(f"  held out {r['model']}/{r['board']}/{r['fold']}: LUT {e:.0f} vs {r['synth_lut']} "
                       f"({(e - r['synth_lut']) / r['synth_lut']:+.1%})")

@@ -144,7 +144,7 @@ def estimate_pipeline(pipeline, family: str) -> dict:
     parts, unmodelled = [], []
     per_unit: dict = {u.name: {} for u in pipeline.units}
     total: dict = {}
-    binary_lut = 0  # soft logic of the XNOR-popcount units (the in-context factor below)
+    soft_lut = 0  # soft logic of the units with soft-logic products (the in-context factor below)
     for p in topology.pieces(pipeline):
         if p.kind == "fifo":
             if p.depth <= 0:
@@ -162,8 +162,8 @@ def estimate_pipeline(pipeline, family: str) -> dict:
                 parts.append({"name": p.name, "kind": u.kind, "unit": u.name, "estimate": None})
                 continue
             parts.append({"name": p.name, "kind": u.kind, "unit": u.name, **e})
-            if getattr(u, "binary", False):
-                binary_lut += e.get("LUT", 0)
+            if soft_products(u, family):
+                soft_lut += e.get("LUT", 0)
         _add(per_unit[p.group] if p.group is not None else {}, e)
         _add(total, e)
     # the top level's own logic: the output beat counter for tlast
@@ -172,17 +172,27 @@ def estimate_pipeline(pipeline, family: str) -> dict:
     _add(total, top)
     # Whole designs synthesise flattened: logic merges across unit boundaries, which per-unit
     # calibration cannot see. A per-family factor fitted on whole-design runs
-    # (benchmarks/synth_vs_estimate.py --fit-in-context) scales the soft logic of the binary
-    # (XNOR-popcount) units, where it was measured: binary TFC and CNV shrink by about a fifth
-    # flattened, while a multi-bit MVAU with its FIFOs synthesises to its parts' sum or more.
+    # (benchmarks/synth_vs_estimate.py --fit-in-context) scales the soft logic of the units whose
+    # products are soft logic (XNOR-popcount, constant or few-word weights, res_type "lut"), where
+    # it was measured: on ECP5 binary CNV and the W2A2 demo shrink by a fifth to a quarter.
     k = in_context_factor(family)
-    if k != 1.0 and binary_lut:
+    if k != 1.0 and soft_lut:
         total["parts_LUT"] = total["LUT"]
-        total["binary_LUT"] = binary_lut
-        total["LUT"] = int(round(total["LUT"] - binary_lut + binary_lut * k))
+        total["soft_LUT"] = soft_lut
+        total["LUT"] = int(round(total["LUT"] - soft_lut + soft_lut * k))
         total["LUT_TOTAL"] = total["LUT"] + total.get("LUTRAM", 0)
     return {"family": family, "parts": parts, "units": per_unit, "total": total,
             "unmodelled": sorted(set(unmodelled)), "in_context_lut_factor": k}
+
+
+def soft_products(unit, family: str) -> bool:
+    """Whether ``unit`` is a dot-product unit whose products are soft logic on ``family`` (the
+    part of a design that the whole-design factor scales)."""
+    if not (hasattr(unit, "weight_dtype") and hasattr(unit, "tree_stages")):
+        return False
+    from .units.dot_product import products_in_dsp
+
+    return bool(getattr(unit, "binary", False)) or not products_in_dsp(unit, family)
 
 
 def in_context_factor(family: str) -> float:
