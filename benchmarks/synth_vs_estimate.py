@@ -67,6 +67,7 @@ def main(argv=None) -> int:
     ap.add_argument("--fit-in-context", action="store_true",
                     help="fit the per-family whole-design LUT factor from the rows (see above)")
     ap.add_argument("--fit-models", nargs="+", default=["cnv_1w1a"])
+    ap.add_argument("--fit-multibit-models", nargs="+", default=["digits_w2a2"])
     a = ap.parse_args(argv)
 
     from streamfold.compiler.build import compile_model
@@ -109,7 +110,7 @@ def main(argv=None) -> int:
                 est = estimate_pipeline(CompiledModel.load(bdir).pipeline, doc["family"])["total"]
                 row = {"model": model, "board": board, "fold": fold, "family": doc["family"],
                        "parts_lut": est.get("parts_LUT", est["LUT"]),
-                       "soft_lut": est.get("soft_LUT", _soft_lut(bdir, doc["family"])),
+                       **dict(zip(("soft_lut", "multibit_lut"), _soft_lut(bdir, doc["family"]))),
                        "synth_lut": doc["total"]["resources"]["LUT"],
                        "cycles_per_frame": report["totals"]["expected_cycles_per_frame"],
                        "compile_s": round(t_compile, 1), "synth_s": round(t_synth, 1),
@@ -123,57 +124,63 @@ def main(argv=None) -> int:
                 print(f"[{tag}] est/synth  {cells}  (synth {t_synth:.0f} s)", flush=True)
     print(f"wrote {out}")
     if a.fit_in_context:
-        fit_in_context(rows, a.fit_models)
+        fit_in_context(rows, a.fit_models, a.fit_multibit_models)
     return 0
 
 
-def _soft_lut(bdir, family: str) -> int:
-    """Estimated soft logic of a build's units with soft-logic products (binary, constant or
-    few-word weights, res_type "lut"): what the whole-design factor scales."""
+def _soft_lut(bdir, family: str) -> tuple[int, int]:
+    """Estimated soft logic of a build's units with soft-logic products, all and the multi-bit
+    ones (constant or few-word weights, res_type "lut"): what the whole-design factors scale."""
     from streamfold.compiler.model import CompiledModel
     from streamfold.compiler.resources import estimate_pipeline, soft_products
     pipeline = CompiledModel.load(bdir).pipeline
-    est = estimate_pipeline(pipeline, family)
-    soft = {u.name for u in pipeline.units if soft_products(u, family)}
-    return sum(p.get("LUT", 0) for p in est["parts"] if p.get("unit") in soft)
+    est = {p.get("unit"): p.get("LUT", 0) for p in estimate_pipeline(pipeline, family)["parts"]}
+    soft = [u for u in pipeline.units if soft_products(u, family)]
+    return (sum(est[u.name] for u in soft),
+            sum(est[u.name] for u in soft if not getattr(u, "binary", False)))
 
 
-def _ratio(r: dict) -> float:
-    """What the soft-product units' estimated LUTs shrink to in the whole design (the rest taken
-    as estimated): ``(synth - (parts - soft)) / soft``."""
-    b = r.get("soft_lut") or r["parts_lut"]
-    return (r["synth_lut"] - (r["parts_lut"] - b)) / b
+def _whole(r: dict, k: float, k_mb: float) -> float:
+    """The whole design's LUT estimate of a row with factors ``k`` (binary) and ``k_mb``."""
+    soft, mb = r.get("soft_lut", 0), r.get("multibit_lut", 0)
+    return r["parts_lut"] - soft + (soft - mb) * k + mb * k_mb
 
 
-def fit_in_context(rows: list, models: list) -> None:
-    """Per family: mean over ``models``' rows of what the soft-product units' part estimates
-    shrink to in the whole design (:func:`_ratio`); the factor scales those units' LUTs only."""
+def fit_in_context(rows: list, models: list, mb_models: list) -> None:
+    """Per family: the factor that the binary soft-product units' part estimates shrink by in
+    the whole design (mean over ``models``' rows with no multi-bit soft products), then the one
+    of the multi-bit soft-product units (mean over ``mb_models``' rows, the binary factor
+    applied); a family whose ratios straddle 1 gets none. The other rows are a held-out check."""
     from streamfold.compiler import resources as R
 
     cal = json.loads(R.CALIBRATION_FILE.read_text())
     cal.setdefault("in_context", {})
     for fam in sorted({r["family"] for r in rows}):
-        fit = [r for r in rows if r["family"] == fam and r["model"] in models and r.get("soft_lut")]
-        if not fit:
-            continue
-        ratios = [_ratio(r) for r in fit]
-        every = [_ratio(r) for r in rows if r["family"] == fam and "parts_lut" in r and r.get("soft_lut")]
-        if min(every) <= 1.0 <= max(every):  # no consistent effect: leave the part sum alone
+        fr = [r for r in rows if r["family"] == fam and "parts_lut" in r and r.get("soft_lut")]
+        entry, fitted = {}, []
+        binary = [r for r in fr if r["model"] in models and not r.get("multibit_lut")]
+        ratios = [(r["synth_lut"] - (r["parts_lut"] - r["soft_lut"])) / r["soft_lut"] for r in binary]
+        k = round(sum(ratios) / len(ratios), 4) if ratios and not min(ratios) <= 1.0 <= max(ratios) else 1.0
+        mb = [r for r in fr if r["model"] in mb_models and r.get("multibit_lut")]
+        mratios = [(r["synth_lut"] - _whole(r, k, 0.0)) / r["multibit_lut"] for r in mb]
+        k_mb = round(sum(mratios) / len(mratios), 4) if mratios and not min(mratios) <= 1.0 <= max(mratios) else 1.0
+        if k != 1.0:
+            entry.update(LUT=k, ratios=[round(x, 4) for x in ratios])
+        if k_mb != 1.0:
+            entry.update(multibit_LUT=k_mb, multibit_ratios=[round(x, 4) for x in mratios])
+        fitted = [r for r in binary if k != 1.0] + [r for r in mb if k_mb != 1.0]
+        if entry:
+            entry["fitted_on"] = [f"{r['model']}/{r['board']}/{r['fold']}" for r in fitted]
+            cal["in_context"][fam] = entry
+        else:
             cal["in_context"].pop(fam, None)
-            print(f"{fam}: whole-design LUT / part estimates {', '.join(f'{x:.3f}' for x in every)} "
-                  "straddle 1: no factor")
-            continue
-        k = round(sum(ratios) / len(ratios), 4)
-        cal["in_context"][fam] = {"LUT": k, "fitted_on": [f"{r['model']}/{r['board']}/{r['fold']}" for r in fit],
-                                  "ratios": [round(x, 4) for x in ratios]}
-        print(f"{fam}: whole-design LUT / part estimates = {k} (from {len(fit)} designs: "
-              f"{', '.join(f'{x:.3f}' for x in ratios)})")
-        for r in rows:
-            if r["family"] == fam and r["model"] not in models and "parts_lut" in r:
-                b = r.get("soft_lut") or r["parts_lut"]
-                e = r["parts_lut"] - b + b * k
-                print(f"  held out {r['model']}/{r['board']}/{r['fold']}: LUT {e:.0f} vs {r['synth_lut']} "
-                      f"({(e - r['synth_lut']) / r['synth_lut']:+.1%})")
+        print(f"{fam}: binary soft products x{k} (ratios {', '.join(f'{x:.3f}' for x in ratios) or '-'}), "
+              f"multi-bit x{k_mb} (ratios {', '.join(f'{x:.3f}' for x in mratios) or '-'})")
+        for r in fr:
+            e = _whole(r, k, k_mb)
+            tag = "fitted on" if r in fitted else "held out"
+            print(f"  {tag} {r['model']}/{r['board']}/{r['fold']}: LUT {e:.0f} vs {r['synth_lut']} "
+                  f"({(e - r['synth_lut']) / r['synth_lut']:+.1%})")
     R.CALIBRATION_FILE.write_text(json.dumps(cal, indent=1) + "\n")
     print(f"wrote {R.CALIBRATION_FILE}")
 

@@ -144,7 +144,7 @@ def estimate_pipeline(pipeline, family: str) -> dict:
     parts, unmodelled = [], []
     per_unit: dict = {u.name: {} for u in pipeline.units}
     total: dict = {}
-    soft_lut = 0  # soft logic of the units with soft-logic products (the in-context factor below)
+    soft_lut = mb_lut = 0  # soft logic of the units with soft-logic products (in-context factors below)
     for p in topology.pieces(pipeline):
         if p.kind == "fifo":
             if p.depth <= 0:
@@ -164,6 +164,8 @@ def estimate_pipeline(pipeline, family: str) -> dict:
             parts.append({"name": p.name, "kind": u.kind, "unit": u.name, **e})
             if soft_products(u, family):
                 soft_lut += e.get("LUT", 0)
+                if not getattr(u, "binary", False):
+                    mb_lut += e.get("LUT", 0)
         _add(per_unit[p.group] if p.group is not None else {}, e)
         _add(total, e)
     # the top level's own logic: the output beat counter for tlast
@@ -173,13 +175,17 @@ def estimate_pipeline(pipeline, family: str) -> dict:
     # Whole designs synthesise flattened: logic merges across unit boundaries, which per-unit
     # calibration cannot see. A per-family factor fitted on whole-design runs
     # (benchmarks/synth_vs_estimate.py --fit-in-context) scales the soft logic of the units whose
-    # products are soft logic (XNOR-popcount, constant or few-word weights, res_type "lut"), where
-    # it was measured: on ECP5 binary CNV and the W2A2 demo shrink by a fifth to a quarter.
+    # products are soft logic, where it was measured, one factor for the binary (XNOR-popcount)
+    # units and one for the multi-bit ones (constant or few-word weights, res_type "lut"): on ECP5
+    # binary TFC and CNV shrink by about a sixth flattened, the W2A2 demo's soft products by a third.
     k = in_context_factor(family)
-    if k != 1.0 and soft_lut:
+    k_mb = in_context_factor(family, "multibit")
+    if soft_lut and (k != 1.0 or k_mb != 1.0):
         total["parts_LUT"] = total["LUT"]
         total["soft_LUT"] = soft_lut
-        total["LUT"] = int(round(total["LUT"] - soft_lut + soft_lut * k))
+        total["multibit_soft_LUT"] = mb_lut
+        binary = soft_lut - mb_lut
+        total["LUT"] = int(round(total["LUT"] - soft_lut + binary * k + mb_lut * k_mb))
         total["LUT_TOTAL"] = total["LUT"] + total.get("LUTRAM", 0)
     return {"family": family, "parts": parts, "units": per_unit, "total": total,
             "unmodelled": sorted(set(unmodelled)), "in_context_lut_factor": k}
@@ -195,10 +201,11 @@ def soft_products(unit, family: str) -> bool:
     return bool(getattr(unit, "binary", False)) or not products_in_dsp(unit, family)
 
 
-def in_context_factor(family: str) -> float:
-    """Whole-design LUT (without LUT-RAM) over the sum of the per-part estimates, as fitted for
-    ``family`` (1.0 when not fitted)."""
-    return float(calibration().get("in_context", {}).get(family, {}).get("LUT", 1.0))
+def in_context_factor(family: str, which: str = "binary") -> float:
+    """Whole-design LUT (without LUT-RAM) over the per-part estimates of the units with soft-logic
+    products, ``which`` "binary" or "multibit", as fitted for ``family`` (1.0 when not fitted)."""
+    entry = calibration().get("in_context", {}).get(family, {})
+    return float(entry.get("LUT" if which == "binary" else "multibit_LUT", 1.0))
 
 
 def utilisation(total: dict, board) -> dict:
