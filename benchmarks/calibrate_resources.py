@@ -102,6 +102,9 @@ MVAU_SWEEP = [
     (32, 144, 32, 72, "INT2N", "UINT2", 3, "lut", 0.5), (16, 64, 16, 32, "INT2N", "UINT2", 3, "lut", 0.5),
     (32, 32, 16, 32, "INT2N", "UINT2", 3, "auto", 0.5), (16, 9, 16, 9, "INT2N", "UINT8", 3, "auto", 0.5),
     (64, 288, 8, 32, "INT2N", "UINT2", 3, "lut", 0.5), (32, 64, 32, 16, "INT4N", "UINT4", 15, "lut", 0.5),
+    # narrow signed inputs too (TFC/CNV-W2A2: INT2N x INT2N), few-word and ROM weights
+    (64, 64, 16, 32, "INT2N", "INT2N", 3, "auto", 0.25), (32, 448, 32, 32, "INT2N", "INT2N", 3, "auto", 0.25),
+    (64, 576, 16, 32, "INT2N", "INT2N", 3, "auto", 0.25), (64, 64, 16, 32, "INT2N", "INT2N", 3, "lut", 0.25),
 ]
 # smaller sweeps for the families tested less often
 SMALL = [0, 1, 4, 5, 6, 9, 10, 13, 14, 17, 18, 21, 23, 25, 27, 29]

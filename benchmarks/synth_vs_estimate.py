@@ -64,6 +64,8 @@ def main(argv=None) -> int:
                     help="minutes of whole-design synthesis before it falls back to unit by unit")
     ap.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (unit-by-unit fallback)")
     ap.add_argument("--reuse", action="store_true", help="use builds already in --workdir")
+    ap.add_argument("--table", action="store_true",
+                    help="print the rows stored in --out as a Markdown table and stop")
     ap.add_argument("--fit-in-context", action="store_true",
                     help="fit the per-family whole-design LUT factor from the rows (see above)")
     ap.add_argument("--fit-models", nargs="+", default=["cnv_1w1a"])
@@ -78,6 +80,9 @@ def main(argv=None) -> int:
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = json.loads(out.read_text()) if out.exists() else []
+    if a.table:
+        print(markdown_table(rows))
+        return 0
     work = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="sf_synth_"))
     work.mkdir(parents=True, exist_ok=True)
     names = [m for x in a.models for m in (SWEEP if x == "sweep" else [x])]
@@ -114,6 +119,7 @@ def main(argv=None) -> int:
                        "synth_lut": doc["total"]["resources"]["LUT"],
                        "cycles_per_frame": report["totals"]["expected_cycles_per_frame"],
                        "compile_s": round(t_compile, 1), "synth_s": round(t_synth, 1),
+                       "yosys_s": doc["seconds"]["yosys_total"],  # the run's own time, when cached too
                        "comparison": {k: cmp[k] for k in CLASSES}}
                 rows = [r for r in rows if (r["model"], r["board"], r["fold"]) != (model, board, fold)]
                 row["synth_from"] = doc["total"].get("from", "whole design")
@@ -126,6 +132,27 @@ def main(argv=None) -> int:
     if a.fit_in_context:
         fit_in_context(rows, a.fit_models, a.fit_multibit_models)
     return 0
+
+
+def markdown_table(rows: list) -> str:
+    """The rows as a Markdown table: Yosys first, the estimate and its error in brackets, the
+    utilisation of the board and the synthesis time."""
+    from streamfold.boards import load_board
+
+    def cell(c):
+        if c["estimate"] == c["synth"]:
+            return f"{c['synth']:,} = {c['estimate']:,}"
+        return f"{c['synth']:,} (est {c['estimate']:,}, {_pct(c['error'])})"
+    lines = ["| model | board | cycles/frame | LUT | FF | BRAM | DSP | LUT of board | Yosys |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        c = r["comparison"]
+        lut = c["LUT_TOTAL"]["synth"] / load_board(r["board"]).resources["LUT"]
+        how = "" if r.get("synth_from", "whole design") == "whole design" else " (unit by unit)"
+        lines.append(f"| {r['model']} | {r['board']} | {r['cycles_per_frame']:,} | {cell(c['LUT_TOTAL'])} | "
+                     f"{cell(c['FF'])} | {cell(c['BRAM'])} | {cell(c['DSP'])} | {lut:.1%} | "
+                     f"{r.get('yosys_s', r['synth_s']):.0f} s{how} |")
+    return "\n".join(lines)
 
 
 def _soft_lut(bdir, family: str) -> tuple[int, int]:

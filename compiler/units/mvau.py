@@ -183,10 +183,12 @@ def features(u, family: str) -> dict:
             # weight (hw/elements.constant_products), added into the tree; no multiplier, no DSP
             operands = sum(len(signed_digits(int(w))) for w in np.asarray(u.weights).ravel())
         elif (mem["where"].get("weights") == "logic" and not xd.bipolar and not wd.bipolar
-              and clog2(NF * SF) + xd.bits <= 6 and not products_in_dsp(u, family)):
+              and clog2(NF * SF) + xd.bits <= 6 and not products_in_dsp(u, family)
+              and not (u.res_type == "lut" and xd.signed)):
             # a few-word weight ROM in soft logic and a product Yosys leaves in soft logic: each
             # product is a function of the word address and the input element, one LUT per
             # product bit (Yosys folds the ROM into it); a lane whose words are all zero has none
+            # (partial products of a signed input do not fold so: measured at twice the LUTs)
             words = wd.decode(mvau_weight_image(u).codes)
             operands = int((words != 0).any(axis=0).sum())
             _, wfun = product_columns(words, xd, pbits)
