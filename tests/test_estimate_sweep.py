@@ -28,7 +28,7 @@ from synth_vs_estimate import SWEEP, export_named  # noqa: E402
 TOLERANCE = 0.10
 #: the fold's share of each board resource (``compile --ceiling``'s default)
 CEILING = 0.80
-FAST = {"mlp_4bit", "ad_w8a8"}
+FAST: set = set()
 BOARDS = ["pynq-z1", "ulx3s-85f"]
 
 

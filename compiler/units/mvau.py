@@ -213,7 +213,8 @@ def features(u, family: str) -> dict:
            "treelog": operands * clog2(simd),  # adder-tree depth grows with log2(simd)
            # weights in soft logic: the ROM outputs feed the products directly
            "wlogic": pe * simd * wd.bits * (mem["where"].get("weights") == "logic") * (not wfun),
-           "wfun": wfun, "soft": soft}
+           # few-word products of signed inputs: sign extension into the tree costs more
+           "wfun": wfun * (not xd.signed), "wfuns": wfun * xd.signed, "soft": soft}
     ff = {"const": 1, "x": simd * ib, "dot": pe * min(dot_bits, ab), "acc": pe * ab, "out": pe * ob,
           "mem": mem["mem_reg"], "ctr": ctr, "ram": mem["ram_bits"]}
     out = {"LUT": lut, "FF": ff, "exact": exact(mem, dsp), "memories": mem["maps"]}
@@ -235,11 +236,13 @@ KIND = UnitKind(
     hardware="streamfold.hw.mvau:MatrixVectorUnitHW",
     timeline=timeline, latest=latest, paced=True, memories=memories, features=features,
     feature_names={"LUT": ["const", "pop", "popc", "neg", "mul", "tree", "acc", "cmp", "rom", "xmux", "ctr",
-                           "ram", "dsp", "lutmux", "treelog", "wlogic", "romd", "wfun", "soft"],
+                           "ram", "dsp", "lutmux", "treelog", "wlogic", "romd", "wfun", "wfuns",
+                           "soft"],
                    "FF": ["const", "x", "dot", "acc", "out", "mem", "ctr", "ram"]},
     default_coef={"LUT": {"const": 20, "pop": 1.2, "popc": 1.0, "neg": 0.6, "mul": 1.0, "tree": 1.0, "acc": 1.0,
                           "cmp": 0.5, "rom": 1.3, "xmux": 1.0, "ctr": 2.0, "ram": 0.3, "dsp": 1.0,
-                          "lutmux": 1.0, "treelog": 0.2, "wlogic": 0.0, "romd": 2.0, "wfun": 1.0, "soft": 2.5},
+                          "lutmux": 1.0, "treelog": 0.2, "wlogic": 0.0, "romd": 2.0, "wfun": 1.0, "wfuns": 1.5,
+                          "soft": 2.5},
                   "FF": {"const": 8, "x": 1, "dot": 1, "acc": 1, "out": 1, "mem": 1, "ctr": 1, "ram": 1}},
     column_step=pixel_step, for_strip=for_strip,
 )
