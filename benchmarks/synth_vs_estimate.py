@@ -16,9 +16,10 @@ Folds: ``board`` (fastest design that fits the board), ``fps:N`` (least resource
 the board's clock).
 
 Whole designs synthesise flattened, and logic merges across unit boundaries; ``--fit-in-context``
-fits, per family, the ratio of the whole design's LUTs to the sum of the per-part estimates on the
-rows of ``--fit-models`` (CNV-W1A1 by default), writes it to ``compiler/calibration.json``
-(``in_context``) and prints the other models' rows as a held-out check. ``--reuse`` takes builds
+fits, per family, what the binary soft-product units' part estimates shrink to in the whole design
+on the rows of ``--fit-models`` (CNV-W1A1 by default) and, where ``--fit-multibit-models`` names
+rows, the same for the multi-bit ones; it writes them to ``compiler/calibration.json``
+(``in_context``) and prints every row's whole-design estimate, fitted or held out. ``--reuse`` takes builds
 already in ``--workdir`` instead of compiling again.
 """
 import argparse
@@ -69,7 +70,9 @@ def main(argv=None) -> int:
     ap.add_argument("--fit-in-context", action="store_true",
                     help="fit the per-family whole-design LUT factor from the rows (see above)")
     ap.add_argument("--fit-models", nargs="+", default=["cnv_1w1a"])
-    ap.add_argument("--fit-multibit-models", nargs="+", default=["digits_w2a2"])
+    ap.add_argument("--fit-multibit-models", nargs="*", default=[],
+                    help="rows to fit the multi-bit factor on (none by default: the demo's trained "
+                         "layers shrink flattened, random-weight ones do not; see docs/resources.md)")
     a = ap.parse_args(argv)
 
     from streamfold.compiler.build import compile_model
@@ -112,10 +115,12 @@ def main(argv=None) -> int:
                 doc = synth_build(bdir, board=board, timeout=a.timeout * 60, jobs=a.jobs)
                 t_synth = time.monotonic() - t0
                 cmp = doc["comparison"]
-                est = estimate_pipeline(CompiledModel.load(bdir).pipeline, doc["family"])["total"]
+                pipeline = CompiledModel.load(bdir).pipeline
+                full = estimate_pipeline(pipeline, doc["family"])
+                est = full["total"]
                 row = {"model": model, "board": board, "fold": fold, "family": doc["family"],
                        "parts_lut": est.get("parts_LUT", est["LUT"]),
-                       **dict(zip(("soft_lut", "multibit_lut"), _soft_lut(bdir, doc["family"]))),
+                       **dict(zip(("soft_lut", "multibit_lut"), _soft_lut(pipeline, full["parts"], doc["family"]))),
                        "synth_lut": doc["total"]["resources"]["LUT"],
                        "cycles_per_frame": report["totals"]["expected_cycles_per_frame"],
                        "compile_s": round(t_compile, 1), "synth_s": round(t_synth, 1),
@@ -155,13 +160,12 @@ def markdown_table(rows: list) -> str:
     return "\n".join(lines)
 
 
-def _soft_lut(bdir, family: str) -> tuple[int, int]:
-    """Estimated soft logic of a build's units with soft-logic products, all and the multi-bit
-    ones (constant or few-word weights, res_type "lut"): what the whole-design factors scale."""
-    from streamfold.compiler.model import CompiledModel
-    from streamfold.compiler.resources import estimate_pipeline, soft_products
-    pipeline = CompiledModel.load(bdir).pipeline
-    est = {p.get("unit"): p.get("LUT", 0) for p in estimate_pipeline(pipeline, family)["parts"]}
+def _soft_lut(pipeline, parts: list, family: str) -> tuple[int, int]:
+    """Estimated soft logic (``parts`` of :func:`estimate_pipeline`) of the units with soft-logic
+    products, all and the multi-bit ones: what the whole-design factors scale."""
+    from streamfold.compiler.resources import soft_products
+
+    est = {p.get("unit"): p.get("LUT", 0) for p in parts}
     soft = [u for u in pipeline.units if soft_products(u, family)]
     return (sum(est[u.name] for u in soft),
             sum(est[u.name] for u in soft if not getattr(u, "binary", False)))

@@ -194,10 +194,10 @@ def estimate_pipeline(pipeline, family: str) -> dict:
 def soft_products(unit, family: str) -> bool:
     """Whether ``unit`` is a dot-product unit whose products are soft logic on ``family`` (the
     part of a design that the whole-design factor scales)."""
-    if not (hasattr(unit, "weight_dtype") and hasattr(unit, "tree_stages")):
-        return False
-    from .units.dot_product import products_in_dsp
+    from .units.dot_product import DotProductUnit, products_in_dsp
 
+    if not isinstance(unit, DotProductUnit):
+        return False
     return bool(getattr(unit, "binary", False)) or not products_in_dsp(unit, family)
 
 

@@ -221,6 +221,38 @@ def export(model, x, path, dynamo: bool) -> float:
     return time.perf_counter() - t0
 
 
+# ----------------------------------------------------------------------------- shared steps
+def _export_checked(model, name: str, path, dynamo: bool, seed: int) -> Path:
+    """Check ``model``'s activations are not degenerate on random inputs of ``name``'s shape,
+    export it to QONNX at ``path``, log the export in ``EXPORT_LOG``; returns ``path``."""
+    import torch
+
+    path = Path(path)
+    x = random_inputs(name, 32, seed=seed + 2)
+    summary = quant_levels(model, torch.from_numpy(x))
+    _check_levels(summary, name)
+    secs = export(model, x, path, dynamo)
+    EXPORT_LOG[str(path)] = {"model": name, "dynamo": dynamo, "seconds": secs, "levels": summary}
+    return path
+
+
+def calibrate_float_flow(model, x, gen):
+    """Batch-norm statistics drawn on the float flow (quantization off), then the activation
+    quantizers calibrated (brevitas ``calibration_mode``, also on the float flow) with those
+    statistics in place: activation scales are not known before, and brevitas calibrates once."""
+    import torch
+    from brevitas.graph.calibrate import calibration_mode, quantization_status_manager
+
+    model.eval()
+    with quantization_status_manager(model, disable_act_quant=True, disable_weight_quant=True,
+                                     disable_bias_quant=True, is_training=False):
+        _calibrate_norms(model, x, gen)
+    with torch.no_grad(), calibration_mode(model):
+        model(x)
+    model.eval()
+    return model
+
+
 # ----------------------------------------------------------------------------- bnn_pynq zoo
 @_one_thread()
 def build_bnn_pynq(name: str, seed: int = 0, calib_frames: int = 64):
@@ -244,16 +276,7 @@ def bnn_pynq(name: str, path, dynamo: bool = False, seed: int = 0) -> Path:
 
     Returns ``path``; the export time and the per-quantizer level summary are in ``EXPORT_LOG``.
     """
-    path = Path(path)
-    model = build_bnn_pynq(name, seed)
-    x = random_inputs(name, 32, seed=seed + 2)
-    import torch
-
-    summary = quant_levels(model, torch.from_numpy(x))
-    _check_levels(summary, name)
-    secs = export(model, x, path, dynamo)
-    EXPORT_LOG[str(path)] = {"model": name, "dynamo": dynamo, "seconds": secs, "levels": summary}
-    return path
+    return _export_checked(build_bnn_pynq(name, seed), name, path, dynamo, seed)
 
 
 # ----------------------------------------------------------------------------- 4-bit MLP
@@ -264,7 +287,6 @@ def build_mlp_4bit(seed: int = 0, calib_frames: int = 256):
     QuantLinear(w4, per-channel, bias) with a float output. Activation scales are float and
     calibrated on random inputs (brevitas ``calibration_mode``)."""
     import torch
-    from brevitas.graph.calibrate import calibration_mode, quantization_status_manager
     from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
     from brevitas.quant import Int8WeightPerChannelFloat, Int8WeightPerTensorFloat, Uint8ActPerTensorFloat
 
@@ -285,30 +307,12 @@ def build_mlp_4bit(seed: int = 0, calib_frames: int = 256):
     model.eval()
     gen = torch.Generator().manual_seed(seed + 1_000_003)
     x = torch.from_numpy(random_inputs("mlp_4bit", calib_frames, seed=seed + 1))
-    # The activation scales are not known before calibration, and brevitas calibrates only once, so
-    # the BN statistics are drawn on the float (quantization disabled) flow, then the activation
-    # quantizers are calibrated (also on the float flow) with those BN statistics in place.
-    with quantization_status_manager(model, disable_act_quant=True, disable_weight_quant=True,
-                                     disable_bias_quant=True, is_training=False):
-        _calibrate_norms(model, x, gen)
-    with torch.no_grad(), calibration_mode(model):
-        model(x)
-    model.eval()
-    return model
+    return calibrate_float_flow(model, x, gen)
 
 
 def mlp_4bit(path, dynamo: bool = False, seed: int = 0) -> Path:
     """Build :func:`build_mlp_4bit`, check its activations, export to QONNX at ``path``."""
-    import torch
-
-    path = Path(path)
-    model = build_mlp_4bit(seed)
-    x = random_inputs("mlp_4bit", 32, seed=seed + 2)
-    summary = quant_levels(model, torch.from_numpy(x))
-    _check_levels(summary, "mlp_4bit")
-    secs = export(model, x, path, dynamo)
-    EXPORT_LOG[str(path)] = {"model": "mlp_4bit", "dynamo": dynamo, "seconds": secs, "levels": summary}
-    return path
+    return _export_checked(build_mlp_4bit(seed), "mlp_4bit", path, dynamo, seed)
 
 
 # ----------------------------------------------------------------------------- 8-bit autoencoders
@@ -327,7 +331,6 @@ def build_dense_autoencoder(name: str = "ad_w8a8", seed: int = 0, bits: int = 8,
     quantizer; per hidden layer QuantLinear(``bits``-bit per-channel weights, bias) -> BatchNorm1d
     -> QuantReLU(``bits``); a last QuantLinear with a float output. Activation scales calibrated."""
     import torch
-    from brevitas.graph.calibrate import calibration_mode, quantization_status_manager
     from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
     from brevitas.quant import Int8WeightPerChannelFloat, Uint8ActPerTensorFloat
 
@@ -340,30 +343,14 @@ def build_dense_autoencoder(name: str = "ad_w8a8", seed: int = 0, bits: int = 8,
             if i < len(widths) - 2:
                 layers += [torch.nn.BatchNorm1d(b), QuantReLU(bit_width=bits)]
         model = torch.nn.Sequential(*layers)
-    model.eval()
     gen = torch.Generator().manual_seed(seed + 1_000_003)
     x = torch.from_numpy(random_inputs(name, calib_frames, seed=seed + 1))
-    with quantization_status_manager(model, disable_act_quant=True, disable_weight_quant=True,
-                                     disable_bias_quant=True, is_training=False):
-        _calibrate_norms(model, x, gen)
-    with torch.no_grad(), calibration_mode(model):
-        model(x)
-    model.eval()
-    return model
+    return calibrate_float_flow(model, x, gen)
 
 
 def dense_autoencoder(name: str, path, dynamo: bool = False, seed: int = 0) -> Path:
     """Build :func:`build_dense_autoencoder`, check its activations, export to QONNX at ``path``."""
-    import torch
-
-    path = Path(path)
-    model = build_dense_autoencoder(name, seed)
-    x = random_inputs(name, 32, seed=seed + 2)
-    summary = quant_levels(model, torch.from_numpy(x))
-    _check_levels(summary, name)
-    secs = export(model, x, path, dynamo)
-    EXPORT_LOG[str(path)] = {"model": name, "dynamo": dynamo, "seconds": secs, "levels": summary}
-    return path
+    return _export_checked(build_dense_autoencoder(name, seed), name, path, dynamo, seed)
 
 
 def build(name: str, seed: int = 0):

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models import _act_quant_modules, _calibrate_norms, _check_levels, _one_thread, export
+from models import _act_quant_modules, _check_levels, _one_thread, calibrate_float_flow, export
 
 MOBILENET_V1_FRAME = (3, 64, 64)
 MOBILENET_V1_VWW_FRAME = (3, 96, 96)
@@ -135,20 +135,11 @@ def levels(model, x) -> list[dict]:
 
 
 def _calibrate(model, x, seed):
-    """Batch-norm statistics on the float flow (quantization off), then the activation scales
-    (brevitas ``calibration_mode``) with those statistics in place, as ``models_graph`` does."""
+    """Batch-norm statistics on the float flow, then the activation scales with those statistics
+    in place (:func:`models.calibrate_float_flow`), as ``models_graph`` does."""
     import torch
-    from brevitas.graph.calibrate import calibration_mode, quantization_status_manager
 
-    model.eval()
-    gen = torch.Generator().manual_seed(seed + 7)
-    with quantization_status_manager(model, disable_act_quant=True, disable_weight_quant=True,
-                                     disable_bias_quant=True, is_training=False):
-        _calibrate_norms(model, x, gen)
-    with torch.no_grad(), calibration_mode(model):
-        model(x)
-    model.eval()
-    return model
+    return calibrate_float_flow(model, x, torch.Generator().manual_seed(seed + 7))
 
 
 def _built(name, shape, seed, make):

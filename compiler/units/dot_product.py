@@ -208,34 +208,31 @@ def signed_digits(w: int) -> list[tuple[int, int]]:
     return digits
 
 
-def product_columns(words: np.ndarray, xd: DataType, pbits: int) -> tuple[int, int]:
-    """Bit columns of few-word soft-logic products, summed over lanes: ``(terms, logic)``.
+def product_columns(words: np.ndarray, xd: DataType, pbits: int) -> int:
+    """Bit columns of few-word soft-logic products that need logic, summed over lanes.
 
     ``words`` is ``(n_words, lanes)`` signed weights; a lane's product ``w[addr] * x`` is a
     function of the word address and the input element, and each of its ``pbits`` output bits a
-    column of that function's truth table. ``terms`` counts the distinct columns that are not
-    constant (the adder tree's input bits: sign extension repeats one column, a zero lane has
-    none); ``logic`` those that are not one of the input's own bits (they need a LUT: a weight of
-    1 passes ``x`` through). Trained low-bit weights (many zeros, many equal words) have far fewer
-    than ``lanes * pbits``: the linear model counts these instead (Yosys folds the ROM and the
-    product into the same LUTs and drops what is constant or repeated)."""
+    column of that function's truth table. Counted per lane: the distinct columns that are neither
+    constant nor one of the input's own bits (sign extension repeats a column, a weight of 1 passes
+    ``x`` through, a lane of zeros has none). Trained low-bit weights (many zeros, many equal
+    words) have far fewer than ``lanes * pbits``: Yosys folds the ROM and the product into the
+    same LUTs and drops what is constant or repeated."""
     w = np.asarray(words, dtype=np.int64)
     xs = np.arange(xd.min, xd.max + 1, dtype=np.int64)
     m = w.shape[0] * xs.size
     if m > 64 or w.size == 0:
         raise ValueError("product_columns: at most 64 (word, input) pairs per lane")
+    row_bit = np.left_shift(np.uint64(1), np.arange(m, dtype=np.uint64))
+
+    def key(bits):  # a column of m truth-table bits as one integer
+        return np.bitwise_or.reduce(bits.astype(np.uint64) * row_bit.reshape((m,) + (1,) * (bits.ndim - 1)), axis=0)
+
     table = (w[:, None, :] * xs[None, :, None]).reshape(m, -1) & ((1 << pbits) - 1)  # (m, lanes)
-    weights_of_row = np.left_shift(np.uint64(1), np.arange(m, dtype=np.uint64))
-    bits = (table[:, :, None] >> np.arange(pbits)) & 1                               # (m, lanes, pbits)
-    keys = np.bitwise_or.reduce(bits.astype(np.uint64) * weights_of_row[:, None, None], axis=0)  # (lanes, pbits)
+    keys = key((table[:, :, None] >> np.arange(pbits)) & 1).ravel()                  # lanes * pbits
     full = np.uint64((1 << m) - 1) if m < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
     x_rows = np.tile(xs & ((1 << max(xd.bits, 1)) - 1), w.shape[0])
-    x_keys = {int(np.bitwise_or.reduce(((x_rows >> j) & 1).astype(np.uint64) * weights_of_row))
-              for j in range(xd.bits)}
-    lanes = np.repeat(np.arange(keys.shape[0]), pbits)
-    flat = keys.ravel()
-    live = (flat != 0) & (flat != full)
-    pairs = np.unique(np.stack([lanes[live], flat[live].astype(np.int64).view(np.int64)]), axis=1)
-    terms = pairs.shape[1]
-    logic = terms - int(np.isin(pairs[1], np.array(sorted(x_keys), dtype=np.uint64).astype(np.int64)).sum())
-    return terms, logic
+    x_keys = np.array([key((x_rows >> j) & 1) for j in range(xd.bits)], dtype=np.uint64)
+    lanes = np.repeat(np.arange(table.shape[1]), pbits)
+    live = (keys != 0) & (keys != full) & ~np.isin(keys, x_keys)
+    return int(np.unique(np.stack([lanes[live], keys[live].view(np.int64)]), axis=1).shape[1])

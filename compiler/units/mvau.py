@@ -191,7 +191,7 @@ def features(u, family: str) -> dict:
             # (partial products of a signed input do not fold so: measured at twice the LUTs)
             words = wd.decode(mvau_weight_image(u).codes)
             operands = int((words != 0).any(axis=0).sum())
-            _, wfun = product_columns(words, xd, pbits)
+            wfun = product_columns(words, xd, pbits)
         elif wd.bipolar or xd.bipolar:
             other = xd if wd.bipolar else wd
             neg = pe * simd * (other.bits + 1)
