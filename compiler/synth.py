@@ -31,6 +31,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -169,8 +170,15 @@ def _run(cmd: list[str], cwd: Path, timeout: float, what: str) -> subprocess.Com
     except subprocess.TimeoutExpired:
         raise SynthTimeout(f"{what} took longer than {timeout:.0f} s (the first YoWASP run compiles "
                          "for about a minute; try again or raise the timeout)") from None
+    if p.returncode < 0:  # killed by a signal: nothing of its own to say
+        try:
+            sig = signal.Signals(-p.returncode).name
+        except ValueError:
+            sig = f"signal {-p.returncode}"
+        raise SynthError(f"{what} was stopped by {sig} (killed from outside, or out of memory: "
+                         "run it again with fewer parallel jobs)")
     if p.returncode != 0:
-        tail = [ln for ln in (p.stdout + p.stderr).splitlines() if ln.strip()][-1:] or ["?"]
+        tail = [ln for ln in (p.stdout + p.stderr).splitlines() if ln.strip()][-1:] or ["(no output)"]
         err = next((ln for ln in (p.stdout + p.stderr).splitlines() if "ERROR" in ln), tail[0])
         raise SynthError(f"{what} failed (exit {p.returncode}): {err.strip()}")
     return p

@@ -338,3 +338,14 @@ def test_whole_design_over_the_limit_falls_back_to_the_parts(yosys_warm, tmp_pat
     assert doc["total"]["from"] == "parts" and "fallback" in doc
     assert doc["total"]["resources"]["LUT_TOTAL"] == parts["LUT_TOTAL"]
     assert doc["comparison"]["FF"]["synth"] == parts["FF"]
+
+
+def test_a_killed_tool_says_so(tmp_path):
+    """A synthesis tool stopped by a signal (killed from outside, out of memory) is named as such,
+    not as a failure with no message."""
+    from streamfold.compiler.synth import SynthError, _run
+
+    with pytest.raises(SynthError, match=r"yosys \(xc7, top\) was stopped by SIGTERM"):
+        _run(["sh", "-c", "kill -TERM $$"], tmp_path, 10, "yosys (xc7, top)")
+    with pytest.raises(SynthError, match=r"failed \(exit 3\): ERROR: no top"):
+        _run(["sh", "-c", "echo 'ERROR: no top'; exit 3"], tmp_path, 10, "yosys (xc7, top)")
