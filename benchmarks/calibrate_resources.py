@@ -32,10 +32,12 @@ BIP = DataType.bipolar_type()
 
 
 def make_mvau(name, mh, mw, pe, simd, wdt: str, idt: str, n_thr: int, seed: int = 0,
-              res_type: str = "auto", zeros: float = 0.0) -> MatrixVectorUnit:
+              res_type: str = "auto", zeros: float = 0.0, thr_style: str = "random") -> MatrixVectorUnit:
     """A matrix-vector unit with random weights and sorted random thresholds inside its range
     (``res_type`` "lut": its products in soft logic; ``zeros``: that share of the weights set to
-    0, as in trained low-bit layers, where about half the weights are zero)."""
+    0, as in trained low-bit layers, where about half the weights are zero; ``thr_style``
+    "affine": each channel's thresholds evenly spaced, as a scale and a bias streamlined into a
+    uniform quantizer give them, over a random part of the range)."""
     rng = np.random.default_rng(seed)
     wd, xd = DataType.parse(wdt), DataType.parse(idt)
     if wd.bipolar:
@@ -47,7 +49,13 @@ def make_mvau(name, mh, mw, pe, simd, wdt: str, idt: str, n_thr: int, seed: int 
     u = MatrixVectorUnit(name=name, weights=w.astype(np.int64), weight_dtype=wd, in_dtype=xd,
                          out_dtype=BIP, pe=pe, simd=simd, res_type=res_type)
     lo, hi = u.acc_range
-    if n_thr:
+    if n_thr and thr_style == "affine":
+        span = (hi - lo) * rng.uniform(0.1, 0.6, size=(mh, 1))
+        start = lo + (hi - lo - span) * rng.uniform(0, 1, size=(mh, 1))
+        t = np.ceil(start + span * (np.arange(n_thr) + 0.5) / n_thr)
+        u.thresholds = t.astype(np.int64)
+        u.out_dtype = DataType.uint_type(max(1, n_thr.bit_length()))
+    elif n_thr:
         t = np.sort(rng.integers(lo, hi + 1, size=(mh, n_thr)), axis=1)
         u.thresholds = t.astype(np.int64)
         u.out_dtype = BIP if (n_thr == 1 and u.binary) else DataType.uint_type(max(1, n_thr.bit_length()))
@@ -105,6 +113,14 @@ MVAU_SWEEP = [
     # narrow signed inputs too (TFC/CNV-W2A2: INT2N x INT2N), few-word and ROM weights
     (64, 64, 16, 32, "INT2N", "INT2N", 3, "auto", 0.25), (32, 448, 32, 32, "INT2N", "INT2N", 3, "auto", 0.25),
     (64, 576, 16, 32, "INT2N", "INT2N", 3, "auto", 0.25), (64, 64, 16, 32, "INT2N", "INT2N", 3, "lut", 0.25),
+    # 8-bit and 4-bit activations: 255 / 15 evenly spaced thresholds per channel, read from a ROM
+    # of one word per output fold (the W8A8 autoencoder's layers)
+    (32, 64, 1, 16, "INT8N", "UINT8", 255, "lut", 0.0, "affine"),
+    (8, 32, 1, 2, "INT8N", "UINT8", 255, "lut", 0.0, "affine"),
+    (32, 8, 2, 2, "INT8N", "UINT8", 255, "auto", 0.0, "affine"),
+    (16, 32, 4, 4, "INT8N", "UINT8", 63, "auto", 0.0, "affine"),
+    (64, 64, 4, 8, "INT4N", "UINT4", 15, "auto", 0.25, "affine"),
+    (64, 128, 2, 16, "INT4N", "UINT4", 15, "lut", 0.25, "affine"),
 ]
 # smaller sweeps for the families tested less often
 SMALL = [0, 1, 4, 5, 6, 9, 10, 13, 14, 17, 18, 21, 23, 25, 27, 29]
@@ -225,8 +241,12 @@ def specs(family: str):
         mh, mw, pe, simd, wd, xd, n, *rest = MVAU_SWEEP[i]
         rt = rest[0] if rest else "auto"
         zeros = rest[1] if len(rest) > 1 else 0.0
-        u = make_mvau(f"m{i}", mh, mw, pe, simd, wd, xd, n, seed=i, res_type=rt, zeros=zeros)
+        thr_style = rest[2] if len(rest) > 2 else "random"
+        u = make_mvau(f"m{i}", mh, mw, pe, simd, wd, xd, n, seed=i, res_type=rt, zeros=zeros,
+                      thr_style=thr_style)
         params = {"mh": mh, "mw": mw, "pe": pe, "simd": simd, "w": wd, "x": xd, "thr": n, "seed": i}
+        if thr_style != "random":
+            params["thr_style"] = thr_style
         if rt != "auto":
             params["res_type"] = rt
         if zeros:
@@ -251,7 +271,8 @@ def unit_of(kind: str, params: dict):
     if kind == "mvau":
         p = params
         return make_mvau(f"m{p['seed']}", p["mh"], p["mw"], p["pe"], p["simd"], p["w"], p["x"], p["thr"],
-                         seed=p["seed"], res_type=p.get("res_type", "auto"), zeros=p.get("zeros", 0.0))
+                         seed=p["seed"], res_type=p.get("res_type", "auto"), zeros=p.get("zeros", 0.0),
+                         thr_style=p.get("thr_style", "random"))
     return None
 
 

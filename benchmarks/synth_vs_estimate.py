@@ -37,6 +37,9 @@ CLASSES = ("LUT_TOTAL", "FF", "BRAM", "DSP")
 #: the estimate sweep: binary, W2A2, W4A4, W8A8; dense, conv, depthwise, pooled; the shipped demo
 SWEEP = ["examples/models/digits_w2a2.onnx", "tfc_1w1a", "tfc_2w2a", "mlp_4bit", "mobilenet_block",
          "ad_w8a8", "cnv_1w1a", "cnv_2w2a"]
+#: board folds that need a higher ceiling than the default 80%: CNV-W2A2's 3.1 Mbit of weights
+#: take 183 of the ULX3S-85F's 208 block RAMs at the most folded design (88%)
+SWEEP_CEILING = {("cnv_2w2a", "ulx3s-85f"): 0.9}
 
 
 def export_named(name: str, path: Path) -> Path:
@@ -63,6 +66,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", default=None, help="keep builds here (default: a temporary folder)")
     ap.add_argument("--timeout", type=float, default=30,
                     help="minutes of whole-design synthesis before it falls back to unit by unit")
+    ap.add_argument("--ceiling", type=float, default=None,
+                    help="utilisation ceiling of board folds (default: 80%%, or the sweep's own, SWEEP_CEILING)")
     ap.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (unit-by-unit fallback)")
     ap.add_argument("--reuse", action="store_true", help="use builds already in --workdir")
     ap.add_argument("--table", action="store_true",
@@ -78,6 +83,7 @@ def main(argv=None) -> int:
     from streamfold.compiler.build import compile_model
     from streamfold.compiler.model import CompiledModel
     from streamfold.compiler.resources import estimate_pipeline
+    from streamfold.compiler.search import FoldSearchError
     from streamfold.compiler.synth import synth_build
 
     out = Path(a.out)
@@ -101,13 +107,23 @@ def main(argv=None) -> int:
                 tag = f"{model}/{board}/{fold}"
                 bdir = work / f"{model}_{board}_{fold.replace(':', '')}"
                 kw = {"board": board}
+                ceiling = a.ceiling or SWEEP_CEILING.get((model, board))
+                if ceiling:
+                    kw["ceiling"] = ceiling
                 if fold.startswith("fps:"):
                     kw["target_fps"] = float(fold[4:])
                 t0 = time.monotonic()
                 if a.reuse and (bdir / "report.json").exists():
                     report = json.loads((bdir / "report.json").read_text())
                 else:
-                    cm, report = compile_model(onnx, bdir, **kw)
+                    try:
+                        cm, report = compile_model(onnx, bdir, **kw)
+                    except FoldSearchError as e:  # does not fit: say so and go on
+                        print(f"[{tag}] does not fit: {e}", flush=True)
+                        rows = [r for r in rows if (r["model"], r["board"], r["fold"]) != (model, board, fold)]
+                        rows.append({"model": model, "board": board, "fold": fold, "refused": str(e)})
+                        out.write_text(json.dumps(rows, indent=1) + "\n")
+                        continue
                 t_compile = time.monotonic() - t0
                 print(f"[{tag}] compiled in {t_compile:.1f} s: {report['totals']['expected_cycles_per_frame']} "
                       f"cycles/frame; synthesising ...", flush=True)
@@ -126,6 +142,8 @@ def main(argv=None) -> int:
                        "compile_s": round(t_compile, 1), "synth_s": round(t_synth, 1),
                        "yosys_s": doc["seconds"]["yosys_total"],  # the run's own time, when cached too
                        "comparison": {k: cmp[k] for k in CLASSES}}
+                if ceiling:
+                    row["ceiling"] = ceiling
                 rows = [r for r in rows if (r["model"], r["board"], r["fold"]) != (model, board, fold)]
                 row["synth_from"] = doc["total"].get("from", "whole design")
                 rows.append(row)
@@ -151,9 +169,14 @@ def markdown_table(rows: list) -> str:
     lines = ["| model | board | cycles/frame | LUT | FF | BRAM | DSP | LUT of board | Yosys |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
+        if "refused" in r:
+            lines.append(f"| {r['model']} | {r['board']} | does not fit: {r['refused']} | | | | | | |")
+            continue
         c = r["comparison"]
         lut = c["LUT_TOTAL"]["synth"] / load_board(r["board"]).resources["LUT"]
         how = "" if r.get("synth_from", "whole design") == "whole design" else " (unit by unit)"
+        if r.get("ceiling"):
+            how += f", fold under a {r['ceiling']:.0%} ceiling"
         lines.append(f"| {r['model']} | {r['board']} | {r['cycles_per_frame']:,} | {cell(c['LUT_TOTAL'])} | "
                      f"{cell(c['FF'])} | {cell(c['BRAM'])} | {cell(c['DSP'])} | {lut:.1%} | "
                      f"{r.get('yosys_s', r['synth_s']):.0f} s{how} |")
@@ -186,7 +209,7 @@ def fit_in_context(rows: list, models: list, mb_models: list) -> None:
 
     cal = json.loads(R.CALIBRATION_FILE.read_text())
     cal.setdefault("in_context", {})
-    for fam in sorted({r["family"] for r in rows}):
+    for fam in sorted({r["family"] for r in rows if "family" in r}):
         fr = [r for r in rows if r["family"] == fam and "parts_lut" in r and r.get("soft_lut")]
         entry, fitted = {}, []
         binary = [r for r in fr if r["model"] in models and not r.get("multibit_lut")]

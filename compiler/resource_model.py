@@ -29,6 +29,7 @@ def clog2(n: int) -> int:
 _FAMILY_LIB = {
     "xc7": {
         "logic_rom": 1 / 64,
+        "bram_emu": 1,
         "lutram": [  # (name, cost, widthscale, [(abits, width, whole primitive?)], port kinds,
             #            LUTs per primitive); a whole primitive (RAM32M ...) is used even when
             #            narrower, single-bit ones (RAM64X1S ...) only as wide as needed
@@ -45,6 +46,7 @@ _FAMILY_LIB = {
     },
     "xcup": {
         "logic_rom": 1 / 64,
+        "bram_emu": 1,
         "lutram": [
             ("SP", 16, 16, [(5, 16, True), (6, 8, False), (7, 4, False), (8, 2, False)], {"sp"}, 8),
             ("SP64X8SW", 16, 0, [(9, 1, True), (8, 2, True), (7, 4, True), (6, 8, True)], {"sp"}, 8),
@@ -61,6 +63,7 @@ _FAMILY_LIB = {
     },
     "ecp5": {
         "logic_rom": 1 / 16,
+        "bram_emu": 7,
         "lutram": [("DPR16X4", 4, 0, [(4, 4, True)], {"sp", "sdp"}, 4)],
         "bram": [
             ("DP16KD", 128, 14, [1, 2, 4, 9, 18], {"rom", "sp", "sdp"}, 1),
@@ -70,6 +73,7 @@ _FAMILY_LIB = {
     },
     "ice40": {
         "logic_rom": 1 / 16,
+        "bram_emu": 1,
         "lutram": [],
         "bram": [("RAM4K", 64, 11, [2, 4, 8, 16], {"rom", "sp", "sdp"}, 1)],
     },
@@ -77,6 +81,10 @@ _FAMILY_LIB = {
 _FACTOR_MUX = 0.5
 _FACTOR_DEMUX = 0.5
 _FACTOR_EMU = 2
+#: libmap's emulation scores of a written memory with one synchronous read port (a FIFO, a line
+#: buffer): a LUT-RAM emulates the read register (1); an ECP5 block RAM emulates read-first and
+#: transparency (7), a Xilinx one only the read register (1). Read from `debug memory_libmap`.
+_EMU_LUTRAM = 1
 
 
 def check_family(family: str) -> None:
@@ -107,6 +115,7 @@ def map_memory(m: MemSpec, family: str) -> dict:
                 c += _FACTOR_MUX * (mult_a - 1) * W
                 if mult_a > 1:
                     c += _FACTOR_DEMUX * mult_a
+                c += _EMU_LUTRAM * _FACTOR_EMU  # the synchronous read register, emulated
                 n_luts = repl * luts if whole else mult_a * -(-W * luts // u)
                 cands.append((c, {"map": "lutram", "BRAM": 0, "LUTRAM": n_luts, "URAM": 0,
                                   "config": f"{name} {1 << abits}x{u} x{repl}", "cost": c,
@@ -122,14 +131,15 @@ def map_memory(m: MemSpec, family: str) -> dict:
                 c = cost * repl + _FACTOR_MUX * (mult_a - 1) * W
                 if mult_a > 1 and m.kind != "rom":
                     c += _FACTOR_DEMUX * mult_a
-                if name == "PDPW16KD" and m.kind != "rom":
-                    c += 4 * _FACTOR_EMU  # learnt: a written PDPW16KD loses near-ties to LUT-RAM (by 2 at 64x24)
+                if m.kind != "rom":
+                    c += lib["bram_emu"] * _FACTOR_EMU
                 cands.append((c, {"map": "bram", "BRAM": repl * units, "LUTRAM": 0, "URAM": 0,
                                   "config": f"{name} {depth_u}x{u} x{repl}", "cost": c}))
-                if m.kind == "rom" and mult_a > 1 and W < u:
+                if m.kind == "rom" and mult_a > 1:
                     # libmap also lays address ranges side by side across a wide block's data
                     # bits (parity bits included) and muxes the read: a 50176x1 ROM fits three
-                    # 2048x9 RAMB18s (25 ranges of 2048 words, 9 per block) instead of four 16Kx1
+                    # 2048x9 RAMB18s (25 ranges of 2048 words, 9 per block) instead of four 16Kx1,
+                    # an 8192x32 one fifteen (4 ranges x 32 bits over 9-bit words), not sixteen
                     packed = -(-mult_a * W // u)
                     if packed < repl:
                         c = cost * packed + _FACTOR_MUX * (mult_a - 1) * W

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..datatypes import StreamSpec
 from ..memory import MemSpec
-from ..resource_model import clog2, dsp_product, exact, mem_features
+from ..resource_model import LUT_K, clog2, dsp_product, exact, mem_features
 from ..rom_images import mvau_threshold_image, mvau_weight_image
 from ..schedule import BIG, chain, rchain, unbounded_tail
 from .base import FoldError, UnitKind, divisors
@@ -160,10 +160,14 @@ def features(u, family: str) -> dict:
     wd, xd = u.weight_dtype, u.in_dtype
     ab, ob, ib = u.acc_dtype.bits, u.out_dtype.bits, xd.bits
     n_thr = u.n_thresholds if u.thresholds is not None else 0
-    mem = mem_features(memories(u), family)
+    mems = memories(u)
+    mem = mem_features(mems, family)
+    # a threshold ROM in soft logic: wide and shallow (one word per output fold), its columns
+    # registered and compared; priced apart from weight ROMs, whose deep columns feed products
+    tmem = mem_features([m for m in mems if m.name == "thresholds"], family)
     ctr = clog2(NF) * 3 + clog2(SF) + clog2(NF * SF)
     dsp = 0
-    pop = neg = mul = tree = wfun = soft = 0
+    pop = neg = mul = lmul = tree = wfun = soft = 0
     operands = pe * simd  # terms into the adder trees
     popc = 0
     if u.binary and NF * SF == 1:  # constant weights: the XNORs fold into the popcount's inputs
@@ -195,20 +199,23 @@ def features(u, family: str) -> dict:
         elif wd.bipolar or xd.bipolar:
             other = xd if wd.bipolar else wd
             neg = pe * simd * (other.bits + 1)
-        elif u.res_type == "lut" and dsp_product(wd, xd, family):
-            # products in soft logic by choice, where Yosys would take DSP blocks: shifted
-            # partial products into the adder tree (where it would not, they cost what its own
-            # soft multipliers do: the branch below)
+        elif u.res_type == "lut":
+            # products in soft logic by choice: shifted partial products into the adder tree
+            # (hw/elements.partial_products), whether or not Yosys would have taken DSP blocks
             soft = pe * simd * wd.bits * xd.bits
         else:
             per = dsp_product(wd, xd, family) if u.res_type != "lut" else 0
             if per:
                 dsp = pe * simd * per
+            elif wd.bits + xd.bits <= LUT_K[family]:
+                lmul = pe * simd * pbits  # a product of few input bits: a LUT per output bit
             else:
                 mul = pe * simd * wd.bits * xd.bits
         tree = operands * pbits
-    lut = {"const": 1, "pop": pop, "popc": popc, "neg": neg, "mul": mul, "tree": tree, "acc": pe * ab,
-           "cmp": pe * n_thr * ab, "rom": mem["rom_lut"], "romd": mem["rom_deep"], "xmux": (NF > 1) * simd * ib, "ctr": ctr,
+    lut = {"const": 1, "pop": pop, "popc": popc, "neg": neg, "mul": mul, "lmul": lmul, "tree": tree, "acc": pe * ab,
+           "cmp": pe * n_thr * ab, "rom": mem["rom_lut"] - tmem["rom_lut"],
+           "romd": mem["rom_deep"] - tmem["rom_deep"], "trom": tmem["rom_lut"],
+           "tromd": tmem["rom_deep"], "xmux": (NF > 1) * simd * ib, "ctr": ctr,
            "ram": mem["ram_bits"], "dsp": dsp, "lutmux": mem["lutram_mux"],
            "treelog": operands * clog2(simd),  # adder-tree depth grows with log2(simd)
            # weights in soft logic: the ROM outputs feed the products directly
@@ -237,12 +244,12 @@ KIND = UnitKind(
     timeline=timeline, latest=latest, paced=True, memories=memories, features=features,
     feature_names={"LUT": ["const", "pop", "popc", "neg", "mul", "tree", "acc", "cmp", "rom", "xmux", "ctr",
                            "ram", "dsp", "lutmux", "treelog", "wlogic", "romd", "wfun", "wfuns",
-                           "soft"],
+                           "soft", "trom", "tromd", "lmul"],
                    "FF": ["const", "x", "dot", "acc", "out", "mem", "ctr", "ram"]},
     default_coef={"LUT": {"const": 20, "pop": 1.2, "popc": 1.0, "neg": 0.6, "mul": 1.0, "tree": 1.0, "acc": 1.0,
                           "cmp": 0.5, "rom": 1.3, "xmux": 1.0, "ctr": 2.0, "ram": 0.3, "dsp": 1.0,
                           "lutmux": 1.0, "treelog": 0.2, "wlogic": 0.0, "romd": 2.0, "wfun": 1.0, "wfuns": 1.5,
-                          "soft": 2.5},
+                          "soft": 2.5, "trom": 1.3, "tromd": 2.0, "lmul": 1.0},
                   "FF": {"const": 8, "x": 1, "dot": 1, "acc": 1, "out": 1, "mem": 1, "ctr": 1, "ram": 1}},
     column_step=pixel_step, for_strip=for_strip,
 )
