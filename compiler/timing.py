@@ -160,6 +160,25 @@ def enable_path_ns(flipflops: int, family: str) -> float:
     return d["reg"] + 2 * d["level"] + d["enable"] * max(0.0, math.log2(max(1.0, flipflops / 8)))
 
 
+def _weight_fanout(u, family: str) -> float:
+    """Lanes one weight register feeds on average: varying weight bits over the registers of
+    distinct columns, for a weight ROM Yosys puts in soft logic without ``local_weights``; else 1."""
+    if u.kind != "mvau" or getattr(u, "local_weights", 0):
+        return 1.0
+    from .resource_model import mem_features, rom_columns
+    from .rom_images import mvau_weight_image
+    from .units.mvau import local_weight_bits, memories
+
+    img = mvau_weight_image(u)
+    if not img.in_rom:
+        return 1.0
+    where = mem_features([m for m in memories(u) if m.name == "weights"], family)["where"]
+    if where.get("weights") != "logic":
+        return 1.0
+    regs, _ = rom_columns(img.bit_matrix())
+    return local_weight_bits(u) / max(1, regs)
+
+
 def unit_paths(u, family: str) -> dict:
     """Modelled delays (ns) of a dot-product unit's paths with its present stages: ``input``
     (input copies, when there are), ``tree`` (broadcast, products and adder tree: its worst
@@ -174,6 +193,11 @@ def unit_paths(u, family: str) -> dict:
     fan_pe = -(-pe // copies) if (shared and copies > 1) else (pe if shared else 1)
     prod_ns, terms = _product_levels(u, family, d)
     broadcast = d["fanout"] * max(0.0, math.log2(fan_pe))
+    # a weight ROM in soft logic keeps one register per distinct column: each drives every lane
+    # with that column (TFC fc0 on the ULX3S: 7 words, 7,168 weight bits, at most 127 registers)
+    shared_w = _weight_fanout(u, family)
+    if shared_w > 1:
+        broadcast = max(broadcast, d["fanout"] * math.log2(shared_w))
     layers = [broadcast + prod_ns] + [d["level"]] * tree_levels(terms)
     out = {"tree": d["reg"] + max(_segments(layers, u.tree_stages))}
     if shared and copies > 1:
@@ -205,13 +229,15 @@ def close_timing(pipeline, mhz: float, family: str):
             units.append(u)
             continue
         before = max(unit_paths(u, family).values())
-        given = u.tree_stages or u.out_stages or getattr(u, "input_copies", 0) or u.decoupled
+        given = (u.tree_stages or u.out_stages or getattr(u, "input_copies", 0) or u.decoupled
+                 or getattr(u, "local_weights", 0))
         if not given:
             u = _stage(u, family, budget)
         after = unit_paths(u, family)
         limit = max(after, key=after.get)
         plan.append({"layer": u.name, "tree_stages": u.tree_stages, "out_stages": u.out_stages,
                      "input_copies": getattr(u, "input_copies", 0), "decoupled": u.decoupled,
+                     "local_weights": getattr(u, "local_weights", 0),
                      "model_ns_before": before,
                      "model_ns": after[limit], "limit": limit, "meets": after[limit] <= budget,
                      "from_fold_file": bool(given)})
@@ -234,10 +260,12 @@ def _stage(u, family: str, budget: float):
             c *= 2
         if u.pe > 1:
             copies.append(u.pe)
+    locals_ = [0, 1] if _weight_fanout(u, family) > 1 else [0]
     best = None
-    for c in copies:
+    for c, lw in [(c, lw) for lw in locals_ for c in copies]:
         for t in range(MAX_STAGES + 1):
-            cand = u.replace(input_copies=c, tree_stages=t) if u.kind == "mvau" else u.replace(tree_stages=t)
+            cand = (u.replace(input_copies=c, tree_stages=t, local_weights=lw) if u.kind == "mvau"
+                    else u.replace(tree_stages=t))
             paths = unit_paths(cand, family)
             worst = max(paths.get("tree", 0), paths.get("input", 0))
             ff = (estimate_unit(cand, family) or {}).get("FF", 0)

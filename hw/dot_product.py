@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Mux, Signal
 from amaranth.lib.fifo import SyncFIFOBuffered
 
 from streamfold.compiler.units.dot_product import decoupled_buffer_depth
@@ -101,7 +101,7 @@ class DotProductDatapath:
                  weights: RomImage, thresholds: RomImage | None, folds: int, shared_inputs: bool,
                  name: str, ram_style: str, dot_name: str = "dot2", tree_stages: int = 0,
                  out_stages: int = 0, res_type: str = "auto", input_copies: int = 0,
-                 decoupled: bool = False):
+                 decoupled: bool = False, local_weights: bool = False):
         self.m, self.o = m, o
         self.pe, self.simd = pe, simd
         self.weight_dtype, self.in_dtype = weight_dtype, in_dtype
@@ -115,6 +115,7 @@ class DotProductDatapath:
         self.tree_stages, self.out_stages = int(tree_stages), int(out_stages)
         self.res_type = res_type
         self.input_copies = int(input_copies)
+        self.local_weights = bool(local_weights)
         #: clock edges the input copies add (one, when there are copies)
         self.copy_delay = int(self.input_copies > 1 and shared_inputs)
         if weights.lanes != pe * simd:
@@ -140,6 +141,17 @@ class DotProductDatapath:
         """The stage-1 weight word: a ROM read at ``addr`` (the step's word, a stage-0 signal)
         or, for a one-word image, a constant (``addr`` None)."""
         img = self.weights
+        if img.in_rom and self.local_weights:
+            # the words as constants, read into one register per weight bit; the registers are
+            # kept apart in synthesis (streamfold.compiler.synth.KEEP_COPIES: "fanout_copy" in
+            # the name), so each lane's weight comes from a register beside it
+            if self.copy_delay:
+                addr = delay_line(self.m, self.en, [addr], 1, "waddr")[0]
+            words = Array(Const(w, img.width) for w in img.words())
+            reg = Signal(img.width, name=f"{self.dot_name}_weights_fanout_copy", attrs={"keep": 1})
+            with self.m.If(self.en):
+                self.m.d.sync += reg.eq(words[addr])
+            return reg
         if img.in_rom:
             rom = self.m.submodules.weights = ROM(img.width, img.depth, img.words(),
                                                   name=file_stem(self.name, "weights"),

@@ -113,7 +113,8 @@ class MatrixVectorUnitHW(wiring.Component):
             thresholds=mvau_threshold_image(u) if u.thresholds is not None else None,
             folds=NF, shared_inputs=True, name=u.name, ram_style=u.ram_style,
             tree_stages=u.tree_stages, out_stages=u.out_stages, res_type=u.res_type,
-            input_copies=u.input_copies, decoupled=bool(u.decoupled))
+            input_copies=u.input_copies, decoupled=bool(u.decoupled),
+            local_weights=bool(u.local_weights))
         en = dp.en
 
         # ---- stage 0: step counters, memory addresses (no zero-width counters when a fold is 1)

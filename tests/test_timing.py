@@ -105,3 +105,31 @@ def test_bad_clock_and_knobs_are_named(tmp_path, capsys):
     p = DataflowGraph([_tfc_first_layer()])
     with pytest.raises(FoldFileError, match="input_copies=65: at most one copy of the input per PE"):
         apply_fold(p, {"fc0": {"input_copies": 65}})
+
+
+def test_a_shared_weight_register_is_made_lane_local(tmp_path):
+    """A few-word weight ROM in soft logic keeps one register per distinct column, which drives
+    every lane with that column (TFC-W1A1's fc0: 7 words, 7,168 weight bits, 128 registers at
+    most; nextpnr's critical path at 100 MHz ran from one of them into the adder tree). For
+    100 MHz the plan gives each weight bit its own register (fold.json ``local_weights``), and the
+    estimate counts them."""
+    from streamfold.compiler.errors import FoldFileError
+    from streamfold.compiler.folding import apply_fold
+    from streamfold.compiler.resource_model import rom_columns
+    from streamfold.compiler.rom_images import mvau_weight_image
+    from streamfold.compiler.timing import _weight_fanout
+    from streamfold.compiler.units.mvau import local_weight_bits
+
+    u = _tfc_first_layer()
+    assert _weight_fanout(u, "ecp5") > 32 and _weight_fanout(u.replace(local_weights=1), "ecp5") == 1
+    q, (row,) = close_timing(DataflowGraph([u]), 100, "ecp5")
+    assert row["local_weights"] == 1 and row["meets"]
+    v = q.units[0]
+    regs, _ = rom_columns(mvau_weight_image(u).bit_matrix())
+    added = estimate_unit(v, "ecp5")["FF"] - estimate_unit(v.replace(local_weights=0), "ecp5")["FF"]
+    assert added == local_weight_bits(u) - regs and 7000 < local_weight_bits(u) <= 7168  # constant bits need none
+    # a slow clock needs none
+    _, (row,) = close_timing(DataflowGraph([u]), 40, "ecp5")
+    assert row["local_weights"] == 0
+    with pytest.raises(FoldFileError, match="local_weights is 0 or 1"):
+        apply_fold(DataflowGraph([u]), {"fc0": {"local_weights": 2}})

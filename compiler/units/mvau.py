@@ -14,7 +14,7 @@ import numpy as np
 
 from ..datatypes import StreamSpec
 from ..memory import MemSpec
-from ..resource_model import LUT_K, clog2, dsp_product, exact, mem_features
+from ..resource_model import LUT_K, clog2, dsp_product, exact, mem_features, rom_columns
 from ..rom_images import mvau_threshold_image, mvau_weight_image
 from ..schedule import BIG, chain, rchain, unbounded_tail
 from .base import FoldError, UnitKind, divisors
@@ -46,6 +46,10 @@ class MatrixVectorUnit(DotProductUnit):
     out_stages: int = 0
     decoupled: int = 0
     input_copies: int = 0
+    #: 1: a few-word weight ROM in soft logic is read into one register per weight bit, kept
+    #: apart in synthesis, beside the lane that uses it (not one register per distinct column,
+    #: each driving every lane with that column: the broadcast nextpnr found on TFC's fc0)
+    local_weights: int = 0
     source: str = ""
 
     @property
@@ -88,6 +92,8 @@ class MatrixVectorUnit(DotProductUnit):
         if not 0 <= self.input_copies <= self.pe:
             raise FoldError(f"layer {self.name}: input_copies={self.input_copies}: at most one copy of "
                             f"the input per PE (PE={self.pe}); 0 or 1 for none")
+        if self.local_weights not in (0, 1):
+            raise FoldError(f"layer {self.name}: local_weights is 0 or 1, got {self.local_weights!r}")
 
 
 # ----------------------------------------------------------------------------- reference
@@ -152,6 +158,12 @@ def memories(u) -> list[MemSpec]:
     if NF > 1:
         mems.append(MemSpec("inbuf", SF, u.simd * u.in_dtype.bits, "sp"))
     return mems
+
+
+def local_weight_bits(u) -> int:
+    """Weight bits that vary over the ROM's words: the registers of ``local_weights``."""
+    img = np.asarray(mvau_weight_image(u).bit_matrix(), dtype=np.uint8)
+    return int((img.min(axis=0) != img.max(axis=0)).sum()) if img.size else 0
 
 
 def features(u, family: str) -> dict:
@@ -235,6 +247,12 @@ def features(u, family: str) -> dict:
             terms, bits = simd, pbits
         abits = clog2(NF * SF) if mvau_weight_image(u).in_rom else 0  # the delayed ROM address
         out["fixed"] = {"FF": stage_flipflops(u, terms, bits, NF, abits)}
+    if u.local_weights and mvau_weight_image(u).in_rom:
+        # every varying weight bit its own register (the ROM's registers count distinct columns)
+        regs, _ = rom_columns(mvau_weight_image(u).bit_matrix())
+        varying = local_weight_bits(u)
+        out.setdefault("fixed", {"FF": 0})
+        out["fixed"]["FF"] = out["fixed"].get("FF", 0) + max(0, varying - regs)
     return add_decoupled_buffer(u, out, family)
 
 
