@@ -117,11 +117,18 @@ def piece_labels(pipeline) -> dict[str, str]:
 #: layer is limited by that net, from the output FIFO's level through two LUTs to about 20,000
 #: flip-flops (10.5 ns); register stages cannot cut it, they add to it.
 DELAY_MODELS = {
-    "ecp5": {"reg": 0.52, "level": 1.66, "fanout": 0.97, "enable": 0.56, "dsp": 4.0, "calibrated": True},
-    "ice40": {"reg": 0.8, "level": 2.2, "fanout": 1.3, "enable": 0.75, "dsp": 6.0, "calibrated": False},
-    "xc7": {"reg": 0.5, "level": 0.9, "fanout": 0.55, "enable": 0.3, "dsp": 3.0, "calibrated": False},
-    "xcup": {"reg": 0.4, "level": 0.6, "fanout": 0.4, "enable": 0.25, "dsp": 2.0, "calibrated": False},
+    "ecp5": {"reg": 0.52, "level": 1.66, "fanout": 0.97, "enable": 0.56, "dsp": 4.0, "bram": 5.31,
+             "calibrated": True},
+    "ice40": {"reg": 0.8, "level": 2.2, "fanout": 1.3, "enable": 0.75, "dsp": 6.0, "bram": 4.0,
+              "calibrated": False},
+    "xc7": {"reg": 0.5, "level": 0.9, "fanout": 0.55, "enable": 0.3, "dsp": 3.0, "bram": 1.7,
+            "calibrated": False},
+    "xcup": {"reg": 0.4, "level": 0.6, "fanout": 0.4, "enable": 0.25, "dsp": 2.0, "bram": 1.2,
+             "calibrated": False},
 }
+#: ``bram``: a block RAM read's clock-to-output beyond a register's (ECP5: the digits demo's
+#: conv2 at 100 MHz, nextpnr: 5.83 ns from the DP16KD holding its weights, the start of its
+#: critical path; the others are guesses)
 #: the share of the clock period the model may fill (its error, and the paths it does not see)
 MARGIN = 0.85
 
@@ -160,6 +167,17 @@ def enable_path_ns(flipflops: int, family: str) -> float:
     return d["reg"] + 2 * d["level"] + d["enable"] * max(0.0, math.log2(max(1.0, flipflops / 8)))
 
 
+def _weights_in_block_ram(u, family: str) -> bool:
+    """Whether the unit's weight memory maps to block RAM on ``family``."""
+    if u.kind != "mvau":
+        return False
+    from .resource_model import mem_features
+    from .units.mvau import memories
+
+    where = mem_features([m for m in memories(u) if m.name == "weights"], family)["where"]
+    return where.get("weights") == "bram"
+
+
 def _weight_fanout(u, family: str) -> float:
     """Lanes one weight register feeds on average: varying weight bits over the registers of
     distinct columns, for a weight ROM Yosys puts in soft logic without ``local_weights``; else 1."""
@@ -183,7 +201,8 @@ def unit_paths(u, family: str) -> dict:
     """Modelled delays (ns) of a dot-product unit's paths with its present stages: ``input``
     (input copies, when there are), ``tree`` (broadcast, products and adder tree: its worst
     segment), ``acc`` (accumulator), ``out`` (compares and count, to the next register) and
-    ``enable`` (the stall enable, from the consumer's ready to every register of the unit)."""
+    ``enable`` (the stall enable, from the consumer's ready to every register of the unit); with
+    ``weight_register``, ``weights`` (the block RAM read into its register)."""
     from .units.dot_product import tree_levels
 
     d = DELAY_MODELS[family]
@@ -198,8 +217,14 @@ def unit_paths(u, family: str) -> dict:
     shared_w = _weight_fanout(u, family)
     if shared_w > 1:
         broadcast = max(broadcast, d["fanout"] * math.log2(shared_w))
+    bram = _weights_in_block_ram(u, family)
+    wreg = bool(getattr(u, "weight_register", 0))
+    if bram and not wreg:  # the weight word leaves the block RAM late
+        broadcast = max(broadcast, d["bram"])
     layers = [broadcast + prod_ns] + [d["level"]] * tree_levels(terms)
     out = {"tree": d["reg"] + max(_segments(layers, u.tree_stages))}
+    if bram and wreg:  # the block RAM's read into its register
+        out["weights"] = d["reg"] + d["bram"] + 0.5 * d["level"]
     if shared and copies > 1:
         out["input"] = d["reg"] + d["fanout"] * math.log2(copies) + 0.5 * d["level"]
     carry = d["level"] * (1 + u.acc_dtype.bits / 16)  # an adder: a level and its carry chain
@@ -230,7 +255,7 @@ def close_timing(pipeline, mhz: float, family: str):
             continue
         before = max(unit_paths(u, family).values())
         given = (u.tree_stages or u.out_stages or getattr(u, "input_copies", 0) or u.decoupled
-                 or getattr(u, "local_weights", 0))
+                 or getattr(u, "local_weights", 0) or getattr(u, "weight_register", 0))
         if not given:
             u = _stage(u, family, budget)
         after = unit_paths(u, family)
@@ -238,6 +263,7 @@ def close_timing(pipeline, mhz: float, family: str):
         plan.append({"layer": u.name, "tree_stages": u.tree_stages, "out_stages": u.out_stages,
                      "input_copies": getattr(u, "input_copies", 0), "decoupled": u.decoupled,
                      "local_weights": getattr(u, "local_weights", 0),
+                     "weight_register": getattr(u, "weight_register", 0),
                      "model_ns_before": before,
                      "model_ns": after[limit], "limit": limit, "meets": after[limit] <= budget,
                      "from_fold_file": bool(given)})
@@ -260,14 +286,19 @@ def _stage(u, family: str, budget: float):
             c *= 2
         if u.pe > 1:
             copies.append(u.pe)
-    locals_ = [0, 1] if _weight_fanout(u, family) > 1 else [0]
+    # lane-local registers for a shared soft-logic weight ROM, a register after a block RAM's
+    weight_knobs = [{}]
+    if _weight_fanout(u, family) > 1:
+        weight_knobs.append({"local_weights": 1})
+    if _weights_in_block_ram(u, family):
+        weight_knobs.append({"weight_register": 1})
     best = None
-    for c, lw in [(c, lw) for lw in locals_ for c in copies]:
+    for c, wk in [(c, wk) for wk in weight_knobs for c in copies]:
         for t in range(MAX_STAGES + 1):
-            cand = (u.replace(input_copies=c, tree_stages=t, local_weights=lw) if u.kind == "mvau"
+            cand = (u.replace(input_copies=c, tree_stages=t, **wk) if u.kind == "mvau"
                     else u.replace(tree_stages=t))
             paths = unit_paths(cand, family)
-            worst = max(paths.get("tree", 0), paths.get("input", 0))
+            worst = max(paths.get("tree", 0), paths.get("input", 0), paths.get("weights", 0))
             ff = (estimate_unit(cand, family) or {}).get("FF", 0)
             key = (worst > budget, ff if worst <= budget else worst)
             if best is None or key < best[0]:

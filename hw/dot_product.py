@@ -101,7 +101,7 @@ class DotProductDatapath:
                  weights: RomImage, thresholds: RomImage | None, folds: int, shared_inputs: bool,
                  name: str, ram_style: str, dot_name: str = "dot2", tree_stages: int = 0,
                  out_stages: int = 0, res_type: str = "auto", input_copies: int = 0,
-                 decoupled: bool = False, local_weights: bool = False):
+                 decoupled: bool = False, local_weights: bool = False, weight_register: bool = False):
         self.m, self.o = m, o
         self.pe, self.simd = pe, simd
         self.weight_dtype, self.in_dtype = weight_dtype, in_dtype
@@ -116,8 +116,9 @@ class DotProductDatapath:
         self.res_type = res_type
         self.input_copies = int(input_copies)
         self.local_weights = bool(local_weights)
-        #: clock edges the input copies add (one, when there are copies)
-        self.copy_delay = int(self.input_copies > 1 and shared_inputs)
+        self.weight_register = bool(weight_register) and weights.in_rom
+        #: clock edges the input copies or the weight register add (one, when there are)
+        self.copy_delay = int((self.input_copies > 1 and shared_inputs) or self.weight_register)
         if weights.lanes != pe * simd:
             raise ValueError(f"layer {name}: weight words of {weights.lanes} lanes for pe*simd = {pe * simd}")
         if thresholds is not None and thresholds.depth != folds:
@@ -156,9 +157,15 @@ class DotProductDatapath:
             rom = self.m.submodules.weights = ROM(img.width, img.depth, img.words(),
                                                   name=file_stem(self.name, "weights"),
                                                   ram_style=self.ram_style)
-            if self.copy_delay:  # the input copies' clock edge: read the word one edge later
+            if self.copy_delay and not self.weight_register:
+                # the input copies' clock edge: read the word one edge later
                 addr = delay_line(self.m, self.en, [addr], 1, "waddr")[0]
             self.m.d.comb += [rom.addr.eq(addr), rom.en.eq(self.en)]
+            if self.weight_register:  # the read word registered: the input word waits a clock
+                reg = Signal(img.width, name=f"{self.dot_name}_weight_reg")
+                with self.m.If(self.en):
+                    self.m.d.sync += reg.eq(rom.data)
+                return reg
             return rom.data
         return Const(img.words()[0], img.width)
 
@@ -195,7 +202,13 @@ class DotProductDatapath:
                 self.m.d.sync += [r.eq(x1) for r in regs]
             x_of_pe = [lanes(regs[p * copies // pe], simd, self.in_dtype.bits) for p in range(pe)]
             # (the weight ROM is read a clock later instead, :meth:`weight_word`: no register
-            # between a central weight word and the lanes)
+            # between a central weight word and the lanes; or, with the weight register, the
+            # word read on time and registered)
+        elif self.weight_register and self.shared_inputs:
+            xr = Signal(len(x1), name=f"{self.dot_name}_x_reg")  # waits with the weight word
+            with self.m.If(self.en):
+                self.m.d.sync += xr.eq(x1)
+            x_of_pe = [lanes(xr, simd, self.in_dtype.bits)] * pe
         else:
             x_of_pe = [xs] * pe
         ws = lanes(w1, pe * simd, self.weight_dtype.bits)

@@ -109,7 +109,8 @@ def add_decoupled_buffer(u, out: dict, family: str) -> dict:
         return out
     from ..resources import estimate_part
 
-    stages = u.tree_stages + u.out_stages + int(getattr(u, "input_copies", 0) > 1)
+    stages = u.tree_stages + u.out_stages + int(getattr(u, "input_copies", 0) > 1
+                                                or getattr(u, "weight_register", 0))
     e = estimate_part("fifo", {"width": u.out_stream.beat_bits, "depth": decoupled_buffer_depth(stages)}, family)
     fixed = out.setdefault("fixed", {})
     for k in ("LUT", "FF"):
@@ -151,7 +152,8 @@ def stage_flipflops(u: DotProductUnit, terms: int, term_bits: int, folds: int, w
     delayed weight word (``weight_bits``)."""
     pe = u.pe
     copies = getattr(u, "input_copies", 0)
-    copy = int(copies > 1)
+    wreg = getattr(u, "weight_register", 0)
+    copy = int(copies > 1 or wreg)
     ff = tree_register_bits(pe, terms, term_bits, u.tree_stages)
     flag_bits = 3 + max(0, (folds - 1).bit_length()) if folds > 1 else 3
     ff += (u.tree_stages + copy) * flag_bits
@@ -163,8 +165,12 @@ def stage_flipflops(u: DotProductUnit, terms: int, term_bits: int, folds: int, w
         else:
             ff += k * pe * u.acc_dtype.bits
         ff += k  # the output valid flag
-    if copy:
-        ff += copies * u.simd * u.in_dtype.bits + weight_bits
+    if copies > 1:
+        ff += copies * u.simd * u.in_dtype.bits + (0 if wreg else weight_bits)
+    elif wreg:
+        ff += u.simd * u.in_dtype.bits  # the input word's register
+    if wreg:
+        ff += pe * u.simd * u.weight_dtype.bits  # the weight word's register
     return ff
 
 

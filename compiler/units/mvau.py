@@ -29,7 +29,7 @@ MVAU_LATENCY = 4
 def latency(u) -> int:
     """:data:`MVAU_LATENCY` plus the registers ``tree_stages``, ``out_stages``, the input
     copies (``input_copies`` > 1: one) and the decoupled mode's output buffer add."""
-    return (MVAU_LATENCY + u.tree_stages + u.out_stages + int(u.input_copies > 1)
+    return (MVAU_LATENCY + u.tree_stages + u.out_stages + int(u.input_copies > 1 or u.weight_register)
             + DECOUPLED_LATENCY * bool(u.decoupled))
 
 
@@ -50,6 +50,9 @@ class MatrixVectorUnit(DotProductUnit):
     #: apart in synthesis, beside the lane that uses it (not one register per distinct column,
     #: each driving every lane with that column: the broadcast nextpnr found on TFC's fc0)
     local_weights: int = 0
+    #: 1: a register after the weight ROM's read (and one on the input word, to match): a block
+    #: RAM's clock-to-output (5.8 ns on ECP5 in nextpnr) then has a path of its own
+    weight_register: int = 0
     source: str = ""
 
     @property
@@ -94,6 +97,14 @@ class MatrixVectorUnit(DotProductUnit):
                             f"the input per PE (PE={self.pe}); 0 or 1 for none")
         if self.local_weights not in (0, 1):
             raise FoldError(f"layer {self.name}: local_weights is 0 or 1, got {self.local_weights!r}")
+        if self.weight_register not in (0, 1):
+            raise FoldError(f"layer {self.name}: weight_register is 0 or 1, got {self.weight_register!r}")
+        if self.weight_register and self.neuron_fold * self.synapse_fold == 1:
+            raise FoldError(f"layer {self.name}: weight_register needs a weight memory; with one weight "
+                            "word (PE*SIMD = all weights) the weights are constants")
+        if self.weight_register and self.local_weights:
+            raise FoldError(f"layer {self.name}: weight_register (a block RAM's read registered) and "
+                            "local_weights (a soft-logic ROM's bits registered per lane) exclude each other")
 
 
 # ----------------------------------------------------------------------------- reference
@@ -237,7 +248,7 @@ def features(u, family: str) -> dict:
     ff = {"const": 1, "x": simd * ib, "dot": pe * min(dot_bits, ab), "acc": pe * ab, "out": pe * ob,
           "mem": mem["mem_reg"], "ctr": ctr, "ram": mem["ram_bits"]}
     out = {"LUT": lut, "FF": ff, "exact": exact(mem, dsp), "memories": mem["maps"]}
-    if u.tree_stages or u.out_stages or u.input_copies > 1:
+    if u.tree_stages or u.out_stages or u.input_copies > 1 or u.weight_register:
         if u.binary:
             terms, bits = simd, 1
         elif operands != pe * simd or soft:  # signed-digit or partial-product terms
