@@ -145,13 +145,26 @@ class DotProductDatapath:
         if img.in_rom and self.local_weights:
             # the words as constants, read into one register per weight bit; the registers are
             # kept apart in synthesis (streamfold.compiler.synth.KEEP_COPIES: "fanout_copy" in
-            # the name), so each lane's weight comes from a register beside it
-            if self.copy_delay:
-                addr = delay_line(self.m, self.en, [addr], 1, "waddr")[0]
-            words = Array(Const(w, img.width) for w in img.words())
+            # the name), so each lane's weight comes from a register beside it. With input
+            # copies, the word address is copied too, one per group of PEs an input copy feeds
+            # (the address would otherwise reach every weight register of the unit)
+            pe, groups = self.pe, (self.input_copies if self.copy_delay and self.input_copies > 1 else 1)
+            if groups > 1:
+                addrs = [Signal.like(addr, name=f"{self.dot_name}_waddr_fanout_copy_{g}", attrs={"keep": 1})
+                         for g in range(groups)]
+                with self.m.If(self.en):
+                    self.m.d.sync += [a.eq(addr) for a in addrs]
+            else:
+                addrs = [delay_line(self.m, self.en, [addr], 1, "waddr")[0] if self.copy_delay else addr]
             reg = Signal(img.width, name=f"{self.dot_name}_weights_fanout_copy", attrs={"keep": 1})
-            with self.m.If(self.en):
-                self.m.d.sync += reg.eq(words[addr])
+            per_pe = img.width // pe
+            words = img.words()
+            for g in range(groups):
+                ps = [p for p in range(pe) if p * groups // pe == g]  # the PEs of copy g
+                lo, hi = ps[0] * per_pe, (ps[-1] + 1) * per_pe
+                part = Array(Const((w >> lo) & ((1 << (hi - lo)) - 1), hi - lo) for w in words)
+                with self.m.If(self.en):
+                    self.m.d.sync += reg[lo:hi].eq(part[addrs[g]])
             return reg
         if img.in_rom:
             rom = self.m.submodules.weights = ROM(img.width, img.depth, img.words(),

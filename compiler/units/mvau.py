@@ -264,6 +264,8 @@ def features(u, family: str) -> dict:
         varying = local_weight_bits(u)
         out.setdefault("fixed", {"FF": 0})
         out["fixed"]["FF"] = out["fixed"].get("FF", 0) + max(0, varying - regs)
+        if u.input_copies > 1:  # the word address copied per input copy (one was there already)
+            out["fixed"]["FF"] += (u.input_copies - 1) * clog2(NF * SF)
     return add_decoupled_buffer(u, out, family)
 
 
