@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     from streamfold.compiler.model import CompiledModel
     from streamfold.compiler.resources import estimate_pipeline
     from streamfold.compiler.search import FoldSearchError
-    from streamfold.compiler.synth import synth_build
+    from streamfold.compiler.synth import SynthError, synth_build
 
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +128,16 @@ def main(argv=None) -> int:
                 print(f"[{tag}] compiled in {t_compile:.1f} s: {report['totals']['expected_cycles_per_frame']} "
                       f"cycles/frame; synthesising ...", flush=True)
                 t0 = time.monotonic()
-                doc = synth_build(bdir, board=board, timeout=a.timeout * 60, jobs=a.jobs)
+                try:
+                    doc = synth_build(bdir, board=board, timeout=a.timeout * 60, jobs=a.jobs)
+                except SynthError as e:  # past the limit even unit by unit: say so and go on
+                    print(f"[{tag}] synthesis did not finish: {e}", flush=True)
+                    rows = [r for r in rows if (r["model"], r["board"], r["fold"]) != (model, board, fold)]
+                    rows.append({"model": model, "board": board, "fold": fold,
+                                 "cycles_per_frame": report["totals"]["expected_cycles_per_frame"],
+                                 "unfinished": f"{e} (limit {a.timeout:g} min a run)"})
+                    out.write_text(json.dumps(rows, indent=1) + "\n")
+                    continue
                 t_synth = time.monotonic() - t0
                 cmp = doc["comparison"]
                 pipeline = CompiledModel.load(bdir).pipeline
@@ -172,6 +181,10 @@ def markdown_table(rows: list) -> str:
         if "refused" in r:
             lines.append(f"| {r['model']} | {r['board']} | does not fit: {r['refused']} | | | | | | |")
             continue
+        if "unfinished" in r:
+            lines.append(f"| {r['model']} | {r['board']} | {r['cycles_per_frame']:,} | synthesis did not "
+                         f"finish: {r['unfinished']} | | | | | |")
+            continue
         c = r["comparison"]
         lut = c["LUT_TOTAL"]["synth"] / load_board(r["board"]).resources["LUT"]
         how = "" if r.get("synth_from", "whole design") == "whole design" else " (unit by unit)"
@@ -210,7 +223,7 @@ def fit_in_context(rows: list, models: list, mb_models: list) -> None:
     cal = json.loads(R.CALIBRATION_FILE.read_text())
     cal.setdefault("in_context", {})
     for fam in sorted({r["family"] for r in rows if "family" in r}):
-        fr = [r for r in rows if r["family"] == fam and "parts_lut" in r and r.get("soft_lut")]
+        fr = [r for r in rows if "parts_lut" in r and r["family"] == fam and r.get("soft_lut")]
         entry, fitted = {}, []
         binary = [r for r in fr if r["model"] in models and not r.get("multibit_lut")]
         ratios = [(r["synth_lut"] - (r["parts_lut"] - r["soft_lut"])) / r["soft_lut"] for r in binary]
