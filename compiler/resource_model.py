@@ -98,6 +98,12 @@ def map_memory(m: MemSpec, family: str) -> dict:
     check_family(family)
     lib = _FAMILY_LIB[family]
     D, W = max(1, int(m.depth)), max(1, int(m.width))
+    if m.kind == "rom" and m.image is not None:
+        # Yosys' opt_mem drops the data bits of a ROM that are constant over its words (0 or 1)
+        # before mapping: CNV's threshold ROMs have a few
+        img = np.asarray(m.image() if callable(m.image) else m.image, dtype=np.uint8)
+        if img.size:
+            W = max(1, int((img.min(axis=0) != img.max(axis=0)).sum()))
     style = (m.style or "auto").lower()
     cands = []  # (cost, order, result)
     logic_ok = style in ("auto", "logic", "registers", "distributed")
@@ -131,8 +137,8 @@ def map_memory(m: MemSpec, family: str) -> dict:
                 c = cost * repl + _FACTOR_MUX * (mult_a - 1) * W
                 if mult_a > 1 and m.kind != "rom":
                     c += _FACTOR_DEMUX * mult_a
-                if m.kind != "rom":
-                    c += lib["bram_emu"] * _FACTOR_EMU
+                # emulation: a written memory's (see _EMU_LUTRAM), a ROM's read port options (1)
+                c += (lib["bram_emu"] if m.kind != "rom" else 1) * _FACTOR_EMU
                 cands.append((c, {"map": "bram", "BRAM": repl * units, "LUTRAM": 0, "URAM": 0,
                                   "config": f"{name} {depth_u}x{u} x{repl}", "cost": c}))
                 if m.kind == "rom" and mult_a > 1:
