@@ -180,8 +180,12 @@ def _weights_in_block_ram(u, family: str) -> bool:
 
 def _weight_fanout(u, family: str) -> float:
     """Lanes one weight register feeds on average: varying weight bits over the registers of
-    distinct columns, for a weight ROM Yosys puts in soft logic without ``local_weights``; else 1."""
-    if u.kind != "mvau" or getattr(u, "local_weights", 0):
+    distinct columns, for a binary layer's weight ROM that Yosys puts in soft logic without
+    ``local_weights``; else 1."""
+    if u.kind != "mvau" or getattr(u, "local_weights", 0) or not u.binary:
+        # multi-bit few-word products fold the ROM into their logic (resources: ``wfun``), with
+        # no weight register to copy; registers per weight bit there cost more LUTs than they
+        # save (the demo's conv1: +4,500 LUTs, no faster); measured on binary layers only
         return 1.0
     from .resource_model import mem_features, rom_columns
     from .rom_images import mvau_weight_image
