@@ -135,7 +135,8 @@ def main(argv=None) -> int:
                     rows = [r for r in rows if (r["model"], r["board"], r["fold"]) != (model, board, fold)]
                     rows.append({"model": model, "board": board, "fold": fold,
                                  "cycles_per_frame": report["totals"]["expected_cycles_per_frame"],
-                                 "unfinished": f"{e} (limit {a.timeout:g} min a run)"})
+                                 "unfinished": f"{str(e).split(' (the first')[0]} "
+                                               f"(after the whole design ran past it too)"})
                     out.write_text(json.dumps(rows, indent=1) + "\n")
                     continue
                 t_synth = time.monotonic() - t0
@@ -177,6 +178,9 @@ def markdown_table(rows: list) -> str:
         return f"{c['synth']:,} (est {c['estimate']:,}, {_pct(c['error'])})"
     lines = ["| model | board | cycles/frame | LUT | FF | BRAM | DSP | LUT of board | Yosys |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    order = [Path(m).stem if m.endswith(".onnx") else m for m in SWEEP]
+    rows = sorted(rows, key=lambda r: (order.index(r["model"]) if r["model"] in order else len(order),
+                                       r["model"], r["board"] != "pynq-z1"))
     for r in rows:
         if "refused" in r:
             lines.append(f"| {r['model']} | {r['board']} | does not fit: {r['refused']} | | | | | | |")
