@@ -168,8 +168,9 @@ def _run(cmd: list[str], cwd: Path, timeout: float, what: str) -> subprocess.Com
     try:
         p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise SynthTimeout(f"{what} took longer than {timeout:.0f} s (the first YoWASP run compiles "
-                         "for about a minute; try again or raise the timeout)") from None
+        raise SynthTimeout(f"{what} took longer than {timeout:.0f} s: raise the limit (--timeout) or "
+                           "fold the design further (a very first YoWASP run also spends about a "
+                           "minute compiling the tool)") from None
     if p.returncode < 0:  # killed by a signal: nothing of its own to say
         try:
             sig = signal.Signals(-p.returncode).name
