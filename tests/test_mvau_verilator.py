@@ -97,31 +97,37 @@ def test_mvau_products_in_soft_logic(seed, knobs):
     assert full["measure"].ii == unit_cycles(unit)
 
 
+def _latencies(units, rng, seed, frames=3):
+    """Per unit, at full rate in Verilator: (measured latency, the schedule's latency), after
+    checking the measured cycles per frame against the cost model."""
+    from streamfold.compiler.fifo_sizing import unit_timeline
+    from streamfold.sim.run import measure
+
+    out = []
+    for u in units:
+        r = check_pipeline(DataflowGraph([u], [2, 2]), frames=frames, rng=rng, p_gap=0.0, p_stall=0.0, seed=seed)
+        m = measure(r["result"])
+        assert m.ii == unit_cycles(u)
+        reads, outs = unit_timeline(u, np.zeros(frames * u.in_stream.beats_per_frame, dtype=np.int64), frames)
+        out.append((m.latency, int(outs[u.out_stream.beats_per_frame - 1] - reads[0])))
+    return out
+
+
 @pytest.mark.parametrize("seed,knobs,tree,out,copies,decoupled",
                          [c + (0, 0) for c in STAGED] + [c + (0,) for c in COPIES] + [c + (1,) for c in DECOUPLED],
                          ids=[f"stages{c[0]}" for c in STAGED + COPIES] + [f"decoupled{c[0]}" for c in DECOUPLED])
 def test_mvau_register_stages(seed, knobs, tree, out, copies, decoupled):
     """Bit-exact under gaps and back-pressure with the stages in; at full rate the same cycles
     per frame, and the latency grows by exactly the registers added, as the schedule predicts."""
-    from streamfold.compiler.fifo_sizing import unit_timeline
-    from streamfold.sim.run import measure
+    from streamfold.compiler.units.dot_product import DECOUPLED_LATENCY
 
     rng = np.random.default_rng(seed)
     plain = random_mvau(rng, **knobs)
     staged = plain.replace(tree_stages=tree, out_stages=out, input_copies=copies, decoupled=decoupled)
     check_pipeline(DataflowGraph([staged], [2, 2]), frames=5, rng=rng, seed=seed)
-    lat = {}
-    for u in (plain, staged):
-        r = check_pipeline(DataflowGraph([u], [2, 2]), frames=4, rng=rng, p_gap=0.0, p_stall=0.0, seed=seed)
-        m = measure(r["result"])
-        assert m.ii == unit_cycles(u)
-        n_in = u.in_stream.beats_per_frame
-        reads, outs = unit_timeline(u, np.zeros(4 * n_in, dtype=np.int64), 4)
-        lat[u is staged] = (m.latency, int(outs[u.out_stream.beats_per_frame - 1] - reads[0]))
-    from streamfold.compiler.units.dot_product import DECOUPLED_LATENCY
+    (m0, s0), (m1, s1) = _latencies([plain, staged], rng, seed, frames=4)
     extra = tree + out + (copies > 1) + DECOUPLED_LATENCY * decoupled
-    assert lat[True][0] - lat[False][0] == extra
-    assert lat[True][1] - lat[False][1] == extra
+    assert m1 - m0 == extra and s1 - s0 == extra
 
 
 #: narrow-range types (Brevitas' default weights: INT2N is -1..1): the products keep only the
@@ -169,20 +175,14 @@ def test_mvau_local_weight_registers(seed, knobs, tree, copies, decoupled):
     """Bit-exact under gaps and back-pressure; the same cycles per frame and latency as the ROM
     read it replaces (one register either way)."""
     from streamfold.compiler.rom_images import mvau_weight_image
-    from streamfold.sim.run import measure
 
     rng = np.random.default_rng(seed)
     base = random_mvau(rng, **knobs).replace(tree_stages=tree, input_copies=copies, decoupled=decoupled)
     assert mvau_weight_image(base).in_rom and mvau_weight_image(base).depth > 1
     local = base.replace(local_weights=1)
     check_pipeline(DataflowGraph([local], [2, 2]), frames=5, rng=rng, seed=seed)
-    lat = []
-    for u in (base, local):
-        r = check_pipeline(DataflowGraph([u], [2, 2]), frames=3, rng=rng, p_gap=0.0, p_stall=0.0, seed=seed)
-        m = measure(r["result"])
-        assert m.ii == unit_cycles(u)
-        lat.append(m.latency)
-    assert lat[0] == lat[1]
+    (m0, s0), (m1, s1) = _latencies([base, local], rng, seed)
+    assert m1 == m0 and s1 == s0
 
 
 #: a register after the weight memory's read, the input word delayed to match (``weight_register``),
@@ -199,20 +199,10 @@ WEIGHT_REGISTER = [
 def test_mvau_weight_register(seed, knobs, tree, copies, decoupled):
     """Bit-exact under gaps and back-pressure; the same cycles per frame; one clock edge more
     latency than without (none more when input copies already add theirs), as the schedule says."""
-    from streamfold.compiler.fifo_sizing import unit_timeline
-    from streamfold.sim.run import measure
-
     rng = np.random.default_rng(seed)
     base = random_mvau(rng, **knobs).replace(tree_stages=tree, input_copies=copies, decoupled=decoupled)
     reg = base.replace(weight_register=1)
     check_pipeline(DataflowGraph([reg], [2, 2]), frames=5, rng=rng, seed=seed)
-    lat = []
-    for u in (base, reg):
-        r = check_pipeline(DataflowGraph([u], [2, 2]), frames=3, rng=rng, p_gap=0.0, p_stall=0.0, seed=seed)
-        m = measure(r["result"])
-        assert m.ii == unit_cycles(u)
-        n_in = u.in_stream.beats_per_frame
-        reads, outs = unit_timeline(u, np.zeros(3 * n_in, dtype=np.int64), 3)
-        lat.append((m.latency, int(outs[u.out_stream.beats_per_frame - 1] - reads[0])))
+    (m0, s0), (m1, s1) = _latencies([base, reg], rng, seed)
     extra = 0 if copies > 1 else 1
-    assert lat[1][0] - lat[0][0] == extra and lat[1][1] - lat[0][1] == extra
+    assert m1 - m0 == extra and s1 - s0 == extra
