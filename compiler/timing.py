@@ -167,37 +167,35 @@ def enable_path_ns(flipflops: int, family: str) -> float:
     return d["reg"] + 2 * d["level"] + d["enable"] * max(0.0, math.log2(max(1.0, flipflops / 8)))
 
 
-def _weights_in_block_ram(u, family: str) -> bool:
-    """Whether the unit's weight memory maps to block RAM on ``family``."""
+def _weights_where(u, family: str) -> str | None:
+    """Where Yosys puts a matrix-vector unit's weight memory on ``family`` (``logic``,
+    ``lutram``, ``bram``...); None for other units and for weights without a memory."""
     if u.kind != "mvau":
-        return False
+        return None
     from .resource_model import mem_features
     from .units.mvau import memories
 
-    where = mem_features([m for m in memories(u) if m.name == "weights"], family)["where"]
-    return where.get("weights") == "bram"
+    return mem_features([m for m in memories(u) if m.name == "weights"], family)["where"].get("weights")
+
+
+def _weights_in_block_ram(u, family: str) -> bool:
+    return _weights_where(u, family) == "bram"
 
 
 def _weight_fanout(u, family: str) -> float:
     """Lanes one weight register feeds on average: varying weight bits over the registers of
     distinct columns, for a binary layer's weight ROM that Yosys puts in soft logic without
     ``local_weights``; else 1."""
-    if u.kind != "mvau" or getattr(u, "local_weights", 0) or not u.binary:
+    if u.kind != "mvau" or u.local_weights or not u.binary or _weights_where(u, family) != "logic":
         # multi-bit few-word products fold the ROM into their logic (resources: ``wfun``), with
         # no weight register to copy; registers per weight bit there cost more LUTs than they
         # save (the demo's conv1: +4,500 LUTs, no faster); measured on binary layers only
         return 1.0
-    from .resource_model import mem_features, rom_columns
+    from .resource_model import rom_columns
     from .rom_images import mvau_weight_image
-    from .units.mvau import local_weight_bits, memories
+    from .units.mvau import local_weight_bits
 
-    img = mvau_weight_image(u)
-    if not img.in_rom:
-        return 1.0
-    where = mem_features([m for m in memories(u) if m.name == "weights"], family)["where"]
-    if where.get("weights") != "logic":
-        return 1.0
-    regs, _ = rom_columns(img.bit_matrix())
+    regs, _ = rom_columns(mvau_weight_image(u).bit_matrix())
     return local_weight_bits(u) / max(1, regs)
 
 

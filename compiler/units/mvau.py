@@ -227,7 +227,7 @@ def features(u, family: str) -> dict:
             # (hw/elements.partial_products), whether or not Yosys would have taken DSP blocks
             soft = pe * simd * wd.bits * xd.bits
         else:
-            per = dsp_product(wd, xd, family) if u.res_type != "lut" else 0
+            per = dsp_product(wd, xd, family)
             if per:
                 dsp = pe * simd * per
             elif wd.bits + xd.bits <= LUT_K[family]:
