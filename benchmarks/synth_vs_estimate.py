@@ -70,6 +70,9 @@ def main(argv=None) -> int:
                     help="utilisation ceiling of board folds (default: 80%%, or the sweep's own, SWEEP_CEILING)")
     ap.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (unit-by-unit fallback)")
     ap.add_argument("--reuse", action="store_true", help="use builds already in --workdir")
+    ap.add_argument("--verify-fit", action="store_true",
+                    help="board folds through `compile --verify-fit`: Yosys confirms the design is under "
+                         "the ceiling (its rounds go to the row); cached synthesis makes a re-run quick")
     ap.add_argument("--table", action="store_true",
                     help="print the rows stored in --out as a Markdown table and stop")
     ap.add_argument("--fit-in-context", action="store_true",
@@ -85,6 +88,7 @@ def main(argv=None) -> int:
     from streamfold.compiler.resources import estimate_pipeline
     from streamfold.compiler.search import FoldSearchError
     from streamfold.compiler.synth import SynthError, synth_build
+    from streamfold.compiler.verify_fit import FitError, compile_verified
 
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -117,8 +121,11 @@ def main(argv=None) -> int:
                     report = json.loads((bdir / "report.json").read_text())
                 else:
                     try:
-                        cm, report = compile_model(onnx, bdir, **kw)
-                    except FoldSearchError as e:  # does not fit: say so and go on
+                        if a.verify_fit and fold == "board":
+                            cm, report = compile_verified(onnx, bdir, kw.pop("board"), jobs=a.jobs, **kw)
+                        else:
+                            cm, report = compile_model(onnx, bdir, **kw)
+                    except (FoldSearchError, FitError) as e:  # does not fit: say so and go on
                         print(f"[{tag}] does not fit: {e}", flush=True)
                         rows = [r for r in rows if (r["model"], r["board"], r["fold"]) != (model, board, fold)]
                         rows.append({"model": model, "board": board, "fold": fold, "refused": str(e)})
@@ -154,6 +161,10 @@ def main(argv=None) -> int:
                        "comparison": {k: cmp[k] for k in CLASSES}}
                 if ceiling:
                     row["ceiling"] = ceiling
+                if report.get("fit_check"):
+                    fc = report["fit_check"]
+                    row["fit_check"] = {"fits": fc["fits"], "rounds": len(fc["rounds"]),
+                                        "utilisation": fc["rounds"][-1]["utilisation"]}
                 rows = [r for r in rows if (r["model"], r["board"], r["fold"]) != (model, board, fold)]
                 row["synth_from"] = doc["total"].get("from", "whole design")
                 rows.append(row)
@@ -194,6 +205,9 @@ def markdown_table(rows: list) -> str:
         how = "" if r.get("synth_from", "whole design") == "whole design" else " (unit by unit)"
         if r.get("ceiling"):
             how += f", fold under a {r['ceiling']:.0%} ceiling"
+        if r.get("fit_check"):
+            n = r["fit_check"]["rounds"]
+            how += f", --verify-fit: fits ({n} round{'s' * (n > 1)})"
         lines.append(f"| {r['model']} | {r['board']} | {r['cycles_per_frame']:,} | {cell(c['LUT_TOTAL'])} | "
                      f"{cell(c['FF'])} | {cell(c['BRAM'])} | {cell(c['DSP'])} | {lut:.1%} | "
                      f"{r.get('yosys_s', r['synth_s']):.0f} s{how} |")
