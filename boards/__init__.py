@@ -65,6 +65,8 @@ class Board:
     synth: str
     source: str
     nextpnr: dict | None = field(default=None, compare=False)
+    #: share of the LUTs a design may fill and still route in nextpnr (measured; None: no limit known)
+    routable_lut: float | None = field(default=None, compare=False)
 
     @property
     def resources(self) -> dict:

@@ -70,6 +70,23 @@ def ceiling_of(ceiling, res: str) -> float:
     return float(ceiling)
 
 
+def board_ceiling(ceiling, board) -> float | dict:
+    """``ceiling`` with ``board``'s routing limit on LUTs (``routable_lut`` in boards.json, where
+    measured): above it nextpnr's router does not converge however deep the logic, so a board fold
+    keeps its LUTs under it whatever the ceiling of the other resources."""
+    lim = getattr(board, "routable_lut", None)
+    if not lim or ceiling_of(ceiling, "LUT") <= lim:
+        return ceiling
+    out = {k: ceiling_of(ceiling, k) for k in CLASSES}
+    out["LUT"] = float(lim)
+    return out
+
+
+def _routing_note(board, res: str) -> str:
+    lim = getattr(board, "routable_lut", None)
+    return f", the most {board.name} routes" if res == "LUT" and lim else ""
+
+
 def _describe(ceiling) -> str:
     if not isinstance(ceiling, dict):
         return f"{ceiling:.0%}"
@@ -199,7 +216,9 @@ def _heaviest(space: _Space, choice: list[int], res: str) -> str:
 def fold_for_board(pipeline: DataflowGraph, board, ceiling: float | dict = DEFAULT_CEILING,
                    log=None) -> SearchResult:
     """Highest throughput that fits ``board`` with every resource under ``ceiling`` (a fraction,
-    or a dict of fractions per resource)."""
+    or a dict of fractions per resource; LUTs also under the board's routing limit,
+    :func:`board_ceiling`)."""
+    ceiling = board_ceiling(ceiling, board)
     space = _Space(pipeline, board)
     choice = [0] * len(space.units)  # slowest = cheapest option of each unit
     _, st = space.state(choice)
@@ -207,8 +226,8 @@ def fold_for_board(pipeline: DataflowGraph, board, ceiling: float | dict = DEFAU
     if not ok:
         raise FoldSearchError(
             f"nothing fits {board.name}: even the most folded design needs {st.resources[res]:,} {res} "
-            f"(ceiling {ceiling_of(ceiling, res):.0%} of {space.cap[res]:,}); layer {_heaviest(space, choice, res)} uses "
-            f"the most; pick a larger board or raise --ceiling")
+            f"(ceiling {ceiling_of(ceiling, res):.0%} of {space.cap[res]:,}{_routing_note(board, res)}); layer "
+            f"{_heaviest(space, choice, res)} uses the most; pick a larger board or raise --ceiling")
     visited = [st]
     while True:
         _, cyc, _ = space.unit_figures(choice)
@@ -256,6 +275,7 @@ def fold_for_fps(pipeline: DataflowGraph, fps: float, clock_mhz: float, board=No
     from streamfold.boards import load_board
 
     b = board or load_board("pynq-z1")  # resources need a family; pynq-z1 weighs them when no board
+    ceiling = board_ceiling(ceiling, b)
     space = _Space(pipeline, b)
     budget = int(clock_mhz * 1e6 // fps)
     if budget < 1:
@@ -299,5 +319,5 @@ def fold_for_fps(pipeline: DataflowGraph, fps: float, clock_mhz: float, board=No
         if not fits:
             raise FoldSearchError(
                 f"{fps:,.0f} frames/s needs {st.resources[res]:,} {res} on {b.name}, over the {ceiling_of(ceiling, res):.0%} "
-                f"ceiling of {space.cap[res]:,}; layer {_heaviest(space, choice, res)} uses the most")
+                f"ceiling of {space.cap[res]:,}{_routing_note(b, res)}; layer {_heaviest(space, choice, res)} uses the most")
     return SearchResult(pipe, st, visited, f"{fps:,.0f} frames/s at {clock_mhz:g} MHz")

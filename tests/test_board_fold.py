@@ -85,6 +85,24 @@ def test_models_fold_for_the_largest_board(name, qonnx_model):
     assert res.chosen.cycles <= min(s.cycles for s in res.visited)
 
 
+def test_an_ecp5_board_fold_keeps_its_luts_where_nextpnr_routes(qonnx_model):
+    """CNV-W1A1's 80% fold on the ULX3S-85F did not route (nextpnr: 222,000 overused wires after
+    27,000 router iterations at 70% of the LUTs); the board's routing limit holds the LUTs
+    under it while BRAM may still go to 80%."""
+    from streamfold.compiler.search import board_ceiling
+
+    board = load_board("ulx3s-85f")
+    lim = board.routable_lut
+    assert 0.4 < lim < 0.8
+    assert board_ceiling(0.8, board) == {"LUT": lim, "FF": 0.8, "BRAM": 0.8, "URAM": 0.8, "DSP": 0.8}
+    assert board_ceiling(0.5, board) == 0.5  # a lower ceiling already routes
+    assert load_board("pynq-z1").routable_lut is None and board_ceiling(0.8, load_board("pynq-z1")) == 0.8
+    cm = lower_file(qonnx_model("cnv_1w1a"))
+    res = fold_for_board(cm.pipeline, board)
+    assert res.chosen.resources["LUT"] <= lim * board.lut
+    assert res.chosen.resources["BRAM"] > lim * board.bram  # the other resources keep their ceiling
+
+
 def test_verify_fit_tightens_only_the_resource_over():
     from streamfold.compiler.verify_fit import MARGIN, tightened
     lims = {"LUT": 0.8, "FF": 0.8, "BRAM": 0.8, "URAM": 0.8, "DSP": 0.8}
