@@ -122,13 +122,21 @@ def main(argv=None) -> int:
                 else:
                     try:
                         if a.verify_fit and fold == "board":
-                            cm, report = compile_verified(onnx, bdir, kw.pop("board"), jobs=a.jobs, **kw)
+                            cm, report = compile_verified(onnx, bdir, kw.pop("board"), jobs=a.jobs,
+                                                          synth_timeout=a.timeout * 60, **kw)
                         else:
                             cm, report = compile_model(onnx, bdir, **kw)
                     except (FoldSearchError, FitError) as e:  # does not fit: say so and go on
                         print(f"[{tag}] does not fit: {e}", flush=True)
                         rows = [r for r in rows if (r["model"], r["board"], r["fold"]) != (model, board, fold)]
                         rows.append({"model": model, "board": board, "fold": fold, "refused": str(e)})
+                        out.write_text(json.dumps(rows, indent=1) + "\n")
+                        continue
+                    except SynthError as e:  # --verify-fit's synthesis past the limit even unit by unit
+                        print(f"[{tag}] synthesis did not finish: {e}", flush=True)
+                        rows = [r for r in rows if (r["model"], r["board"], r["fold"]) != (model, board, fold)]
+                        rows.append({"model": model, "board": board, "fold": fold,
+                                     "unfinished": f"{str(e).split(' (the first')[0]} (--verify-fit)"})
                         out.write_text(json.dumps(rows, indent=1) + "\n")
                         continue
                 t_compile = time.monotonic() - t0
@@ -197,7 +205,8 @@ def markdown_table(rows: list) -> str:
             lines.append(f"| {r['model']} | {r['board']} | does not fit: {r['refused']} | | | | | | |")
             continue
         if "unfinished" in r:
-            lines.append(f"| {r['model']} | {r['board']} | {r['cycles_per_frame']:,} | synthesis did not "
+            cyc = f"{r['cycles_per_frame']:,}" if "cycles_per_frame" in r else "-"
+            lines.append(f"| {r['model']} | {r['board']} | {cyc} | synthesis did not "
                          f"finish: {r['unfinished']} | | | | | |")
             continue
         c = r["comparison"]

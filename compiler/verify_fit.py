@@ -41,10 +41,10 @@ def tightened(ceiling: dict, over: dict, estimated: dict, measured: dict) -> dic
 
 
 def compile_verified(model_path, out_dir, board, *, ceiling: float | None = None, log=None, jobs: int = 2,
-                     **compile_kw):
+                     synth_timeout: float = 1800, **compile_kw):
     """Fold for ``board``, synthesise, tighten and fold again until Yosys confirms every resource is
-    under ``ceiling`` (default 0.8). Returns ``(cm, report)`` of the design that fits; its report
-    has ``fit_check``."""
+    under ``ceiling`` (default 0.8); ``synth_timeout``: seconds per Yosys run. Returns
+    ``(cm, report)`` of the design that fits; its report has ``fit_check``."""
     from streamfold.boards import load_board
 
     from pathlib import Path
@@ -62,7 +62,7 @@ def compile_verified(model_path, out_dir, board, *, ceiling: float | None = None
         if log:
             log(f"fit check, round {r}: synthesising the chosen design with Yosys ({b.family})")
         t0 = time.monotonic()
-        syn = synth_build(out_dir, board=b.name, jobs=jobs, log=log)
+        syn = synth_build(out_dir, board=b.name, jobs=jobs, log=log, timeout=synth_timeout)
         est = _used(report["resources"]["total"])
         got = _used(syn["total"]["resources"])
         util = {k: round(got[k] / b.resources[k], 4) for k in CLASSES if b.resources.get(k)}
