@@ -121,6 +121,10 @@ MVAU_SWEEP = [
     (16, 32, 4, 4, "INT8N", "UINT8", 63, "auto", 0.0, "affine"),
     (64, 64, 4, 8, "INT4N", "UINT4", 15, "auto", 0.25, "affine"),
     (64, 128, 2, 16, "INT4N", "UINT4", 15, "lut", 0.25, "affine"),
+    # the foldings the board search gives those layers: one PE, wide SIMD, products in soft logic
+    (32, 64, 1, 32, "INT8N", "UINT8", 255, "lut", 0.0, "affine"),
+    (32, 8, 1, 4, "INT8N", "UINT8", 255, "lut", 0.0, "affine"),
+    (64, 32, 4, 8, "INT8N", "UINT8", 0, "lut"),
 ]
 # smaller sweeps for the families tested less often
 SMALL = [0, 1, 4, 5, 6, 9, 10, 13, 14, 17, 18, 21, 23, 25, 27, 29]
