@@ -125,6 +125,10 @@ MVAU_SWEEP = [
     (32, 64, 1, 32, "INT8N", "UINT8", 255, "lut", 0.0, "affine"),
     (32, 8, 1, 4, "INT8N", "UINT8", 255, "lut", 0.0, "affine"),
     (64, 32, 4, 8, "INT8N", "UINT8", 0, "lut"),
+    # four-word weight ROMs folded into 4-bit products (a 6-input function: LUT6 on xc7, more
+    # than one LUT4 on ECP5): the W4A4 MLP's folds under the ULX3S' routing limit
+    (32, 64, 8, 64, "INT4N", "UINT4", 15, "lut"),
+    (16, 32, 4, 32, "INT4N", "UINT4", 15, "lut"),
 ]
 # smaller sweeps for the families tested less often
 SMALL = [0, 1, 4, 5, 6, 9, 10, 13, 14, 17, 18, 21, 23, 25, 27, 29]
