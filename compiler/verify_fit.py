@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 
 from .errors import StreamfoldError
-from .search import CLASSES, DEFAULT_CEILING, _used
+from .search import CLASSES, DEFAULT_CEILING, _used, board_ceiling, ceiling_of
 
 #: rounds of fold -> synthesise -> tighten before giving up
 MAX_ROUNDS = 4
@@ -55,7 +55,10 @@ def compile_verified(model_path, out_dir, board, *, ceiling: float | None = None
 
     b = load_board(board) if isinstance(board, str) else board
     base = DEFAULT_CEILING if ceiling is None else float(ceiling)
-    lims = {k: base for k in CLASSES}
+    # the ceiling of each resource, LUTs also under the board's routing limit: synthesis must
+    # confirm the same limits the fold was chosen under
+    limit = {k: ceiling_of(board_ceiling(base, b), k) for k in CLASSES}
+    lims = dict(limit)
     rounds = []
     for r in range(1, MAX_ROUNDS + 1):
         cm, report = compile_model(model_path, out_dir, board=b, ceiling=dict(lims), log=log, **compile_kw)
@@ -66,7 +69,7 @@ def compile_verified(model_path, out_dir, board, *, ceiling: float | None = None
         est = _used(report["resources"]["total"])
         got = _used(syn["total"]["resources"])
         util = {k: round(got[k] / b.resources[k], 4) for k in CLASSES if b.resources.get(k)}
-        over = {k: u for k, u in util.items() if u > base}
+        over = {k: u for k, u in util.items() if u > limit.get(k, base)}
         rounds.append({"round": r, "ceiling": {k: round(v, 4) for k, v in lims.items()},
                        "cycles_per_frame": report["totals"]["expected_cycles_per_frame"],
                        "estimate": est, "yosys": got, "utilisation": util, "over": sorted(over),
@@ -74,9 +77,10 @@ def compile_verified(model_path, out_dir, board, *, ceiling: float | None = None
         if log:
             log(f"fit check, round {r}: " + ", ".join(
                 f"{k} {got[k]:,} (estimate {est[k]:,}, {util[k]:.1%})" for k in util if got[k] or est[k])
-                + ("" if not over else f"; over the {base:.0%} ceiling: {', '.join(sorted(over))}"))
+                + ("" if not over else "; over the ceiling: " + ", ".join(f"{k} (limit {limit[k]:.0%})"
+                                                                    for k in sorted(over))))
         if not over:
-            report["fit_check"] = {"ceiling": base, "fits": True, "rounds": rounds,
+            report["fit_check"] = {"ceiling": base, "limits": limit, "fits": True, "rounds": rounds,
                                    "tool": syn.get("tool", "yosys")}
             (Path(out_dir) / "report.json").write_text(dumps(report))
             return cm, report
@@ -85,6 +89,6 @@ def compile_verified(model_path, out_dir, board, *, ceiling: float | None = None
     worst = max(last["over"], key=lambda k: last["utilisation"][k])
     raise FitError(
         f"{b.name}: after {MAX_ROUNDS} rounds of folding and synthesis the design still needs "
-        f"{last['yosys'][worst]:,} {worst} in Yosys ({last['utilisation'][worst]:.1%}, over the {base:.0%} "
+        f"{last['yosys'][worst]:,} {worst} in Yosys ({last['utilisation'][worst]:.1%}, over the {limit[worst]:.0%} "
         f"ceiling; estimate {last['estimate'][worst]:,}); fold with a lower --ceiling, pick a larger "
         f"board, or pass --fold with a more folded design")
