@@ -191,6 +191,7 @@ def features(u, family: str) -> dict:
     ctr = clog2(NF) * 3 + clog2(SF) + clog2(NF * SF)
     dsp = 0
     pop = neg = mul = lmul = tree = wfun = soft = 0
+    wide = False
     operands = pe * simd  # terms into the adder trees
     popc = 0
     if u.binary and NF * SF == 1:  # constant weights: the XNORs fold into the popcount's inputs
@@ -219,6 +220,9 @@ def features(u, family: str) -> dict:
             words = wd.decode(mvau_weight_image(u).codes)
             operands = int((words != 0).any(axis=0).sum())
             wfun = product_columns(words, xd, pbits)
+            # past the LUT's inputs (ECP5: an address bit and 4-bit inputs) a product bit takes
+            # several LUTs: priced apart
+            wide = clog2(NF * SF) + xd.bits > LUT_K[family]
         elif wd.bipolar or xd.bipolar:
             other = xd if wd.bipolar else wd
             neg = pe * simd * (other.bits + 1)
@@ -244,7 +248,8 @@ def features(u, family: str) -> dict:
            # weights in soft logic: the ROM outputs feed the products directly
            "wlogic": pe * simd * wd.bits * (mem["where"].get("weights") == "logic") * (not wfun),
            # few-word products of signed inputs: sign extension into the tree costs more
-           "wfun": wfun * (not xd.signed), "wfuns": wfun * xd.signed, "soft": soft}
+           "wfun": wfun * (not xd.signed) * (not wide), "wfuns": wfun * xd.signed * (not wide),
+           "wfunw": wfun * wide, "soft": soft}
     ff = {"const": 1, "x": simd * ib, "dot": pe * min(dot_bits, ab), "acc": pe * ab, "out": pe * ob,
           "mem": mem["mem_reg"], "ctr": ctr, "ram": mem["ram_bits"]}
     out = {"LUT": lut, "FF": ff, "exact": exact(mem, dsp), "memories": mem["maps"]}
@@ -275,12 +280,12 @@ KIND = UnitKind(
     timeline=timeline, latest=latest, paced=True, memories=memories, features=features,
     feature_names={"LUT": ["const", "pop", "popc", "neg", "mul", "tree", "acc", "cmp", "rom", "xmux", "ctr",
                            "ram", "dsp", "lutmux", "treelog", "wlogic", "romd", "wfun", "wfuns",
-                           "soft", "trom", "tromd", "lmul"],
+                           "soft", "trom", "tromd", "lmul", "wfunw"],
                    "FF": ["const", "x", "dot", "acc", "out", "mem", "ctr", "ram"]},
     default_coef={"LUT": {"const": 20, "pop": 1.2, "popc": 1.0, "neg": 0.6, "mul": 1.0, "tree": 1.0, "acc": 1.0,
                           "cmp": 0.5, "rom": 1.3, "xmux": 1.0, "ctr": 2.0, "ram": 0.3, "dsp": 1.0,
                           "lutmux": 1.0, "treelog": 0.2, "wlogic": 0.0, "romd": 2.0, "wfun": 1.0, "wfuns": 1.5,
-                          "soft": 2.5, "trom": 1.3, "tromd": 2.0, "lmul": 1.0},
+                          "soft": 2.5, "trom": 1.3, "tromd": 2.0, "lmul": 1.0, "wfunw": 3.0},
                   "FF": {"const": 8, "x": 1, "dot": 1, "acc": 1, "out": 1, "mem": 1, "ctr": 1, "ram": 1}},
     column_step=pixel_step, for_strip=for_strip,
 )
