@@ -382,8 +382,10 @@ def main(argv=None):
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     samples = json.loads(SAMPLES.read_text()) if a.fit_only else sweep(a.family, a.jobs, log, a.kinds, a.new_only)
     cal = fit(samples, log)
+    # what the refit does not fit comes from --out, or from the shipped file when --out is new
+    # (a trial fit written elsewhere keeps the other kinds and the whole-design factors too)
     try:
-        prev = json.loads(Path(a.out).read_text())
+        prev = json.loads((Path(a.out) if Path(a.out).exists() else R.CALIBRATION_FILE).read_text())
     except (OSError, ValueError):
         prev = {}
     # the whole-design factors come from benchmarks/synth_vs_estimate.py: keep them
