@@ -220,9 +220,9 @@ def features(u, family: str) -> dict:
             words = wd.decode(mvau_weight_image(u).codes)
             operands = int((words != 0).any(axis=0).sum())
             wfun = product_columns(words, xd, pbits)
-            # past the LUT's inputs (ECP5: an address bit and 4-bit inputs) a product bit takes
-            # several LUTs: priced apart
-            wide = clog2(NF * SF) + xd.bits > LUT_K[family]
+            # where the address and input bits fill a LUT or more (ECP5: 4 words and 4-bit inputs
+            # into a LUT4; xc7: the same into a LUT6) a product bit takes several LUTs: priced apart
+            wide = clog2(NF * SF) + xd.bits >= LUT_K[family]
         elif wd.bipolar or xd.bipolar:
             other = xd if wd.bipolar else wd
             neg = pe * simd * (other.bits + 1)
