@@ -86,7 +86,7 @@ def print_report(report: dict) -> None:
               + ", ".join(f"{r} {last['yosys'][r]:,} ({u:.1%})" for r, u in last["utilisation"].items()
                           if last["yosys"][r])
               + f", every resource under the {fc['ceiling']:.0%} ceiling"
-              + ("" if fc.get("limits", {}).get("LUT", fc["ceiling"]) >= fc["ceiling"] else
+              + ("" if fc["limits"]["LUT"] >= fc["ceiling"] else
                  f" (LUTs under {fc['limits']['LUT']:.0%}, the most the board routes)")
               + ("" if len(fc["rounds"]) == 1 else
                  f" (earlier rounds over: {'; '.join(', '.join(x['over']) for x in fc['rounds'][:-1])})"))

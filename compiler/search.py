@@ -82,9 +82,12 @@ def board_ceiling(ceiling, board) -> float | dict:
     return out
 
 
-def _routing_note(board, res: str) -> str:
+def _routing_note(board, ceiling, res: str) -> str:
+    """Says so where the LUT ceiling in force is the board's routing limit (:func:`board_ceiling`)."""
     lim = getattr(board, "routable_lut", None)
-    return f", the most {board.name} routes" if res == "LUT" and lim else ""
+    if res != "LUT" or not lim or ceiling_of(ceiling, "LUT") != float(lim):
+        return ""
+    return f", the most {board.name} routes, whatever --ceiling says"
 
 
 def _describe(ceiling) -> str:
@@ -226,7 +229,7 @@ def fold_for_board(pipeline: DataflowGraph, board, ceiling: float | dict = DEFAU
     if not ok:
         raise FoldSearchError(
             f"nothing fits {board.name}: even the most folded design needs {st.resources[res]:,} {res} "
-            f"(ceiling {ceiling_of(ceiling, res):.0%} of {space.cap[res]:,}{_routing_note(board, res)}); layer "
+            f"(ceiling {ceiling_of(ceiling, res):.0%} of {space.cap[res]:,}{_routing_note(board, ceiling, res)}); layer "
             f"{_heaviest(space, choice, res)} uses the most; pick a larger board or raise --ceiling")
     visited = [st]
     while True:
@@ -319,5 +322,5 @@ def fold_for_fps(pipeline: DataflowGraph, fps: float, clock_mhz: float, board=No
         if not fits:
             raise FoldSearchError(
                 f"{fps:,.0f} frames/s needs {st.resources[res]:,} {res} on {b.name}, over the {ceiling_of(ceiling, res):.0%} "
-                f"ceiling of {space.cap[res]:,}{_routing_note(b, res)}; layer {_heaviest(space, choice, res)} uses the most")
+                f"ceiling of {space.cap[res]:,}{_routing_note(b, ceiling, res)}; layer {_heaviest(space, choice, res)} uses the most")
     return SearchResult(pipe, st, visited, f"{fps:,.0f} frames/s at {clock_mhz:g} MHz")

@@ -69,7 +69,7 @@ def compile_verified(model_path, out_dir, board, *, ceiling: float | None = None
         est = _used(report["resources"]["total"])
         got = _used(syn["total"]["resources"])
         util = {k: round(got[k] / b.resources[k], 4) for k in CLASSES if b.resources.get(k)}
-        over = {k: u for k, u in util.items() if u > limit.get(k, base)}
+        over = {k: u for k, u in util.items() if u > limit[k]}
         rounds.append({"round": r, "ceiling": {k: round(v, 4) for k, v in lims.items()},
                        "cycles_per_frame": report["totals"]["expected_cycles_per_frame"],
                        "estimate": est, "yosys": got, "utilisation": util, "over": sorted(over),

@@ -101,6 +101,14 @@ def test_an_ecp5_board_fold_keeps_its_luts_where_nextpnr_routes(qonnx_model):
     res = fold_for_board(cm.pipeline, board)
     assert res.chosen.resources["LUT"] <= lim * board.lut
     assert res.chosen.resources["BRAM"] > lim * board.bram  # the other resources keep their ceiling
+    # a frame rate whose fold needs more LUTs than route: the message names the limit, and only
+    # where it is the one in force
+    from streamfold.compiler.search import FoldSearchError, fold_for_fps
+    with pytest.raises(FoldSearchError, match=r"LUT on ulx3s-85f, over the 55% .*the most ulx3s-85f routes"):
+        fold_for_fps(cm.pipeline, 6900, 50, board)
+    with pytest.raises(FoldSearchError) as e:
+        fold_for_fps(cm.pipeline, 6900, 50, board, ceiling=0.5)
+    assert "over the 50%" in str(e.value) and "routes" not in str(e.value)
 
 
 def test_verify_fit_tightens_only_the_resource_over():
