@@ -53,6 +53,15 @@ def export_named(name: str, path: Path) -> Path:
     return models.export_model(name, path)
 
 
+def _put(rows: list, out: Path, row: dict) -> list:
+    """``rows`` with ``row`` in place of any earlier one of its model, board and fold, written to
+    ``out`` at once (a long sweep keeps what it has)."""
+    key = (row["model"], row["board"], row["fold"])
+    rows = [r for r in rows if (r["model"], r["board"], r["fold"]) != key] + [row]
+    out.write_text(json.dumps(rows, indent=1) + "\n")
+    return rows
+
+
 def _pct(err) -> str:
     return "-" if err is None else f"{err:+.1%}"
 
@@ -128,16 +137,12 @@ def main(argv=None) -> int:
                             cm, report = compile_model(onnx, bdir, **kw)
                     except (FoldSearchError, FitError) as e:  # does not fit: say so and go on
                         print(f"[{tag}] does not fit: {e}", flush=True)
-                        rows = [r for r in rows if (r["model"], r["board"], r["fold"]) != (model, board, fold)]
-                        rows.append({"model": model, "board": board, "fold": fold, "refused": str(e)})
-                        out.write_text(json.dumps(rows, indent=1) + "\n")
+                        rows = _put(rows, out, {"model": model, "board": board, "fold": fold, "refused": str(e)})
                         continue
                     except SynthError as e:  # --verify-fit's synthesis past the limit even unit by unit
                         print(f"[{tag}] synthesis did not finish: {e}", flush=True)
-                        rows = [r for r in rows if (r["model"], r["board"], r["fold"]) != (model, board, fold)]
-                        rows.append({"model": model, "board": board, "fold": fold,
-                                     "unfinished": f"{str(e).split(' (the first')[0]} (--verify-fit)"})
-                        out.write_text(json.dumps(rows, indent=1) + "\n")
+                        rows = _put(rows, out, {"model": model, "board": board, "fold": fold,
+                                                "unfinished": f"{e} (--verify-fit)"})
                         continue
                 t_compile = time.monotonic() - t0
                 print(f"[{tag}] compiled in {t_compile:.1f} s: {report['totals']['expected_cycles_per_frame']} "
@@ -147,12 +152,9 @@ def main(argv=None) -> int:
                     doc = synth_build(bdir, board=board, timeout=a.timeout * 60, jobs=a.jobs)
                 except SynthError as e:  # past the limit even unit by unit: say so and go on
                     print(f"[{tag}] synthesis did not finish: {e}", flush=True)
-                    rows = [r for r in rows if (r["model"], r["board"], r["fold"]) != (model, board, fold)]
-                    rows.append({"model": model, "board": board, "fold": fold,
-                                 "cycles_per_frame": report["totals"]["expected_cycles_per_frame"],
-                                 "unfinished": f"{str(e).split(' (the first')[0]} "
-                                               f"(after the whole design ran past it too)"})
-                    out.write_text(json.dumps(rows, indent=1) + "\n")
+                    rows = _put(rows, out, {"model": model, "board": board, "fold": fold,
+                                            "cycles_per_frame": report["totals"]["expected_cycles_per_frame"],
+                                            "unfinished": f"{e} (after the whole design ran past it too)"})
                     continue
                 t_synth = time.monotonic() - t0
                 cmp = doc["comparison"]
@@ -173,10 +175,8 @@ def main(argv=None) -> int:
                     fc = report["fit_check"]
                     row["fit_check"] = {"fits": fc["fits"], "rounds": len(fc["rounds"]),
                                         "utilisation": fc["rounds"][-1]["utilisation"]}
-                rows = [r for r in rows if (r["model"], r["board"], r["fold"]) != (model, board, fold)]
                 row["synth_from"] = doc["total"].get("from", "whole design")
-                rows.append(row)
-                out.write_text(json.dumps(rows, indent=1) + "\n")
+                rows = _put(rows, out, row)
                 cells = "  ".join(f"{k} {cmp[k]['estimate']}/{cmp[k]['synth']} ({_pct(cmp[k]['error'])})"
                                   for k in CLASSES)
                 print(f"[{tag}] est/synth  {cells}  (synth {t_synth:.0f} s)", flush=True)
