@@ -151,17 +151,79 @@ def tree_register_bits(lanes: int, terms: int, term_bits: int, stages: int) -> i
     return lanes * bits
 
 
-def stage_flipflops(u: DotProductUnit, terms: int, term_bits: int, folds: int, weight_bits: int = 0) -> int:
+def _sum_shape(a: tuple, b: tuple) -> tuple:
+    """The (width, signed) of ``a + b`` as Amaranth widens it: an unsigned operand beside a signed
+    one gains a sign bit, and the sum a carry bit."""
+    (wa, sa), (wb, sb) = a, b
+    if sa != sb:
+        wa, wb = wa + (not sa), wb + (not sb)
+    return max(wa, wb) + 1, sa or sb
+
+
+def lane_register_bits(terms: list, stages: int, keys: list | None = None, seen: set | None = None) -> int:
+    """Flip-flops of ``stages`` registers in one lane's balanced adder tree whose layer-0 terms
+    are ``terms``, each ``(width, signed)`` or ``None`` for a term that is constant zero, as
+    :func:`streamfold.hw.elements.staged_tree_sum` places them: pairs added in order, every sum
+    as wide as Amaranth makes it; a register of a constant-zero sum is left out (synthesis
+    removes it, as it removes a product of a zero weight). With ``keys`` (a hashable identity per
+    term: the same key, the same signal) and ``seen`` (the registers other lanes already have,
+    shared across calls), a register that holds the same sum as another lane's is counted once,
+    as synthesis merges them (lanes that read the same input and have the same weights)."""
+    terms = list(terms) or [None]
+    keys = list(keys) if keys is not None else None
+    depth = tree_levels(len(terms))
+    cuts = stage_cuts(depth + 1, stages)
+    bits = 0
+    for layer in range(depth + 1):
+        if layer > 0:
+            nxt, nkeys = [], []
+            for j in range(0, len(terms), 2):
+                a, b = terms[j], (terms[j + 1] if j + 1 < len(terms) else None)
+                nxt.append(a if b is None else b if a is None else _sum_shape(a, b))
+                if keys is not None:
+                    nkeys.append(hash((keys[j], keys[j + 1] if j + 1 < len(terms) else None)))
+            terms, keys = nxt, (nkeys if keys is not None else None)
+        if layer in cuts:
+            for j, t in enumerate(terms):
+                if t is None:
+                    continue
+                if keys is not None and seen is not None:
+                    k = (layer, j, keys[j])
+                    if k in seen:
+                        continue
+                    seen.add(k)
+                bits += t[0]
+    if terms[0] is not None:
+        bits += (int(stages) - len(cuts)) * terms[0][0]
+    return bits
+
+
+def stage_flipflops(u: DotProductUnit, terms: int, term_bits: int, folds: int, weight_bits: int = 0,
+                    lane_terms: list | None = None, lane_keys: list | None = None) -> int:
     """Flip-flops the register stages and input copies of a dot-product unit add (one per bit by
     construction, so counted, not fitted): the adder-tree registers (``terms`` per PE lane of
     ``term_bits``), the compare-and-count registers, the step flags that travel with them
     (``folds``: output folds, the fold tag's range) and, for input copies, the copies and the
-    delayed weight word (``weight_bits``)."""
+    delayed weight word (``weight_bits``). With ``lane_terms`` (each PE lane's layer-0 terms, as
+    :func:`lane_register_bits` takes them) the tree registers are counted at their exact widths,
+    and with ``lane_keys`` (their identities) a register two lanes share is counted once."""
     pe = u.pe
     copies = getattr(u, "input_copies", 0)
     wreg = getattr(u, "weight_register", 0)
     copy = int(copies > 1 or wreg)
-    ff = tree_register_bits(pe, terms, term_bits, u.tree_stages)
+    if lane_terms is not None:
+        counted: dict = {}  # lanes that are one list (binary units) are counted once
+        seen: set = set()
+        ff = 0
+        for p, t in enumerate(lane_terms):
+            if lane_keys is not None:
+                ff += lane_register_bits(t, u.tree_stages, lane_keys[p], seen)
+                continue
+            if id(t) not in counted:
+                counted[id(t)] = lane_register_bits(t, u.tree_stages)
+            ff += counted[id(t)]
+    else:
+        ff = tree_register_bits(pe, terms, term_bits, u.tree_stages)
     flag_bits = 3 + max(0, (folds - 1).bit_length()) if folds > 1 else 3
     ff += (u.tree_stages + copy) * flag_bits
     k = u.out_stages

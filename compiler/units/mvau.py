@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..datatypes import StreamSpec
+from ..datatypes import DataType, StreamSpec
 from ..memory import MemSpec
 from ..resource_model import LUT_K, clog2, dsp_product, exact, mem_features, rom_columns
 from ..rom_images import mvau_threshold_image, mvau_weight_image
@@ -177,6 +177,69 @@ def local_weight_bits(u) -> int:
     return int((img.min(axis=0) != img.max(axis=0)).sum()) if img.size else 0
 
 
+def lane_terms(u) -> tuple[list, list | None]:
+    """Each PE lane's adder-tree terms as :meth:`streamfold.hw.dot_product.DotProductUnit.products`
+    builds them, ``(width, signed)`` each, ``None`` where a term is constant zero (a weight, or a
+    weight bit, that is zero in every word), and their identities (lanes that read the same input
+    register and have the same weights in every word compute the same terms; None where no two
+    lanes share a term): what :func:`~streamfold.compiler.units.dot_product.lane_register_bits`
+    counts registers from."""
+    pe, simd = u.pe, u.simd
+    wd, xd = u.weight_dtype, u.in_dtype
+    if u.binary:
+        return [[(1, False)] * simd] * pe, None
+    image = mvau_weight_image(u)
+    codes = np.asarray(image.codes).reshape(-1, pe, simd)  # (words, pe, simd)
+    x = (xd.bits, bool(xd.signed))
+    copies = u.input_copies if u.input_copies > 1 else 1
+    group = [p * copies // pe for p in range(pe)]  # the input copy a lane reads
+    shared = not u.local_weights  # lane-local weight registers are kept apart
+    col = [[hash((group[p], s, codes[:, p, s].tobytes())) for s in range(simd)] for p in range(pe)]
+
+    def shifted(k, negate=False):
+        w, sg = x[0] + k, x[1]
+        return (w + 1, True) if negate else (w, sg)
+
+    if not image.in_rom and not xd.bipolar:  # constant weights: signed digits of each
+        w = wd.decode(codes[0])
+        digits = [[signed_digits(int(w[p, s])) for s in range(simd)] for p in range(pe)]
+        terms = [[shifted(k, d < 0) for s in range(simd) for k, d in digits[p][s]] for p in range(pe)]
+        keys = [[(col[p][s], k) for s in range(simd) for k, _ in digits[p][s]] for p in range(pe)]
+        return terms, keys if shared else None
+    if u.res_type == "lut" and not (wd.bipolar or xd.bipolar):  # shifted partial products
+        n = wd.bits
+        bit_live = [((codes >> k) & 1).any(axis=0) for k in range(n)]
+        terms = [[shifted(k, wd.signed and k == n - 1) if bit_live[k][p, s] else None
+                  for s in range(simd) for k in range(n)] for p in range(pe)]
+        # (lanes with the same weights here are not merged as far as their registers: measured,
+        # counting them once underestimated by 13%, counting each lane's is within 8%)
+        return terms, None
+    if wd.bipolar or xd.bipolar:
+        other = xd if wd.bipolar else wd
+        shape = (other.bits + 1, True)
+    else:
+        ends = [a * b for a in (wd.min, wd.max) for b in (xd.min, xd.max)]
+        rng = DataType.for_range(min(ends), max(ends))
+        full = wd.bits + xd.bits
+        shape = (rng.bits, bool(rng.signed)) if rng.bits < full else (full, bool(wd.signed or xd.signed))
+    # a weight the same in every word is a constant: synthesis narrows its product to the
+    # product's range (a bipolar +1 leaves the input as it is, unsigned)
+    fixed = (codes == codes[:1]).all(axis=0)
+    value = wd.decode(codes[0])
+
+    def term(p, s):
+        if not fixed[p, s]:
+            return shape
+        w = int(value[p, s])
+        if w == 0:
+            return None
+        r = DataType.for_range(min(w * xd.min, w * xd.max), max(w * xd.min, w * xd.max))
+        return r.bits, bool(r.signed)
+
+    terms = [[term(p, s) for s in range(simd)] for p in range(pe)]
+    return terms, (col if shared else None)
+
+
 def features(u, family: str) -> dict:
     pe, simd = u.pe, u.simd
     NF, SF = u.neuron_fold, u.synapse_fold
@@ -254,15 +317,8 @@ def features(u, family: str) -> dict:
           "mem": mem["mem_reg"], "ctr": ctr, "ram": mem["ram_bits"]}
     out = {"LUT": lut, "FF": ff, "exact": exact(mem, dsp), "memories": mem["maps"]}
     if u.tree_stages or u.out_stages or u.input_copies > 1 or u.weight_register:
-        if u.binary:
-            terms, bits = simd, 1
-        elif operands != pe * simd or soft:  # signed-digit or partial-product terms
-            terms = -(-(operands if not soft else pe * simd * wd.bits) // pe)
-            bits = xd.bits + wd.bits // 2
-        else:
-            terms, bits = simd, pbits
         abits = clog2(NF * SF) if mvau_weight_image(u).in_rom else 0  # the delayed ROM address
-        out["fixed"] = {"FF": stage_flipflops(u, terms, bits, NF, abits)}
+        out["fixed"] = {"FF": stage_flipflops(u, 0, 0, NF, abits, *lane_terms(u))}
     if u.local_weights and mvau_weight_image(u).in_rom:
         # every varying weight bit its own register (the ROM's registers count distinct columns)
         regs, _ = rom_columns(mvau_weight_image(u).bit_matrix())
