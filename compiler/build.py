@@ -178,7 +178,8 @@ def make_report(cm: CompiledModel, clock_mhz: float = DEFAULT_CLOCK_MHZ, board=N
             row["stages"] = {"tree": u.tree_stages, "out": u.out_stages,
                              "input_copies": getattr(u, "input_copies", 0), "decoupled": int(u.decoupled),
                              "local_weights": int(getattr(u, "local_weights", 0)),
-                             "weight_register": int(getattr(u, "weight_register", 0))}
+                             "weight_register": int(getattr(u, "weight_register", 0)),
+                             "lane_addresses": int(getattr(u, "lane_addresses", 0))}
         row.update({k.lower(): v for k, v in u.folding().items()})
         row["expected_cycles"] = unit_cycles(u)
         layers.append(row)

@@ -18,7 +18,8 @@ from .units.dot_product import RES_TYPES
 #: register-stage knobs of the dot-product kinds: registers splitting the adder tree, and the
 #: threshold compares and their count, and the matrix-vector unit's registered copies of its
 #: input word (split its fan-out to the PEs; see :mod:`streamfold.compiler.timing`)
-STAGE_KNOBS = ("tree_stages", "out_stages", "input_copies", "decoupled", "local_weights", "weight_register")
+STAGE_KNOBS = ("tree_stages", "out_stages", "input_copies", "decoupled", "local_weights", "weight_register",
+               "lane_addresses")
 MAX_STAGES = 8
 
 #: memory styles a unit's ``ram_style`` knob takes (Vivado's ram_style/rom_style values)
@@ -80,10 +81,11 @@ def apply_fold(pipeline: DataflowGraph, fold: dict, source: str = "fold") -> Dat
                     raise FoldFileError(f"{source}: layer {u.name!r} ({u.kind}) has no knob {k!r} (the "
                                         "register stages are the dot-product units'; input copies the "
                                         "matrix-vector unit's)")
-                if k in ("local_weights", "weight_register"):
+                if k in ("local_weights", "weight_register", "lane_addresses"):
                     if isinstance(v, bool) or v not in (0, 1):
-                        what = ("one register per weight bit beside its lane" if k == "local_weights"
-                                else "a register after the weight memory's read")
+                        what = {"local_weights": "one register per weight bit beside its lane",
+                                "weight_register": "a register after the weight memory's read",
+                                "lane_addresses": "a copy of the weight address per PE lane"}[k]
                         raise FoldFileError(f"{source}: layer {u.name!r}: {k} is 0 or 1 (1: {what}), got {v!r}")
                     continue
                 if k == "decoupled":

@@ -257,7 +257,8 @@ def close_timing(pipeline, mhz: float, family: str):
             continue
         before = max(unit_paths(u, family).values())
         given = (u.tree_stages or u.out_stages or getattr(u, "input_copies", 0) or u.decoupled
-                 or getattr(u, "local_weights", 0) or getattr(u, "weight_register", 0))
+                 or getattr(u, "local_weights", 0) or getattr(u, "weight_register", 0)
+                 or getattr(u, "lane_addresses", 0))
         if not given:
             u = _stage(u, family, budget)
         after = unit_paths(u, family)
@@ -266,6 +267,7 @@ def close_timing(pipeline, mhz: float, family: str):
                      "input_copies": getattr(u, "input_copies", 0), "decoupled": u.decoupled,
                      "local_weights": getattr(u, "local_weights", 0),
                      "weight_register": getattr(u, "weight_register", 0),
+                     "lane_addresses": getattr(u, "lane_addresses", 0),
                      "model_ns_before": before,
                      "model_ns": after[limit], "limit": limit, "meets": after[limit] <= budget,
                      "from_fold_file": bool(given)})

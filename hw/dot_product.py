@@ -101,7 +101,8 @@ class DotProductDatapath:
                  weights: RomImage, thresholds: RomImage | None, folds: int, shared_inputs: bool,
                  name: str, ram_style: str, dot_name: str = "dot2", tree_stages: int = 0,
                  out_stages: int = 0, res_type: str = "auto", input_copies: int = 0,
-                 decoupled: bool = False, local_weights: bool = False, weight_register: bool = False):
+                 decoupled: bool = False, local_weights: bool = False, weight_register: bool = False,
+                 lane_addresses: bool = False):
         self.m, self.o = m, o
         self.pe, self.simd = pe, simd
         self.weight_dtype, self.in_dtype = weight_dtype, in_dtype
@@ -116,6 +117,7 @@ class DotProductDatapath:
         self.res_type = res_type
         self.input_copies = int(input_copies)
         self.local_weights = bool(local_weights)
+        self.lane_addresses = bool(lane_addresses) and weights.in_rom
         self.weight_register = bool(weight_register) and weights.in_rom
         #: clock edges the input copies or the weight register add (one, when there are)
         self.copy_delay = int((self.input_copies > 1 and shared_inputs) or self.weight_register)
@@ -166,6 +168,25 @@ class DotProductDatapath:
                 with self.m.If(self.en):
                     self.m.d.sync += reg[lo:hi].eq(part[addrs[g]])
             return reg
+        if img.in_rom and self.lane_addresses:
+            # every PE lane reads its slice of the words from its own copy of the address (kept
+            # apart in synthesis: "fanout_copy" in the name), one edge after the address as a
+            # ROM's read register would be (with input copies, one edge later still)
+            if self.copy_delay:
+                addr = delay_line(self.m, self.en, [addr], 1, "waddr")[0]
+            pe, words = self.pe, img.words()
+            per_pe = img.width // pe
+            slices = []
+            for p in range(pe):
+                a = Signal.like(addr, name=f"{self.dot_name}_waddr_fanout_copy_{p}", attrs={"keep": 1})
+                with self.m.If(self.en):
+                    self.m.d.sync += a.eq(addr)
+                lo = p * per_pe
+                lane = Signal(per_pe, name=f"{self.dot_name}_lane_weights_{p}")
+                self.m.d.comb += lane.eq(Array(Const((w >> lo) & ((1 << per_pe) - 1), per_pe)
+                                               for w in words)[a])
+                slices.append(lane)
+            return Cat(*slices)
         if img.in_rom:
             rom = self.m.submodules.weights = ROM(img.width, img.depth, img.words(),
                                                   name=file_stem(self.name, "weights"),

@@ -185,6 +185,33 @@ def test_mvau_local_weight_registers(seed, knobs, tree, copies, decoupled):
     assert m1 == m0 and s1 == s0
 
 
+#: a weight address per PE lane (``lane_addresses``): the few-word ROM stays logic of the address,
+#: each lane reading its own copy; with partial products in soft logic (the demo's conv1 at 100
+#: MHz), stages, input copies and the decoupled mode: (seed, knobs, tree, copies, decoupled, res_type)
+LANE_ADDRESSES = [
+    (71, dict(mw=32, mh=8, wbits=2, wsigned=True, ibits=2, isigned=False, pe=4, simd=16, out_bits=2), 2, 2, 1, "lut"),
+    (72, dict(mw=16, mh=6, wbits=3, wsigned=True, ibits=2, isigned=False, pe=3, simd=8, out_bits=2), 1, 0, 0, "lut"),
+    (73, dict(mw=32, mh=8, wbits=1, wsigned=True, ibits=1, isigned=True, pe=4, simd=8, out_bits=1), 0, 0, 0, "auto"),
+]
+
+
+@pytest.mark.parametrize("seed,knobs,tree,copies,decoupled,res_type", LANE_ADDRESSES,
+                         ids=[f"laneaddr{c[0]}" for c in LANE_ADDRESSES])
+def test_mvau_lane_addresses(seed, knobs, tree, copies, decoupled, res_type):
+    """Bit-exact under gaps and back-pressure; the same cycles per frame and latency as the ROM
+    read it replaces (one register either way)."""
+    from streamfold.compiler.rom_images import mvau_weight_image
+
+    rng = np.random.default_rng(seed)
+    base = random_mvau(rng, **knobs).replace(tree_stages=tree, input_copies=copies, decoupled=decoupled,
+                                             res_type=res_type)
+    assert mvau_weight_image(base).in_rom and mvau_weight_image(base).depth > 1
+    lanes = base.replace(lane_addresses=1)
+    check_pipeline(DataflowGraph([lanes], [2, 2]), frames=5, rng=rng, seed=seed)
+    (m0, s0), (m1, s1) = _latencies([base, lanes], rng, seed)
+    assert m1 == m0 and s1 == s0
+
+
 #: a register after the weight memory's read, the input word delayed to match (``weight_register``),
 #: alone and with stages, input copies and the decoupled mode: (seed, knobs, tree, copies, decoupled)
 WEIGHT_REGISTER = [
