@@ -81,11 +81,15 @@ def apply_fold(pipeline: DataflowGraph, fold: dict, source: str = "fold") -> Dat
                     raise FoldFileError(f"{source}: layer {u.name!r} ({u.kind}) has no knob {k!r} (the "
                                         "register stages are the dot-product units'; input copies the "
                                         "matrix-vector unit's)")
-                if k in ("local_weights", "weight_register", "lane_addresses"):
+                if k == "lane_addresses":
+                    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                        raise FoldFileError(f"{source}: layer {u.name!r}: lane_addresses is a count of weight "
+                                            f"address copies per PE lane (0: none), got {v!r}")
+                    continue
+                if k in ("local_weights", "weight_register"):
                     if isinstance(v, bool) or v not in (0, 1):
-                        what = {"local_weights": "one register per weight bit beside its lane",
-                                "weight_register": "a register after the weight memory's read",
-                                "lane_addresses": "a copy of the weight address per PE lane"}[k]
+                        what = ("one register per weight bit beside its lane" if k == "local_weights"
+                                else "a register after the weight memory's read")
                         raise FoldFileError(f"{source}: layer {u.name!r}: {k} is 0 or 1 (1: {what}), got {v!r}")
                     continue
                 if k == "decoupled":

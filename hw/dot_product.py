@@ -102,7 +102,7 @@ class DotProductDatapath:
                  name: str, ram_style: str, dot_name: str = "dot2", tree_stages: int = 0,
                  out_stages: int = 0, res_type: str = "auto", input_copies: int = 0,
                  decoupled: bool = False, local_weights: bool = False, weight_register: bool = False,
-                 lane_addresses: bool = False):
+                 lane_addresses: int = 0):
         self.m, self.o = m, o
         self.pe, self.simd = pe, simd
         self.weight_dtype, self.in_dtype = weight_dtype, in_dtype
@@ -117,7 +117,7 @@ class DotProductDatapath:
         self.res_type = res_type
         self.input_copies = int(input_copies)
         self.local_weights = bool(local_weights)
-        self.lane_addresses = bool(lane_addresses) and weights.in_rom
+        self.lane_addresses = int(lane_addresses) if weights.in_rom else 0
         self.weight_register = bool(weight_register) and weights.in_rom
         #: clock edges the input copies or the weight register add (one, when there are)
         self.copy_delay = int((self.input_copies > 1 and shared_inputs) or self.weight_register)
@@ -174,18 +174,23 @@ class DotProductDatapath:
             # ROM's read register would be (with input copies, one edge later still)
             if self.copy_delay:
                 addr = delay_line(self.m, self.en, [addr], 1, "waddr")[0]
-            pe, words = self.pe, img.words()
-            per_pe = img.width // pe
+            # (``lane_addresses`` copies per lane, each for its share of the lane's SIMD elements)
+            pe, simd, words, n = self.pe, self.simd, img.words(), self.lane_addresses
+            wbits = img.width // (pe * simd)
             slices = []
             for p in range(pe):
-                a = Signal.like(addr, name=f"{self.dot_name}_waddr_fanout_copy_{p}", attrs={"keep": 1})
-                with self.m.If(self.en):
-                    self.m.d.sync += a.eq(addr)
-                lo = p * per_pe
-                lane = Signal(per_pe, name=f"{self.dot_name}_lane_weights_{p}")
-                self.m.d.comb += lane.eq(Array(Const((w >> lo) & ((1 << per_pe) - 1), per_pe)
-                                               for w in words)[a])
-                slices.append(lane)
+                for g in range(n):
+                    s0, s1 = g * simd // n, (g + 1) * simd // n
+                    if s1 == s0:
+                        continue
+                    a = Signal.like(addr, name=f"{self.dot_name}_waddr_fanout_copy_{p}_{g}", attrs={"keep": 1})
+                    with self.m.If(self.en):
+                        self.m.d.sync += a.eq(addr)
+                    lo, width = (p * simd + s0) * wbits, (s1 - s0) * wbits
+                    part = Signal(width, name=f"{self.dot_name}_lane_weights_{p}_{g}")
+                    self.m.d.comb += part.eq(Array(Const((w >> lo) & ((1 << width) - 1), width)
+                                                   for w in words)[a])
+                    slices.append(part)
             return Cat(*slices)
         if img.in_rom:
             rom = self.m.submodules.weights = ROM(img.width, img.depth, img.words(),

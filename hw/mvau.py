@@ -115,7 +115,7 @@ class MatrixVectorUnitHW(wiring.Component):
             tree_stages=u.tree_stages, out_stages=u.out_stages, res_type=u.res_type,
             input_copies=u.input_copies, decoupled=bool(u.decoupled),
             local_weights=bool(u.local_weights), weight_register=bool(u.weight_register),
-            lane_addresses=bool(u.lane_addresses))
+            lane_addresses=int(u.lane_addresses))
         en = dp.en
 
         # ---- stage 0: step counters, memory addresses (no zero-width counters when a fold is 1)

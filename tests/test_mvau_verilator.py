@@ -191,6 +191,7 @@ def test_mvau_local_weight_registers(seed, knobs, tree, copies, decoupled):
 LANE_ADDRESSES = [
     (71, dict(mw=32, mh=8, wbits=2, wsigned=True, ibits=2, isigned=False, pe=4, simd=16, out_bits=2), 2, 2, 1, "lut"),
     (72, dict(mw=16, mh=6, wbits=3, wsigned=True, ibits=2, isigned=False, pe=3, simd=8, out_bits=2), 1, 0, 0, "lut"),
+    (74, dict(mw=24, mh=4, wbits=2, wsigned=True, ibits=2, isigned=False, pe=2, simd=6, out_bits=2), 2, 2, 0, "lut"),
     (73, dict(mw=32, mh=8, wbits=1, wsigned=True, ibits=1, isigned=True, pe=4, simd=8, out_bits=1), 0, 0, 0, "auto"),
 ]
 
@@ -206,7 +207,8 @@ def test_mvau_lane_addresses(seed, knobs, tree, copies, decoupled, res_type):
     base = random_mvau(rng, **knobs).replace(tree_stages=tree, input_copies=copies, decoupled=decoupled,
                                              res_type=res_type)
     assert mvau_weight_image(base).in_rom and mvau_weight_image(base).depth > 1
-    lanes = base.replace(lane_addresses=1)
+    # one copy per lane, or (seed 74) four per lane over its six SIMD elements (groups of 1 and 2)
+    lanes = base.replace(lane_addresses=4 if seed == 74 else 1)
     check_pipeline(DataflowGraph([lanes], [2, 2]), frames=5, rng=rng, seed=seed)
     (m0, s0), (m1, s1) = _latencies([base, lanes], rng, seed)
     assert m1 == m0 and s1 == s0

@@ -144,8 +144,10 @@ def test_a_shared_weight_register_is_made_lane_local(tmp_path):
     assert row["local_weights"] == 0
     with pytest.raises(FoldFileError, match="local_weights is 0 or 1"):
         apply_fold(DataflowGraph([u]), {"fc0": {"local_weights": 2}})
-    with pytest.raises(FoldFileError, match="lane_addresses is 0 or 1"):
-        apply_fold(DataflowGraph([u]), {"fc0": {"lane_addresses": 2}})
+    with pytest.raises(FoldFileError, match="lane_addresses is a count"):
+        apply_fold(DataflowGraph([u]), {"fc0": {"lane_addresses": -1}})
+    with pytest.raises(FoldFileError, match=r"1..SIMD=112 copies"):
+        apply_fold(DataflowGraph([u]), {"fc0": {"lane_addresses": 113}})
     with pytest.raises(FoldFileError, match="excludes local_weights"):
         apply_fold(DataflowGraph([u]), {"fc0": {"lane_addresses": 1, "local_weights": 1}})
 

@@ -53,8 +53,8 @@ class MatrixVectorUnit(DotProductUnit):
     #: 1: a register after the weight ROM's read (and one on the input word, to match): a block
     #: RAM's clock-to-output (5.8 ns on ECP5 in nextpnr) then has a path of its own
     weight_register: int = 0
-    #: 1: a few-word weight ROM in soft logic is read by every PE lane from its own copy of the
-    #: word address (kept apart in synthesis), the weights staying logic of the address folded
+    #: N >= 1: a few-word weight ROM in soft logic is read by every PE lane from its own N copies
+    #: of the word address (kept apart in synthesis; each for 1/N of the lane's SIMD elements), the weights staying logic of the address folded
     #: into the products; without it the ROM's one read register is merged by synthesis into a
     #: few flip-flops that drive every product (the demo's conv1 at 100 MHz: nextpnr's critical
     #: path, 8.5 of its 11.4 ns routing)
@@ -108,8 +108,10 @@ class MatrixVectorUnit(DotProductUnit):
         if self.weight_register and self.neuron_fold * self.synapse_fold == 1:
             raise FoldError(f"layer {self.name}: weight_register needs a weight memory; with one weight "
                             "word (PE*SIMD = all weights) the weights are constants")
-        if self.lane_addresses not in (0, 1):
-            raise FoldError(f"layer {self.name}: lane_addresses is 0 or 1, got {self.lane_addresses!r}")
+        if (isinstance(self.lane_addresses, bool) or not isinstance(self.lane_addresses, (int, np.integer))
+                or not 0 <= self.lane_addresses <= self.simd):
+            raise FoldError(f"layer {self.name}: lane_addresses is 0 (none) or 1..SIMD={self.simd} copies of "
+                            f"the weight address per PE lane, got {self.lane_addresses!r}")
         if self.lane_addresses and (self.local_weights or self.weight_register):
             raise FoldError(f"layer {self.name}: lane_addresses (a word address per PE lane) excludes "
                             "local_weights and weight_register (registers after the read)")
@@ -340,7 +342,7 @@ def features(u, family: str) -> dict:
             out["fixed"]["FF"] += (u.input_copies - 1) * clog2(NF * SF)
     if u.lane_addresses and mvau_weight_image(u).in_rom:
         out.setdefault("fixed", {"FF": 0})
-        out["fixed"]["FF"] = out["fixed"].get("FF", 0) + u.pe * clog2(NF * SF)
+        out["fixed"]["FF"] = out["fixed"].get("FF", 0) + u.pe * u.lane_addresses * clog2(NF * SF)
     return add_decoupled_buffer(u, out, family)
 
 
