@@ -132,6 +132,11 @@ DELAY_MODELS = {
 #: the share of the clock period the model may fill (its error, and the paths it does not see)
 MARGIN = 0.85
 
+#: products one copy of a few-word weight ROM's address may drive (``lane_addresses``): the
+#: demo's conv1 at 100 MHz on ECP5 had its critical path from the ROM's merged read register
+#: (87.8 MHz), then from one address copy per lane feeding 144 partial products (97.7 MHz)
+LANE_ADDRESS_FANOUT = 16
+
 
 def _dot_unit(u) -> bool:
     return hasattr(u, "tree_stages") and hasattr(u, "weight_dtype")
@@ -176,6 +181,17 @@ def _weights_where(u, family: str) -> str | None:
     from .units.mvau import memories
 
     return mem_features([m for m in memories(u) if m.name == "weights"], family)["where"].get("weights")
+
+
+def _lane_address_candidate(u, family: str) -> bool:
+    """A staged multi-bit matrix-vector unit whose few-word weight ROM is soft logic folded into
+    its products: the ROM's read register, merged by synthesis into a few flip-flops, drives every
+    product; copies of the word address per lane (``lane_addresses``) keep the products local."""
+    if u.kind != "mvau" or u.binary or not u.tree_stages or u.local_weights or u.weight_register:
+        return False
+    from .rom_images import mvau_weight_image
+
+    return _weights_where(u, family) == "logic" and mvau_weight_image(u).in_rom
 
 
 def _weights_in_block_ram(u, family: str) -> bool:
@@ -310,6 +326,9 @@ def _stage(u, family: str, budget: float):
             if worst <= budget:
                 break  # more tree stages only add flip-flops
     u = best[1]
+    if _lane_address_candidate(u, family):
+        _, terms = _product_levels(u, family, DELAY_MODELS[family])
+        u = u.replace(lane_addresses=min(u.simd, -(-terms // LANE_ADDRESS_FANOUT)))
     while unit_paths(u, family)["out"] > budget and u.out_stages < MAX_STAGES:
         u = u.replace(out_stages=u.out_stages + 1)
     if unit_paths(u, family)["enable"] > budget:
