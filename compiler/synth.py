@@ -53,15 +53,6 @@ SYNTH_SCRIPTS = {
     "ice40": "synth_ice40 -dsp",
 }
 FAMILIES = tuple(SYNTH_SCRIPTS)
-
-#: Commands before the synthesis script that map one piece as it is mapped inside a whole design.
-#: ECP5's ABC9 maps for the least delay the netlist allows and then recovers area on every path
-#: with slack. A unit synthesised alone is its own critical path, so it is mapped for delay; in a
-#: whole design it mostly is not (the demo's conv1: 24,078 LUTs alone, about 17,900 in context,
-#: 17,547 alone under a delay target no path reaches). Calibration points and ``--per-unit``
-#: pieces are synthesised under such a target, so that they add up to the whole design
-#: (docs/resources.md, "Why ECP5 units shrink in whole designs").
-IN_CONTEXT_MAPPING = {"ecp5": "scratchpad -set abc9.D 100000\n"}
 CLASSES = ("LUT", "LUTRAM", "FF", "CARRY", "BRAM", "URAM", "DSP")
 CACHE_VERSION = 1
 
@@ -207,16 +198,14 @@ KEEP_COPIES = "hierarchy -top {top}\nproc\nsetattr -set keep 1 a:keep %ci1:+$dff
 
 
 def synth_script(family: str, top: str, json_out: str | None = None, defer: bool = False,
-                 depth: bool = False, keep_copies: bool = False, in_context: bool = False) -> str:
+                 depth: bool = False, keep_copies: bool = False) -> str:
     """The Yosys script; ``defer`` elaborates modules only as instantiated (``read_verilog
     -defer``), which the ``$readmemh`` ROM module needs (its default ``INIT_FILE`` is empty);
     ``depth`` adds ``ltp -noff`` (the longest register-to-register path, in cells) to ``ltp.txt``;
-    ``keep_copies`` keeps duplicated registers (:data:`KEEP_COPIES`); ``in_context`` maps a piece
-    as a whole design maps it (:data:`IN_CONTEXT_MAPPING`)."""
+    ``keep_copies`` keeps duplicated registers (:data:`KEEP_COPIES`)."""
     if family not in SYNTH_SCRIPTS:
         raise SynthError(f"unknown family {family!r}; one of {', '.join(FAMILIES)}")
-    pre = IN_CONTEXT_MAPPING.get(family, "") if in_context else ""
-    cmd = f"{pre}{SYNTH_SCRIPTS[family]} -top {top}"
+    cmd = f"{SYNTH_SCRIPTS[family]} -top {top}"
     if json_out:
         cmd += f" -json {json_out}"
     read = "read_verilog -defer design.v" if defer else "read_verilog design.v"
@@ -227,9 +216,8 @@ def synth_script(family: str, top: str, json_out: str | None = None, defer: bool
 
 def synth_verilog(verilog: str, family: str, top: str, *, use_cache: bool = True,
                   netlist: Path | None = None, timeout: float = 1800, files: dict | None = None,
-                  depth: bool = False, in_context: bool = False) -> dict:
-    """Synthesise one Verilog text for ``family`` with ``top`` as top module (with ``in_context``,
-    mapped as it would be inside a whole design: :data:`IN_CONTEXT_MAPPING`).
+                  depth: bool = False) -> dict:
+    """Synthesise one Verilog text for ``family`` with ``top`` as top module.
 
     ``files`` (bare name -> text) are written beside the Verilog: the memory files its ROMs read
     with ``$readmemh`` (see :func:`streamfold.hw.referenced_files`).
@@ -240,7 +228,7 @@ def synth_verilog(verilog: str, family: str, top: str, *, use_cache: bool = True
     Yosys' ``ltp -noff`` (see :func:`streamfold.compiler.timing.parse_ltp`).
     """
     script = synth_script(family, top, "net.json" if netlist else None, defer=bool(files), depth=depth,
-                          keep_copies="fanout_copy" in verilog, in_context=in_context)
+                          keep_copies="fanout_copy" in verilog)
     text = f"{CACHE_VERSION}\n{os.environ.get('STREAMFOLD_YOSYS', 'yowasp')}\n{script}\n{verilog}"
     if files:
         text += f"\n{sorted(files.items())}"
@@ -475,8 +463,8 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
     parts = []
     if per_unit:
         parts = pipeline_parts(cm.pipeline)
-        jobs_list += [dict(verilog=component_verilog(p["component"], p["name"]), family=fam, top=p["name"],
-                           in_context=True) for p in parts]
+        jobs_list += [dict(verilog=component_verilog(p["component"], p["name"]), family=fam, top=p["name"])
+                      for p in parts]
     for j in jobs_list:
         j["timeout"] = timeout
     t0 = time.monotonic()
@@ -494,8 +482,7 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
         per_unit = True
         parts = pipeline_parts(cm.pipeline)
         res = [None] + synth_many([dict(verilog=component_verilog(p["component"], p["name"]), family=fam,
-                                        top=p["name"], timeout=timeout, in_context=True) for p in parts],
-                                  jobs=jobs, log=log)
+                                        top=p["name"], timeout=timeout) for p in parts], jobs=jobs, log=log)
         summed = {k: sum(r["resources"].get(k, 0) for r in res[1:]) for k in res[1]["resources"]}
         cells: dict = {}
         for r in res[1:]:
@@ -506,9 +493,7 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
         fallback = {"reason": f"whole-design synthesis ran past {timeout:.0f} s", "timeout_s": timeout}
     wall = time.monotonic() - t0
     doc = {"build": str(build), "family": fam, "board": b.name if b else None,
-           "script": SYNTH_SCRIPTS[fam],
-           "pieces_mapped_in_context": bool(per_unit and IN_CONTEXT_MAPPING.get(fam)),
-           "tool": "yosys 0.70 (yowasp)" if not os.environ.get("STREAMFOLD_YOSYS")
+           "script": SYNTH_SCRIPTS[fam], "tool": "yosys 0.70 (yowasp)" if not os.environ.get("STREAMFOLD_YOSYS")
            else os.environ["STREAMFOLD_YOSYS"],
            "seconds": {"wall": round(wall, 1), "yosys_total": round(sum(r["seconds"] for r in res if r), 1),
                        "top": total["seconds"]},
@@ -517,13 +502,7 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
                      "other_cells": total["other_cells"], "cached": total["cached"]},
            "estimate": {"total": est["total"], "unmodelled": est["unmodelled"]},
            "comparison": _errors(est["total"], total["resources"])}
-    if fallback and IN_CONTEXT_MAPPING.get(fam):
-        # pieces mapped as a whole design maps them add up to it (the demo at 100 MHz on ECP5:
-        # 30,677 LUTs against 30,303 whole; TFC-W1A1: 35,549 against 36,015): compare with the
-        # whole design's estimate
-        doc["total"]["from"] = "parts"
-        doc["fallback"] = fallback
-    elif fallback:
+    if fallback:
         # the sum of the parts sees no merging across units: compare with the estimates' own sum
         parts_est = dict(est["total"])
         if "parts_LUT" in parts_est:

@@ -321,8 +321,7 @@ def test_products_in_luts_take_no_dsp(yosys_warm, tmp_path, family):
 @pytest.mark.synth
 def test_whole_design_over_the_limit_falls_back_to_the_parts(yosys_warm, tmp_path, monkeypatch, capsys):
     """A design whose whole synthesis runs past the limit gets the cached per-unit sum instead,
-    said so in synth.json and on the console. On ECP5 the pieces are mapped as a whole design maps
-    them (for area where a path has slack), and so are compared with the whole design's estimate."""
+    said so in synth.json and on the console, compared with the estimates' own part sum."""
     from streamfold.compiler import synth as S
     from streamfold.compiler.cli import main
 
@@ -339,8 +338,6 @@ def test_whole_design_over_the_limit_falls_back_to_the_parts(yosys_warm, tmp_pat
     assert doc["total"]["from"] == "parts" and "fallback" in doc
     assert doc["total"]["resources"]["LUT_TOTAL"] == parts["LUT_TOTAL"]
     assert doc["comparison"]["FF"]["synth"] == parts["FF"]
-    assert doc["pieces_mapped_in_context"] is True
-    assert doc["comparison"]["LUT_TOTAL"]["estimate"] == doc["estimate"]["total"]["LUT_TOTAL"]
 
 
 def test_a_killed_tool_says_so(tmp_path):
