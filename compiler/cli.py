@@ -43,7 +43,7 @@ def _products(layer: dict) -> str:
     c = st.get("input_copies", 0)
     return (where + (f"+{n}r" if n else "") + (f" x{c}" if c > 1 else "") + (" D" if st.get("decoupled") else "")
             + (" W" if st.get("local_weights") else "") + (" M" if st.get("weight_register") else "")
-            + (" A" if st.get("lane_addresses") else ""))
+            + (f" A{st['lane_addresses']}" if st.get("lane_addresses") else ""))
 
 
 def print_report(report: dict) -> None:
@@ -74,7 +74,7 @@ def print_report(report: dict) -> None:
                   f"{worst['model_ns']:.1f} ns in {worst['layer']} ({worst['limit']}; was "
                   f"{worst['model_ns_before']:.1f} ns unstaged); products column: +Nr register stages, "
                   "xN input copies, D decoupled, W lane-local weight registers, M registered weight memory, "
-                  "A a weight address per lane")
+                  "AN N weight-address copies per lane")
             missed = [r["layer"] for r in tp["layers"] if not r["meets"]]
             if missed:
                 print(f"  the model misses {tp['target_mhz']:g} MHz in {', '.join(missed)}"
