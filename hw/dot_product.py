@@ -50,6 +50,11 @@ if TYPE_CHECKING:
 LATENCY = 3
 
 
+def _word_slice(words, lo: int, width: int, addr):
+    """Bits ``lo .. lo+width`` of the constant word ``words[addr]``: logic of the address."""
+    return Array(Const((w >> lo) & ((1 << width) - 1), width) for w in words)[addr]
+
+
 class DotProductDatapath:
     """Builds the shared datapath into the wrapper's module ``m``; ``o`` is the unit's output stream.
 
@@ -140,6 +145,14 @@ class DotProductDatapath:
             self.issue_ok = en
 
     # ------------------------------------------------------------------------- stage 0 -> 1
+    def _kept_copies(self, value, names: list) -> list:
+        """Registered copies of ``value`` loaded on the enable, one per name, kept apart in
+        synthesis (``streamfold.compiler.synth.KEEP_COPIES``: the names say "fanout_copy")."""
+        regs = [Signal.like(value, name=n, attrs={"keep": 1}) for n in names]
+        with self.m.If(self.en):
+            self.m.d.sync += [r.eq(value) for r in regs]
+        return regs
+
     def weight_word(self, addr):
         """The stage-1 weight word: a ROM read at ``addr`` (the step's word, a stage-0 signal)
         or, for a one-word image, a constant (``addr`` None)."""
@@ -152,10 +165,7 @@ class DotProductDatapath:
             # (the address would otherwise reach every weight register of the unit)
             pe, groups = self.pe, (self.input_copies if self.copy_delay and self.input_copies > 1 else 1)
             if groups > 1:
-                addrs = [Signal.like(addr, name=f"{self.dot_name}_waddr_fanout_copy_{g}", attrs={"keep": 1})
-                         for g in range(groups)]
-                with self.m.If(self.en):
-                    self.m.d.sync += [a.eq(addr) for a in addrs]
+                addrs = self._kept_copies(addr, [f"{self.dot_name}_waddr_fanout_copy_{g}" for g in range(groups)])
             else:
                 addrs = [delay_line(self.m, self.en, [addr], 1, "waddr")[0] if self.copy_delay else addr]
             reg = Signal(img.width, name=f"{self.dot_name}_weights_fanout_copy", attrs={"keep": 1})
@@ -164,9 +174,8 @@ class DotProductDatapath:
             for g in range(groups):
                 ps = [p for p in range(pe) if p * groups // pe == g]  # the PEs of copy g
                 lo, hi = ps[0] * per_pe, (ps[-1] + 1) * per_pe
-                part = Array(Const((w >> lo) & ((1 << (hi - lo)) - 1), hi - lo) for w in words)
                 with self.m.If(self.en):
-                    self.m.d.sync += reg[lo:hi].eq(part[addrs[g]])
+                    self.m.d.sync += reg[lo:hi].eq(_word_slice(words, lo, hi - lo, addrs[g]))
             return reg
         if img.in_rom and self.lane_addresses:
             # every PE lane reads its slice of the words from its own copy of the address (kept
@@ -183,13 +192,10 @@ class DotProductDatapath:
                     s0, s1 = g * simd // n, (g + 1) * simd // n
                     if s1 == s0:
                         continue
-                    a = Signal.like(addr, name=f"{self.dot_name}_waddr_fanout_copy_{p}_{g}", attrs={"keep": 1})
-                    with self.m.If(self.en):
-                        self.m.d.sync += a.eq(addr)
+                    (a,) = self._kept_copies(addr, [f"{self.dot_name}_waddr_fanout_copy_{p}_{g}"])
                     lo, width = (p * simd + s0) * wbits, (s1 - s0) * wbits
                     part = Signal(width, name=f"{self.dot_name}_lane_weights_{p}_{g}")
-                    self.m.d.comb += part.eq(Array(Const((w >> lo) & ((1 << width) - 1), width)
-                                                   for w in words)[a])
+                    self.m.d.comb += part.eq(_word_slice(words, lo, width, a))
                     slices.append(part)
             return Cat(*slices)
         if img.in_rom:

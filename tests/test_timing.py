@@ -153,12 +153,16 @@ def test_a_shared_weight_register_is_made_lane_local(tmp_path):
 
 
 @pytest.mark.synth
-@pytest.mark.parametrize("wdt,xdt,res_type,rel", [("INT2N", "UINT2", "lut", 0.08), ("INT4", "UINT4", "lut", 0.08),
-                                                  # lanes with the same weights share registers that
-                                                  # Yosys merges further than the estimate finds:
-                                                  # over, never under
-                                                  ("BIPOLAR", "UINT2", "auto", 0.20)])
-def test_stage_registers_are_counted_as_synthesis_keeps_them(wdt, xdt, res_type, rel):
+@pytest.mark.parametrize("wdt,xdt,res_type,rel,simd", [("INT2N", "UINT2", "lut", 0.08, 32),
+                                                       ("INT4", "UINT4", "lut", 0.08, 32),
+                                                       # constant weights (one word): lanes of
+                                                       # different signed-digit counts
+                                                       ("INT3", "UINT2", "auto", 0.08, 64),
+                                                       # lanes with the same weights share registers
+                                                       # that Yosys merges further than the estimate
+                                                       # finds: over, never under
+                                                       ("BIPOLAR", "UINT2", "auto", 0.20, 32)])
+def test_stage_registers_are_counted_as_synthesis_keeps_them(wdt, xdt, res_type, rel, simd):
     """The flip-flops a unit's tree stages add, estimated from each lane's terms at the widths the
     adder tree gives them (partial products of a two-word ROM, a third of the weights zero as in a
     trained layer), against Yosys: the staged unit minus the unstaged one (the demo's conv1 at
@@ -171,7 +175,7 @@ def test_stage_registers_are_counted_as_synthesis_keeps_them(wdt, xdt, res_type,
     w = rng.choice([-1, 1], size=(16, 64)) if wd.bipolar else rng.integers(wd.min, wd.max + 1, (16, 64))
     if not wd.bipolar:
         w = np.where(rng.random(w.shape) < 0.33, 0, w)
-    u = MatrixVectorUnit("m", w.astype(np.int64), wd, xd, DataType.parse("UINT2"), pe=16, simd=32,
+    u = MatrixVectorUnit("m", w.astype(np.int64), wd, xd, DataType.parse("UINT2"), pe=16, simd=simd,
                          res_type=res_type)
     lo, hi = u.acc_range
     u.thresholds = np.sort(rng.integers(lo, hi + 1, (16, 3)), axis=1).astype(np.int64)

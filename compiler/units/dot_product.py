@@ -160,7 +160,8 @@ def _sum_shape(a: tuple, b: tuple) -> tuple:
     return max(wa, wb) + 1, sa or sb
 
 
-def lane_register_bits(terms: list, stages: int, keys: list | None = None, seen: set | None = None) -> int:
+def lane_register_bits(terms: list, stages: int, keys: list | None = None, seen: set | None = None,
+                       depth: int | None = None) -> int:
     """Flip-flops of ``stages`` registers in one lane's balanced adder tree whose layer-0 terms
     are ``terms``, each ``(width, signed)`` or ``None`` for a term that is constant zero, as
     :func:`streamfold.hw.elements.staged_tree_sum` places them: pairs added in order, every sum
@@ -168,10 +169,12 @@ def lane_register_bits(terms: list, stages: int, keys: list | None = None, seen:
     removes it, as it removes a product of a zero weight). With ``keys`` (a hashable identity per
     term: the same key, the same signal) and ``seen`` (the registers other lanes already have,
     shared across calls), a register that holds the same sum as another lane's is counted once,
-    as synthesis merges them (lanes that read the same input and have the same weights)."""
+    as synthesis merges them (lanes that read the same input and have the same weights).
+    ``depth``: the adder levels of the unit's deepest lane, where the hardware cuts every lane
+    (default: this lane's own)."""
     terms = list(terms) or [None]
     keys = list(keys) if keys is not None else None
-    depth = tree_levels(len(terms))
+    depth = tree_levels(len(terms)) if depth is None else depth
     cuts = stage_cuts(depth + 1, stages)
     bits = 0
     for layer in range(depth + 1):
@@ -214,13 +217,14 @@ def stage_flipflops(u: DotProductUnit, terms: int, term_bits: int, folds: int, w
     if lane_terms is not None:
         counted: dict = {}  # lanes that are one list (binary units) are counted once
         seen: set = set()
+        depth = max((tree_levels(len(t)) for t in lane_terms), default=0)
         ff = 0
         for p, t in enumerate(lane_terms):
             if lane_keys is not None:
-                ff += lane_register_bits(t, u.tree_stages, lane_keys[p], seen)
+                ff += lane_register_bits(t, u.tree_stages, lane_keys[p], seen, depth)
                 continue
             if id(t) not in counted:
-                counted[id(t)] = lane_register_bits(t, u.tree_stages)
+                counted[id(t)] = lane_register_bits(t, u.tree_stages, depth=depth)
             ff += counted[id(t)]
     else:
         ff = tree_register_bits(pe, terms, term_bits, u.tree_stages)

@@ -54,10 +54,10 @@ class MatrixVectorUnit(DotProductUnit):
     #: RAM's clock-to-output (5.8 ns on ECP5 in nextpnr) then has a path of its own
     weight_register: int = 0
     #: N >= 1: a few-word weight ROM in soft logic is read by every PE lane from its own N copies
-    #: of the word address (kept apart in synthesis; each for 1/N of the lane's SIMD elements), the weights staying logic of the address folded
-    #: into the products; without it the ROM's one read register is merged by synthesis into a
-    #: few flip-flops that drive every product (the demo's conv1 at 100 MHz: nextpnr's critical
-    #: path, 8.5 of its 11.4 ns routing)
+    #: of the word address (kept apart in synthesis; each for 1/N of the lane's SIMD elements),
+    #: the weights staying logic of the address folded into the products; without it the ROM's
+    #: one read register is merged by synthesis into a few flip-flops that drive every product
+    #: (the demo's conv1 at 100 MHz: nextpnr's critical path, 8.5 of its 11.4 ns routing)
     lane_addresses: int = 0
     source: str = ""
 
