@@ -68,9 +68,12 @@ def lower_file(model_path, fold: dict | None = None, fold_source: str = "fold", 
         cm.timing_plan = {"target_mhz": float(target_mhz), "family": fam, "delay_model": DELAY_MODELS[fam],
                           "layers": rows}
         if log:
-            staged = [r for r in rows if r["tree_stages"] or r["out_stages"] or r["input_copies"]]
+            dots = [r for r in rows if "skid" not in r]
+            staged = [r for r in dots if r["tree_stages"] or r["out_stages"] or r["input_copies"]]
+            skids = [r for r in rows if r.get("skid")]
             log(f"timing for {target_mhz:g} MHz ({fam} delay model): register stages or input copies in "
-                f"{len(staged)} of {len(rows)} dot-product layers")
+                f"{len(staged)} of {len(dots)} dot-product layers"
+                + (f", a skid register in {len(skids)} window{'s' * (len(skids) > 1)}" if skids else ""))
     cm.pipeline.check()
     cm.pipeline = size_fifos(cm.pipeline)
     if strip_width is not None or line_buffer_budget is not None:
@@ -180,6 +183,8 @@ def make_report(cm: CompiledModel, clock_mhz: float = DEFAULT_CLOCK_MHZ, board=N
                              "local_weights": int(getattr(u, "local_weights", 0)),
                              "weight_register": int(getattr(u, "weight_register", 0)),
                              "lane_addresses": int(getattr(u, "lane_addresses", 0))}
+        if u.kind == "swg_whole":
+            row["skid"] = int(u.skid)
         row.update({k.lower(): v for k, v in u.folding().items()})
         row["expected_cycles"] = unit_cycles(u)
         layers.append(row)

@@ -35,7 +35,7 @@ def _products(layer: dict) -> str:
     """Where a layer's products go, its register stages and input copies (``DSP+2r x4``: DSP
     blocks, two register stages, four copies of the input word)."""
     if "products" not in layer:
-        return "-"
+        return "skid" if layer.get("skid") else "-"
     res = layer.get("resources") or {}
     where = "DSP" if res.get("DSP") else "LUT"
     st = layer.get("stages") or {}
@@ -74,7 +74,7 @@ def print_report(report: dict) -> None:
                   f"{worst['model_ns']:.1f} ns in {worst['layer']} ({worst['limit']}; was "
                   f"{worst['model_ns_before']:.1f} ns unstaged); products column: +Nr register stages, "
                   "xN input copies, D decoupled, W lane-local weight registers, M registered weight memory, "
-                  "AN N weight-address copies per lane")
+                  "AN N weight-address copies per lane; skid: a skid register behind a window's output")
             missed = [r["layer"] for r in tp["layers"] if not r["meets"]]
             if missed:
                 print(f"  the model misses {tp['target_mhz']:g} MHz in {', '.join(missed)}"

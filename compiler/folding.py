@@ -19,7 +19,7 @@ from .units.dot_product import RES_TYPES
 #: threshold compares and their count, and the matrix-vector unit's registered copies of its
 #: input word (split its fan-out to the PEs; see :mod:`streamfold.compiler.timing`)
 STAGE_KNOBS = ("tree_stages", "out_stages", "input_copies", "decoupled", "local_weights", "weight_register",
-               "lane_addresses")
+               "lane_addresses", "skid")
 MAX_STAGES = 8
 
 #: memory styles a unit's ``ram_style`` knob takes (Vivado's ram_style/rom_style values)
@@ -80,7 +80,12 @@ def apply_fold(pipeline: DataflowGraph, fold: dict, source: str = "fold") -> Dat
                 if not hasattr(u, k):
                     raise FoldFileError(f"{source}: layer {u.name!r} ({u.kind}) has no knob {k!r} (the "
                                         "register stages are the dot-product units'; input copies the "
-                                        "matrix-vector unit's)")
+                                        "matrix-vector unit's; skid the whole-window unit's)")
+                if k == "skid":
+                    if isinstance(v, bool) or v not in (0, 1):
+                        raise FoldFileError(f"{source}: layer {u.name!r}: skid is 0 or 1 (1: a skid register "
+                                            f"behind the window's output register), got {v!r}")
+                    continue
                 if k == "lane_addresses":
                     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                         raise FoldFileError(f"{source}: layer {u.name!r}: lane_addresses is a count of weight "

@@ -258,16 +258,49 @@ def unit_paths(u, family: str) -> dict:
     return {k: round(v, 2) for k, v in out.items()}
 
 
+def window_paths(u, family: str) -> dict:
+    """Modelled delay (ns) of a whole-window unit's stall, ``handshake``. Without ``skid`` the
+    consumer's ready runs through the unit's step enable to its window registers (output and
+    column history) and on, through its input ready, into its producer's FIFO read: the enable
+    path of :func:`enable_path_ns` and two levels more, one at either end (the demo on ECP5 at 86.1
+    MHz: from the consumer FIFO's level through the 144-element window of conv1 into the producer
+    FIFO's level, 11.6 ns). With it the chain is cut in two at the skid register: the consumer's
+    ready reaches only the output and skid registers, the skid register's flag the rest (each an
+    enable path of its own; with skid in conv1's window the demo's critical path left the
+    handshake for conv1's adder tree)."""
+    from .resources import estimate_unit
+
+    d = DELAY_MODELS[family]
+    ffs = (estimate_unit(u, family) or {}).get("FF", 0)
+    if not u.skid:
+        return {"handshake": round(enable_path_ns(ffs, family) + 2 * d["level"], 2)}
+    bits = u.out_stream.beat_bits
+    return {"handshake": round(max(enable_path_ns(2 * bits, family), enable_path_ns(ffs - bits, family)), 2)}
+
+
 def close_timing(pipeline, mhz: float, family: str):
     """The pipeline with register stages and input copies where :func:`unit_paths` says a
-    dot-product unit would miss ``mhz`` (within :data:`MARGIN`), the fewest that do; units that
+    dot-product unit would miss ``mhz`` (within :data:`MARGIN`), the fewest that do, and a skid
+    register in every whole-window unit whose stall (:func:`window_paths`) would; units that
     already carry stages (a fold file's) are left as they are. Returns ``(pipeline, plan)``, the
-    plan one row per dot-product unit: its stages and its worst modelled path before and after."""
+    plan one row per dot-product and whole-window unit: its stages and its worst modelled path
+    before and after."""
     if family not in DELAY_MODELS:
         raise ValueError(f"no delay model for family {family!r}")
     budget = 1000.0 / float(mhz) * MARGIN
     units, plan = [], []
     for u in pipeline.units:
+        if u.kind == "swg_whole":
+            before, given = window_paths(u, family)["handshake"], bool(u.skid)
+            if not u.skid and before > budget:
+                u = u.replace(skid=1)
+            after = window_paths(u, family)["handshake"]
+            plan.append({"layer": u.name, "tree_stages": 0, "out_stages": 0, "input_copies": 0, "decoupled": 0,
+                         "local_weights": 0, "weight_register": 0, "lane_addresses": 0, "skid": int(u.skid),
+                         "model_ns_before": before, "model_ns": after, "limit": "handshake",
+                         "meets": after <= budget, "from_fold_file": given})
+            units.append(u)
+            continue
         if not _dot_unit(u):
             units.append(u)
             continue

@@ -23,7 +23,8 @@ A step at ``(vy, vx)``:
 * emits the window into the output register when ``(vy, vx)`` is the bottom-right corner of an
   output window: ``vy = oy*sh + kh-1``, ``vx = ox*sw + kw-1``.
 
-Registers: ``kh*(kw-1)*C*bits`` of history plus the ``kh*kw*C*bits`` output register. The
+Registers: ``kh*(kw-1)*C*bits`` of history plus the ``kh*kw*C*bits`` output register (and as
+many again in the skid register, with ``skid``). The
 separate output register lets the steps that emit nothing (the first ``kh-1`` rows, the start of
 every row, every other step for stride 2) go on while a window waits for a slow consumer (e.g. a
 width converter splitting it for an MVAU with ``SF > 1``).
@@ -42,7 +43,11 @@ Handshake
 ---------
 A step fires when, if it emits, the output register is free or being read
 (``~o.valid | o.ready``) and, if it takes a pixel, ``i.valid``; ``i.ready`` is that condition for
-a pixel-taking step. Padding steps
+a pixel-taking step. With ``skid`` (a timing knob) an emitting step waits only for the skid
+register to be empty: a window formed while the output register is held waits there, and moves
+to the output register when that frees. ``i.ready`` then depends on registers alone, which cuts
+the combinational ready chain from the consumer through this unit to its producer, and the
+consumer's ready reaches only the output and skid registers' enables. Padding steps
 before the frame's first pixel also wait for ``i.valid`` (without taking the pixel), so no window
 of a frame leaves before that frame's input has begun. Fully
 back-pressured; at full rate one step per clock, so a frame takes ``steps`` clocks
@@ -174,8 +179,10 @@ class ParallelWindowHW(wiring.Component):
         pending = Signal(name="out_valid")
         adv = Signal(name="adv")
         fire = Signal(name="fire")
+        skid_valid = Signal(name="skid_valid")
         m.d.comb += [
-            adv.eq(~emit | ~pending | self.o.ready),
+            # with a skid register the step waits on a register, never on the consumer's ready
+            adv.eq(~emit | (~skid_valid if u.skid else ~pending | self.o.ready)),
             fire.eq(adv & (self.i.valid | ~wait_in)),
             self.i.ready.eq(adv & need_in),
         ]
@@ -221,12 +228,26 @@ class ParallelWindowHW(wiring.Component):
                 for kx in range(kw - 1):
                     m.d.sync += hist[ky][kx].eq(window[ky][kx + 1])
         out = Signal(self.unit.out_stream.beat_bits, name="out_window")
+        formed = Cat(*[window[ky][kx] for ky in range(kh) for kx in range(kw)])
         m.d.comb += [self.o.valid.eq(pending), self.o.payload.eq(out)]
-        with m.If(fire & emit):
-            m.d.sync += [out.eq(Cat(*[window[ky][kx] for ky in range(kh) for kx in range(kw)])),
-                         pending.eq(1)]
-        with m.Elif(self.o.ready):
-            m.d.sync += pending.eq(0)
+        if not u.skid:
+            with m.If(fire & emit):
+                m.d.sync += [out.eq(formed), pending.eq(1)]
+            with m.Elif(self.o.ready):
+                m.d.sync += pending.eq(0)
+        else:
+            # a window formed while the output register is held goes to the skid register (empty
+            # then: an emitting step waits for it); it moves on when the output register frees
+            skid = Signal(self.unit.out_stream.beat_bits, name="skid_window")
+            with m.If(~pending | self.o.ready):
+                with m.If(skid_valid):
+                    m.d.sync += [out.eq(skid), pending.eq(1), skid_valid.eq(0)]
+                with m.Elif(fire & emit):
+                    m.d.sync += [out.eq(formed), pending.eq(1)]
+                with m.Else():
+                    m.d.sync += pending.eq(0)
+            with m.Elif(fire & emit):
+                m.d.sync += [skid.eq(formed), skid_valid.eq(1)]
 
         # ------------------------------------------------------------------ scan
         with m.If(fire):

@@ -391,6 +391,9 @@ def test_parallel_resource_estimate():
 
 
 def _parallel_case_units(name: str) -> list:
+    if name.endswith("_skid"):  # the same with a skid register behind the output register
+        units = _parallel_case_units(name[:-len("_skid")])
+        return [units[0].replace(skid=1)] + units[1:]
     if name == "par_k3_valid_int":
         return [pwin((7, 9, 4), INT4, (3, 3))]
     if name == "par_k3_same_bipolar":
@@ -445,6 +448,10 @@ PARALLEL_HW_CASES = {
     "par_mvau_sf1": "pace",
     "par_mvau_cnv0": "pace",
     "par_dwc_mvau_sf3": "split",
+    "par_k3_same_bipolar_skid": "exact",
+    "par_k3_s2_same_uint_skid": "exact",
+    "par_mvau_sf1_skid": "pace",
+    "par_dwc_mvau_sf3_skid": "split",
 }
 
 

@@ -94,8 +94,10 @@ def test_target_clock_on_the_demo_model_is_bit_exact(tmp_path, capsys):
     staged = [r for r in rep["timing_plan"]["layers"] if r["tree_stages"] or r["out_stages"] or r["input_copies"]]
     # every path stages can cut meets the model; a miss is the stall enable's, and says so
     assert staged and all(r["meets"] or r["limit"] == "enable" for r in rep["timing_plan"]["layers"])
+    # the window of 144 elements gets a skid register (its stall would chain two FIFOs)
+    assert any(r["layer"] == "conv1_win" and r["skid"] for r in rep["timing_plan"]["layers"])
     fold = json.loads((out / "fold.json").read_text())
-    assert any("tree_stages" in k or "input_copies" in k for k in fold.values())
+    assert any("tree_stages" in k or "input_copies" in k for k in fold.values()) and fold["conv1_win"]["skid"] == 1
     check_model(model, tmp_path / "sim", fold=fold, frames=4, x=np.load(ROOT / "examples/models/digits_test.npz")["x"][:4].astype(np.float32))
 
 
@@ -188,3 +190,35 @@ def test_stage_registers_are_counted_as_synthesis_keeps_them(wdt, xdt, res_type,
     assert added > 500, got
     assert est_added == pytest.approx(added, rel=rel), (est, got)
     assert rel == 0.08 or est_added >= added
+
+
+def test_a_wide_window_gets_a_skid_register_for_the_clock():
+    """A whole-window unit's stall chains its consumer's ready through its window registers into
+    its producer's FIFO; the plan cuts it with a skid register, which the fold file takes and
+    checks, the estimate counts and the report shows."""
+    from streamfold.compiler.cli import _products
+    from streamfold.compiler.errors import FoldFileError
+    from streamfold.compiler.folding import apply_fold, fold_to_json
+    from streamfold.compiler.ir import window_unit
+    from streamfold.compiler.timing import window_paths
+
+    uint2 = DataType.parse("UINT2")
+    win = window_unit(name="conv1_win", in_shape=(12, 12, 16), dtype=uint2, simd=144)  # the demo's conv1_win
+    assert win.kind == "swg_whole" and not win.skid
+    q, (row,) = close_timing(DataflowGraph([win]), 100, "ecp5")
+    assert row["skid"] == 1 and row["limit"] == "handshake" and row["model_ns"] < row["model_ns_before"]
+    assert q.units[0].skid == 1 and fold_to_json(q) == {"conv1_win": {"simd": 144, "skid": 1}}
+    _, (slow,) = close_timing(DataflowGraph([win]), 40, "ecp5")
+    assert slow["skid"] == 0 and slow["meets"]
+    bits = win.out_stream.beat_bits
+    added = {r: estimate_unit(q.units[0], "ecp5")[r] - estimate_unit(win, "ecp5")[r] for r in ("FF", "LUT")}
+    assert added["FF"] == bits + 1 and added["LUT"] > 0
+    assert window_paths(q.units[0], "ecp5")["handshake"] < window_paths(win, "ecp5")["handshake"]
+    assert _products({"kind": "swg_whole", "skid": 1}) == "skid"
+    assert apply_fold(DataflowGraph([win]), {"conv1_win": {"skid": 1}}).units[0].skid == 1
+    with pytest.raises(FoldFileError, match="skid is 0 or 1"):
+        apply_fold(DataflowGraph([win]), {"conv1_win": {"skid": 2}})
+    with pytest.raises(FoldFileError, match="line-buffer window's input ready never waits"):
+        apply_fold(DataflowGraph([win]), {"conv1_win": {"simd": 8, "skid": 1}})
+    with pytest.raises(FoldFileError, match="skid the whole-window unit's"):
+        apply_fold(DataflowGraph([_tfc_first_layer()]), {"fc0": {"skid": 1}})

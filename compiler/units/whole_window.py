@@ -93,8 +93,9 @@ def timeline(u, avail, frames, pace=1):
 def _paced(u, avail, frames, pace):
     """Whole-window generator whose windows a splitter takes one every ``pace`` cycles: an
     emitting step fires only once the previous window is taken (the output register is free or
-    being read); window ``j`` is taken at ``A_j = max(t_j + 1, A_{j-1} + pace)``. One Python step
-    per scan step (the recurrence is not a plain chain)."""
+    being read), with ``skid`` once the one before it was taken in an earlier clock (the skid
+    register is empty); window ``j`` is taken at ``A_j = max(t_j + 1, A_{j-1} + pace)``. One Python
+    step per scan step (the recurrence is not a plain chain)."""
     takes, emits = parallel_scan(u)
     takes, emits = takes.tolist(), emits.tolist()
     pre = takes.index(True)
@@ -102,6 +103,7 @@ def _paced(u, avail, frames, pace):
     hw = u.in_stream.beats_per_frame
     reads, outs = [], []
     t, taken, k = -1, -(1 << 62), 0
+    before = -(1 << 62)  # A_{j-2}
     for f in range(frames):
         first = av[f * hw]
         for s in range(len(takes)):
@@ -111,8 +113,8 @@ def _paced(u, avail, frames, pace):
             elif s < pre:
                 e = max(e, first)
             if emits[s]:
-                e = max(e, taken)
-                taken = max(e + 1, taken + pace)
+                e = max(e, before + 1) if u.skid else max(e, taken)
+                before, taken = taken, max(e + 1, taken + pace)
                 outs.append(taken)
             if takes[s]:
                 reads.append(e)
@@ -147,6 +149,10 @@ def memories(u) -> list[MemSpec]:
     return [MemSpec("line_buffer", g.w, g.line_buffer_width(u.dtype.bits), "sdp")] if g.kh > 1 else []
 
 
+#: LUTs per window bit of the skid register's multiplexer into the output register
+SKID_LUT_PER_BIT = {"xc7": 1.0, "xcup": 1.0, "ecp5": 1.0, "ice40": 1.0}
+
+
 def features(u, family: str) -> dict:
     """The ``kh x kw`` output register and the ``kh x (kw-1)`` column history (``win`` FFs,
     clock-enabled: no LUTs), pad multiplexers on the incoming column and, with left padding, on
@@ -161,7 +167,11 @@ def features(u, family: str) -> dict:
            "ram": mem["ram_bits"], "lutmux": mem["lutram_mux"]}
     ff = {"const": 1, "win": g.kh * (2 * g.kw - 1) * pix, "ctr": ctr, "mem": mem["mem_reg"],
           "ram": mem["ram_bits"]}
-    return {"LUT": lut, "FF": ff, "exact": exact(mem), "memories": mem["maps"]}
+    out = {"LUT": lut, "FF": ff, "exact": exact(mem), "memories": mem["maps"]}
+    if u.skid:  # the skid register and the output register's choice between it and the window
+        bits = g.kh * g.kw * pix
+        out["fixed"] = {"FF": bits + 1, "LUT": SKID_LUT_PER_BIT.get(family, 1.0) * bits}
+    return out
 
 
 KIND = UnitKind(

@@ -44,6 +44,9 @@ class WindowUnit(Unit):
     simd: int = 1
     depthwise: bool = False
     source: str = ""
+    #: whole-window kind only: a skid register behind the output register, so the input side's
+    #: ready is a register and never waits on the consumer's (:mod:`streamfold.hw.parallel_window`)
+    skid: int = 0
 
     @classmethod
     def fits(cls, unit: "WindowUnit") -> bool:  # pragma: no cover - each kind says
@@ -82,6 +85,13 @@ class WindowUnit(Unit):
                             + ("" if self.depthwise else " (the last: a whole window per beat)"))
         if not type(self).fits(self):
             raise FoldError(f"layer {self.name}: SIMD={self.simd} is not a fold of a {self.kind} unit")
+        if isinstance(self.skid, bool) or self.skid not in (0, 1):
+            raise FoldError(f"layer {self.name}: skid is 0 or 1 (1: a skid register behind the output "
+                            f"register), got {self.skid!r}")
+        if self.skid and self.kind != "swg_whole":
+            raise FoldError(f"layer {self.name}: skid is a whole-window unit's knob (SIMD = kh*kw*C = "
+                            f"{self.window_elems}); a line-buffer window's input ready never waits on its "
+                            "output, so it needs none")
 
     def replace(self, **fields) -> "WindowUnit":
         """The window with other fields, of the kind that implements them."""
