@@ -368,8 +368,13 @@ class DotProductDatapath:
         m.d.comb += [buf.w_en.eq(self.out_valid), buf.w_data.eq(word),
                      o.valid.eq(buf.r_rdy), o.payload.eq(buf.r_data), buf.r_en.eq(o.ready)]
         reserved = Signal(range(depth + 2), name="reserved")
-        nxt = reserved + self._issued_output - (o.valid & o.ready)
-        m.d.sync += [reserved.eq(nxt), self.issue_ok.eq(nxt + 2 <= depth)]
+        up, down = self._issued_output, o.valid & o.ready
+        m.d.sync += reserved.eq(reserved + up - down)
+        # issue_ok = (next reserved + 2 <= depth); the next count is reserved-1, reserved or
+        # reserved+1, so the three compares read the register alone and the handshake only
+        # chooses between them (no carry chain after the input's valid)
+        m.d.sync += self.issue_ok.eq(Mux(up & ~down, reserved + 3 <= depth,
+                                         Mux(down & ~up, reserved + 1 <= depth, reserved + 2 <= depth)))
 
     @property
     def buffer_depth(self) -> int:
