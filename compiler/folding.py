@@ -22,6 +22,14 @@ STAGE_KNOBS = ("tree_stages", "out_stages", "input_copies", "decoupled", "local_
                "lane_addresses", "skid")
 MAX_STAGES = 8
 
+#: the stage knobs that are off (0) or on (1), and what 1 builds
+ON_OFF_KNOBS = {
+    "decoupled": "free-running registers and an output buffer with credits",
+    "local_weights": "one register per weight bit beside its lane",
+    "weight_register": "a register after the weight memory's read",
+    "skid": "a skid register behind the window's output register",
+}
+
 #: memory styles a unit's ``ram_style`` knob takes (Vivado's ram_style/rom_style values)
 RAM_STYLES = ("auto", "block", "distributed", "ultra")
 
@@ -81,26 +89,15 @@ def apply_fold(pipeline: DataflowGraph, fold: dict, source: str = "fold") -> Dat
                     raise FoldFileError(f"{source}: layer {u.name!r} ({u.kind}) has no knob {k!r} (the "
                                         "register stages are the dot-product units'; input copies the "
                                         "matrix-vector unit's; skid the whole-window unit's)")
-                if k == "skid":
+                if k in ON_OFF_KNOBS:
                     if isinstance(v, bool) or v not in (0, 1):
-                        raise FoldFileError(f"{source}: layer {u.name!r}: skid is 0 or 1 (1: a skid register "
-                                            f"behind the window's output register), got {v!r}")
+                        raise FoldFileError(f"{source}: layer {u.name!r}: {k} is 0 or 1 (1: {ON_OFF_KNOBS[k]}), "
+                                            f"got {v!r}")
                     continue
                 if k == "lane_addresses":
                     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                         raise FoldFileError(f"{source}: layer {u.name!r}: lane_addresses is a count of weight "
                                             f"address copies per PE lane (0: none), got {v!r}")
-                    continue
-                if k in ("local_weights", "weight_register"):
-                    if isinstance(v, bool) or v not in (0, 1):
-                        what = ("one register per weight bit beside its lane" if k == "local_weights"
-                                else "a register after the weight memory's read")
-                        raise FoldFileError(f"{source}: layer {u.name!r}: {k} is 0 or 1 (1: {what}), got {v!r}")
-                    continue
-                if k == "decoupled":
-                    if isinstance(v, bool) or v not in (0, 1):
-                        raise FoldFileError(f"{source}: layer {u.name!r}: decoupled is 0 or 1 (1: free-running "
-                                            f"registers and an output buffer with credits), got {v!r}")
                     continue
                 if k == "input_copies":
                     if not isinstance(v, int) or isinstance(v, bool) or v < 0:
