@@ -159,7 +159,12 @@ VVAU_SWEEP = [(32, 9, 4, "INT4", "UINT4", 15, (8, 8)), (64, 9, 8, "INT2", "UINT2
               (128, 9, 16, "INT4", "UINT4", 15, (4, 4)),
               # products in soft logic by choice (res_type "lut")
               (16, 9, 16, "INT8", "UINT8", 0, (4, 4), "lut"), (32, 9, 4, "INT4", "UINT4", 15, (8, 8), "lut"),
-              (64, 9, 8, "INT6", "UINT4", 0, (4, 4), "lut")]
+              (64, 9, 8, "INT6", "UINT4", 0, (4, 4), "lut"),
+              # one channel group (pe == C: constant weights per lane, thresholds in logic), as a
+              # board fold of a small depthwise layer reaches (the MobileNet block's conv1)
+              (8, 9, 8, "INT4N", "UINT4", 15, (8, 8), "lut"), (8, 9, 8, "INT4N", "UINT4", 15, (8, 8)),
+              (16, 9, 16, "INT4", "UINT4", 15, (4, 4), "lut"), (32, 9, 32, "INT2", "UINT2", 3, (4, 4)),
+              (16, 9, 8, "INT3", "UINT3", 7, (4, 4), "lut"), (32, 9, 16, "INT4N", "UINT4", 15, (4, 4))]
 OTHER_FAMILIES = ("xc7", "ecp5")  # the other unit kinds are calibrated here; xcup/ice40 borrow
 
 
