@@ -172,11 +172,20 @@ class SlidingWindowHW(wiring.Component):
         ymaxw = Signal(range(max(HW, 2)), name="ymaxw", init=ymax_of(-pt) * W)
         hold = Signal(name="hold", init=hold_of(-pt))
 
-        xmin = _clip(xbase, 0, W - 1, xb_lo, xb_hi)
-        xmax = _clip(xbase + (kw - 1), 0, W - 1, xb_lo + kw - 1, xb_hi + kw - 1)
-        big_l = Signal(range(max(HW, 2)), name="L")
-        big_f = Signal(range(max(HW, 2)), name="F")
-        m.d.comb += [big_l.eq(ymaxw + xmax), big_f.eq(Mux(hold, yminw, yminw + xmin))]
+        # L and F + D are registers, each written with the window bounds it follows, so the
+        # writer's and reader's conditions compare registers (no adder before i.ready)
+        def f_plus_d(xb, yminw_v, hold_v, xb_hi_v: int):
+            xmin = _clip(xb, 0, W - 1, xb_lo, xb_hi_v)
+            return Mux(hold_v, yminw_v, yminw_v + xmin) + D
+
+        def last_of(xb, ymaxw_v, xb_hi_v: int):
+            return ymaxw_v + _clip(xb + (kw - 1), 0, W - 1, xb_lo + kw - 1, xb_hi_v + kw - 1)
+
+        xmin0, xmax0 = min(max(-pl, 0), W - 1), min(max(-pl + kw - 1, 0), W - 1)
+        f0 = ymin_of(-pt) * W + (0 if hold_of(-pt) else xmin0) + D
+        l0 = ymax_of(-pt) * W + xmax0
+        big_l = Signal(range(max(HW, 2)), name="L", init=l0)
+        big_fd = Signal(range(HW + D + 1), name="F_plus_D", init=f0)
 
         # addresses (words, mod M): current beat, run starts of the two outer loops, window,
         # first window of the output row, first window of the frame
@@ -201,8 +210,8 @@ class SlidingWindowHW(wiring.Component):
         can_write = Signal(name="can_write")
         m.d.comb += [
             avail.eq((diff == 1) | ((diff == 0) & (wlin > big_l))),
-            can_write.eq((diff == 3) | ((diff == 0) & (wlin < big_f + D))
-                         | ((diff == 1) & (wlin + HW < big_f + D))),
+            can_write.eq((diff == 3) | ((diff == 0) & (wlin < big_fd))
+                         | ((diff == 1) & (wlin + HW < big_fd))),
         ]
 
         # writer
@@ -304,7 +313,9 @@ class SlidingWindowHW(wiring.Component):
                 # window done: next window, next row or next frame
                 with m.If(~ox_last):
                     nxt = addmod(waddr_win, sw * CF)
-                    m.d.sync += _inc(ox) + [xbase.eq(xbase + sw), waddr_win.eq(nxt)]
+                    m.d.sync += _inc(ox) + [xbase.eq(xbase + sw), waddr_win.eq(nxt),
+                                            big_fd.eq(f_plus_d(xbase + sw, yminw, hold, xb_hi + sw)),
+                                            big_l.eq(last_of(xbase + sw, ymaxw, xb_hi + sw))]
                     m.d.sync += restart_window(nxt)
                 with m.Elif(~oy_last):
                     nxt = addmod(waddr_row, sh * W * CF)
@@ -313,6 +324,9 @@ class SlidingWindowHW(wiring.Component):
                     m.d.sync += _inc(oy) + [xbase.eq(-pl), waddr_row.eq(nxt),
                                  waddr_win.eq(nxt)]
                     m.d.sync += row_update
+                    yminw_n, ymaxw_n = yminw + times_w(dmin), ymaxw + times_w(dmax)
+                    m.d.sync += [big_fd.eq(Mux(hold_n, yminw_n, yminw_n + xmin0) + D),
+                                 big_l.eq(ymaxw_n + xmax0)]
                     m.d.sync += restart_window(nxt)
                 with m.Else():
                     nxt = addmod(waddr_frame, HW * CF)
@@ -321,6 +335,6 @@ class SlidingWindowHW(wiring.Component):
                                  waddr_frame.eq(nxt), waddr_row.eq(nxt), waddr_win.eq(nxt),
                                  ymin.eq(ymin_of(-pt)), ymax.eq(ymax_of(-pt)),
                                  yminw.eq(ymin_of(-pt) * W), ymaxw.eq(ymax_of(-pt) * W),
-                                 hold.eq(hold_of(-pt))]
+                                 hold.eq(hold_of(-pt)), big_fd.eq(f0), big_l.eq(l0)]
                     m.d.sync += restart_window(nxt)
         return m
