@@ -23,7 +23,9 @@ clock:
 
 * writer: accepts an input beat while its pixel ``P`` satisfies ``P < F(n) + D`` for the window
   ``n`` the reader is on (frames are told apart by 2-bit frame counters on both sides); its
-  ``i.ready`` never depends on ``o.ready``;
+  ``i.ready`` never depends on ``o.ready``, and ``L(n)`` and ``F(n) + D`` are registers written
+  when the reader moves to a window, so ``i.ready`` is a compare of registers (CNV-W1A1 on ECP5
+  had its critical path through the adders that formed them);
 * reader: emits the beats of window ``n`` once the writer is past pixel ``L(n)``; read addresses
   and padding come from counters (no multiplier, no division), the memory read is synchronous
   and the output beat is ``Mux(pad, pad_word, read_data)``.
