@@ -233,7 +233,7 @@ def cmd_synth(a) -> int:
 
     t0 = time.monotonic()
     doc = synth_build(a.build, board=a.board, family=a.family, per_unit=a.per_unit, timing=a.timing,
-                      jobs=a.jobs, target_mhz=a.target_mhz, log=_log, timeout=a.timeout * 60)
+                      jobs=a.jobs, target_mhz=a.target_mhz, seed=a.seed, log=_log, timeout=a.timeout * 60)
     fmt = lambda c: "-" if c["error"] is None else f"{100 * c['error']:+.1f}%"  # noqa: E731
     res = ["LUT_TOTAL", "FF", "BRAM", "DSP"]
     rows = []
@@ -390,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--timing", action="store_true", help="place and route with nextpnr (ECP5/iCE40 "
                                                           "boards) and report Fmax and frames/s")
     sy.add_argument("--target-mhz", type=float, help="nextpnr target clock (default: the board's clock)")
+    sy.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1); Fmax varies "
+                                                        "with it, so compare designs over a few seeds")
     sy.add_argument("--jobs", type=int, default=2, help="Yosys processes at once (default 2)")
     sy.add_argument("--timeout", type=float, default=30, metavar="MIN",
                     help="minutes per Yosys run (default 30); a whole design that runs past it is "

@@ -409,7 +409,7 @@ def place_and_route(verilog: str, top: str, board, *, freq_mhz: float | None = N
         (next(iter(fmax.values())) if fmax else None)
     util = {k: {"used": v.get("used"), "available": v.get("available")}
             for k, v in rep.get("utilization", {}).items() if v.get("used")}
-    return {"tool": tool, "board": board.name, "target_mhz": target,
+    return {"tool": tool, "board": board.name, "target_mhz": target, "seed": int(seed),
             "fmax_mhz": round(float(clk["achieved"]), 2) if clk else None,
             "seconds": round(secs, 1), "synth_seconds": round(t1 - t0, 1),
             "synth_resources": syn["resources"], "utilisation": util,

