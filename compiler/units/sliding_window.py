@@ -198,7 +198,11 @@ def features(u, family: str) -> dict:
         2 * sum(clog2(m.depth) for m in mems)
     lut = {"const": 1, "pad": ob, "ctr": ctr, "ram": mem["ram_bits"], "lutmux": mem["lutram_mux"]}
     ff = {"const": 1, "out": ob, "ctr": ctr, "mem": mem["mem_reg"], "ram": mem["ram_bits"]}
-    return {"LUT": lut, "FF": ff, "exact": exact(mem), "memories": mem["maps"]}
+    # the window bounds the writer and reader compare with, held in registers (``L``, ``F + D``:
+    # :mod:`streamfold.hw.sliding_window`), counted apart from the calibrated counters
+    g = window_geometry(u)
+    fixed = {"FF": clog2(max(g.hw, 2)) + clog2(g.hw + g.buffer_pixels + 1)}
+    return {"LUT": lut, "FF": ff, "fixed": fixed, "exact": exact(mem), "memories": mem["maps"]}
 
 
 KIND = UnitKind(
