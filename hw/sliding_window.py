@@ -295,9 +295,11 @@ class SlidingWindowHW(wiring.Component):
                 e = Mux(dv == d, d * W, e)
             return e
 
+        yminw_n, ymaxw_n = yminw + times_w(dmin), ymaxw + times_w(dmax)
         row_update = [ybase.eq(yb_next), ymin.eq(ymin_n), ymax.eq(ymax_n),
-                      yminw.eq(yminw + times_w(dmin)), ymaxw.eq(ymaxw + times_w(dmax)),
-                      hold.eq(hold_n)]
+                      yminw.eq(yminw_n), ymaxw.eq(ymaxw_n), hold.eq(hold_n),
+                      # the next row starts at xbase = -pl
+                      big_fd.eq(Mux(hold_n, yminw_n, yminw_n + xmin0) + D), big_l.eq(ymaxw_n + xmax0)]
 
         with m.If(go):
             with m.If(~last[2]):
@@ -326,9 +328,6 @@ class SlidingWindowHW(wiring.Component):
                     m.d.sync += _inc(oy) + [xbase.eq(-pl), waddr_row.eq(nxt),
                                  waddr_win.eq(nxt)]
                     m.d.sync += row_update
-                    yminw_n, ymaxw_n = yminw + times_w(dmin), ymaxw + times_w(dmax)
-                    m.d.sync += [big_fd.eq(Mux(hold_n, yminw_n, yminw_n + xmin0) + D),
-                                 big_l.eq(ymaxw_n + xmax0)]
                     m.d.sync += restart_window(nxt)
                 with m.Else():
                     nxt = addmod(waddr_frame, HW * CF)
