@@ -1,7 +1,8 @@
 """Calibrate streamfold's resource model against Yosys.
 
 Synthesises a sweep of unit shapes and foldings per family (binary and multi-bit matrix-vector
-units, FIFOs, width converters; once present, sliding-window/max-pool/vector-vector units), each out
+units, FIFOs, width converters, sliding windows, pools, thresholds, vector-vector units, top-k
+selection), each out
 of context with the same script ``streamfold synth`` uses, then fits the LUT/FF coefficients of
 :mod:`streamfold.compiler.resources` by least squares and writes ``compiler/calibration.json``.
 
@@ -165,6 +166,10 @@ VVAU_SWEEP = [(32, 9, 4, "INT4", "UINT4", 15, (8, 8)), (64, 9, 8, "INT2", "UINT2
               (8, 9, 8, "INT4N", "UINT4", 15, (8, 8), "lut"), (8, 9, 8, "INT4N", "UINT4", 15, (8, 8)),
               (16, 9, 16, "INT4", "UINT4", 15, (4, 4), "lut"), (32, 9, 32, "INT2", "UINT2", 3, (4, 4)),
               (16, 9, 8, "INT3", "UINT3", 7, (4, 4), "lut"), (32, 9, 16, "INT4N", "UINT4", 15, (4, 4))]
+# top-k label selection: classes C, input type, k, pe (C/pe beats per vector)
+TOPK_SWEEP = [(10, "INT8", 5, 1), (64, "UINT4", 16, 4), (10, "INT16", 1, 1), (10, "INT8", 3, 2),
+              (100, "UINT8", 5, 4), (1000, "INT16", 5, 1), (16, "UINT2", 4, 2), (32, "INT8", 8, 2),
+              (128, "INT12", 2, 4), (20, "BIPOLAR", 3, 1), (64, "INT4", 1, 4), (256, "UINT8", 16, 1)]
 OTHER_FAMILIES = ("xc7", "ecp5")  # the other unit kinds are calibrated here; xcup/ice40 borrow
 
 
@@ -191,6 +196,10 @@ def make_other(kind: str, p: dict):
         u = ThresholdUnit(name=p["name"], shape=tuple(p["shape"]), in_dtype=xd,
                           out_dtype=DataType.uint_type(p["out_bits"]),
                           thresholds=np.broadcast_to(t, (c, n)).astype(np.int64).copy(), pe=p["pe"])
+    elif kind == "topk":
+        from streamfold.compiler.units.topk import TopKUnit
+        u = TopKUnit(name=p["name"], shape=(p["c"],), in_dtype=DataType.parse(p["dtype"]), k=p["k"],
+                     pe=p["pe"])
     elif kind == "gsumpool":
         u = GlobalSumPoolUnit(name=p["name"], in_shape=tuple(p["shape"]), dtype=DataType.parse(p["dtype"]),
                               pe=p["pe"])
@@ -232,6 +241,8 @@ def other_params() -> list[tuple[str, dict]]:
     for i, (c, k, pe, wd, xd, n, rows, *rest) in enumerate(VVAU_SWEEP):
         out.append(("vvau", {"name": f"vvau_{i}", "c": c, "k": k, "pe": pe, "w": wd, "x": xd, "thr": n,
                              "rows": list(rows), "seed": 100 + i, **({"res_type": rest[0]} if rest else {})}))
+    for i, (c, dt, k, pe) in enumerate(TOPK_SWEEP):
+        out.append(("topk", {"name": f"topk_{i}", "c": c, "dtype": dt, "k": k, "pe": pe}))
     return out
 
 
@@ -279,7 +290,7 @@ def specs(family: str):
 
 
 def unit_of(kind: str, params: dict):
-    if kind in ("swg", "swg_buf", "maxpool", "gsumpool", "vvau", "sumpool", "thresholds"):
+    if kind in ("swg", "swg_buf", "maxpool", "gsumpool", "vvau", "sumpool", "thresholds", "topk"):
         return make_other("swg" if kind == "swg_buf" else kind, params)
     if kind == "mvau":
         p = params
@@ -378,7 +389,7 @@ def main(argv=None):
     ap.add_argument("--family", nargs="+", default=["xc7", "ecp5", "xcup", "ice40"])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--kinds", nargs="+", help="only these part kinds (mvau fifo dwc swg maxpool gsumpool sumpool "
-                                                       "thresholds vvau)")
+                                                       "thresholds vvau topk)")
     ap.add_argument("--fit-only", action="store_true", help="refit from calibration_samples.json")
     ap.add_argument("--new-only", action="store_true",
                     help="synthesise only sweep points not yet in calibration_samples.json, then refit")
