@@ -233,13 +233,16 @@ def synth_verilog(verilog: str, family: str, top: str, *, use_cache: bool = True
     with ``$readmemh`` (see :func:`streamfold.hw.referenced_files`).
 
     Returns ``{"cells": {type: n}, "resources": {class: n}, "other_cells": {...}, "seconds": s,
-    "cached": bool}``. With ``netlist`` (a path) the JSON netlist is written there too (never
-    cached), for :func:`place_and_route`. With ``depth`` the result carries ``ltp``, the text of
-    Yosys' ``ltp -noff`` (see :func:`streamfold.compiler.timing.parse_ltp`).
+    "cached": bool}``. With ``netlist`` (a path) the JSON netlist is written there too, for
+    :func:`place_and_route` (such a run is not served from the cache, and fills it). With
+    ``depth`` the result carries ``ltp``, the text of Yosys' ``ltp -noff`` (see :func:`streamfold.compiler.timing.parse_ltp`).
     """
     script = synth_script(family, top, "net.json" if netlist else None, defer=bool(files), depth=depth,
                           keep_copies="fanout_copy" in verilog)
-    text = f"{CACHE_VERSION}\n{os.environ.get('STREAMFOLD_YOSYS', 'yowasp')}\n{script}\n{verilog}"
+    # keyed without the netlist output, which does not change what is synthesised: a run that
+    # writes a netlist fills the cache for the runs that only count cells
+    plain = synth_script(family, top, None, defer=bool(files), depth=depth, keep_copies="fanout_copy" in verilog)
+    text = f"{CACHE_VERSION}\n{os.environ.get('STREAMFOLD_YOSYS', 'yowasp')}\n{plain}\n{verilog}"
     if files:
         text += f"\n{sorted(files.items())}"
     key = hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -274,8 +277,7 @@ def synth_verilog(verilog: str, family: str, top: str, *, use_cache: bool = True
            "other_cells": other, "seconds": round(secs, 2), "cached": False}
     if ltp is not None:
         res["ltp"] = ltp
-    if netlist is None:
-        cfile.write_text(json.dumps(res, indent=1))
+    cfile.write_text(json.dumps(res, indent=1))
     return res
 
 
@@ -370,7 +372,8 @@ def ooc_wrapper(verilog: str, top: str, wrap: str = "sf_ooc_wrap") -> str:
 
 def place_and_route(verilog: str, top: str, board, *, freq_mhz: float | None = None,
                     seed: int = 1, timeout: float = 3600, log=None, files: dict | None = None,
-                    pieces: dict | None = None, keep: Path | None = None) -> dict:
+                    pieces: dict | None = None, keep: Path | None = None,
+                    synthesised: tuple[dict, Path] | None = None) -> dict:
     """Synthesise, place and route ``top`` on ``board`` (ECP5 or iCE40) and return its Fmax.
 
     ECP5 uses nextpnr's ``--out-of-context`` (no IO buffers, so pins need not fit the package);
@@ -378,7 +381,8 @@ def place_and_route(verilog: str, top: str, board, *, freq_mhz: float | None = N
     "target_mhz", "tool", "seconds", "utilisation": {...}, "critical_path": {...}}``; the critical
     path names the top-level pieces it runs through (``pieces``: instance -> label, see
     :func:`streamfold.compiler.timing.nextpnr_critical_path`). ``keep``: a folder to copy
-    nextpnr's report and log to.
+    nextpnr's report and log to. ``synthesised``: (the :func:`synth_verilog` result, its JSON
+    netlist) of this very Verilog on an ECP5 board, which then is not synthesised again.
     """
     from .timing import nextpnr_critical_path
 
@@ -393,10 +397,15 @@ def place_and_route(verilog: str, top: str, board, *, freq_mhz: float | None = N
     with tempfile.TemporaryDirectory(prefix="sf_pnr_") as tmp:
         tmp = Path(tmp)
         t0 = time.monotonic()
-        syn = synth_verilog(verilog, fam, top, netlist=tmp / "net.json", timeout=timeout, files=files)
+        if synthesised is not None and fam == "ecp5":
+            syn, net = synthesised
+            shutil.copy(net, tmp / "net.json")
+            t0 -= syn["seconds"]
+        else:
+            syn = synth_verilog(verilog, fam, top, netlist=tmp / "net.json", timeout=timeout, files=files)
+            if log:
+                log(f"synthesised {top} for place-and-route in {time.monotonic() - t0:.1f} s")
         t1 = time.monotonic()
-        if log:
-            log(f"synthesised {top} for place-and-route in {t1 - t0:.1f} s")
         tool = "nextpnr-ecp5" if fam == "ecp5" else "nextpnr-ice40"
         cmd = _tool_cmd(tool) + [npr.get("device", "--85k" if fam == "ecp5" else "--up5k"),
                                  "--package", npr.get("package", "CABGA381" if fam == "ecp5" else "sg48"),
@@ -446,6 +455,14 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
     (each cached, each with the same limit) and the total is their sum (``total.from`` is
     ``"parts"``, compared with the estimate's own part sum): a figure for designs too large to
     flatten in time, without the merging across units a whole design sees."""
+    with tempfile.TemporaryDirectory(prefix="sf_net_") as tmp:
+        # with --timing on ECP5 the whole-design run writes the netlist nextpnr places: one Yosys run
+        net = Path(tmp) / "net.json" if timing else None
+        return _synth_build(build, board, family, per_unit, timing, jobs, seed, target_mhz, log, timeout, net)
+
+
+def _synth_build(build, board, family, per_unit, timing, jobs, seed, target_mhz, log, timeout,
+                 net_file: Path | None) -> dict:
     from streamfold.boards import load_board
 
     build = Path(build)
@@ -470,6 +487,8 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
 
     xilinx = fam in ("xc7", "xcup")
     jobs_list = [dict(verilog=verilog, family=fam, top=TOP_NAME, files=mem_files, depth=xilinx)]
+    if net_file is not None and fam == "ecp5":
+        jobs_list[0]["netlist"] = net_file
     parts = []
     if per_unit:
         parts = pipeline_parts(cm.pipeline)
@@ -566,7 +585,8 @@ def synth_build(build, board: str | None = None, family: str | None = None, per_
                              "which has no open place-and-route: `streamfold synth` without --timing "
                              "gives its logic depth from Yosys (ltp) instead")
         t = place_and_route(verilog, TOP_NAME, b, freq_mhz=target_mhz, seed=seed, log=log,
-                            files=mem_files, pieces=labels, keep=build / "pnr")
+                            files=mem_files, pieces=labels, keep=build / "pnr",
+                            synthesised=(total, net_file) if net_file and net_file.exists() else None)
         doc["timing"] = t
         if t["fmax_mhz"]:
             thr["fmax_mhz"] = t["fmax_mhz"]
