@@ -3,7 +3,8 @@
 Synthesises a sweep of unit shapes and foldings per family (binary and multi-bit matrix-vector
 units, FIFOs, width converters, sliding windows, pools, thresholds, vector-vector units, top-k
 selection), each out of context with the same script ``streamfold synth`` uses, then fits the
-LUT/FF coefficients of :mod:`streamfold.compiler.resources` by least squares and writes ``compiler/calibration.json``.
+LUT/FF coefficients of :mod:`streamfold.compiler.resources` by least squares and writes
+``compiler/calibration.json``.
 
     python benchmarks/calibrate_resources.py                    # every family, sweep + fit
     python benchmarks/calibrate_resources.py --family xc7 ecp5  # some families
