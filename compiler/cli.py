@@ -389,7 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "converter on its own")
     sy.add_argument("--timing", action="store_true", help="place and route with nextpnr (ECP5/iCE40 "
                                                           "boards) and report Fmax and frames/s")
-    sy.add_argument("--target-mhz", type=float, help="nextpnr target clock (default: the board's clock)")
+    sy.add_argument("--target-mhz", type=float,
+                    help="nextpnr target clock (default: the clock the build was compiled for with "
+                         "`compile --target-mhz`, else the board's clock)")
     sy.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1); Fmax varies "
                                                         "with it, so compare designs over a few seeds")
     sy.add_argument("--jobs", type=int, default=2, help="Yosys processes at once (default 2)")

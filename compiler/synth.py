@@ -580,6 +580,12 @@ def _synth_build(build, board, family, per_unit, timing, jobs, seed, target_mhz,
     if timing:
         if not b:
             raise SynthError("--timing needs --board (an ECP5 or iCE40 board)")
+        if target_mhz is None:  # the clock the build was staged for, if it was
+            try:
+                plan = json.loads((build / "report.json").read_text()).get("timing_plan") or {}
+            except (OSError, ValueError):
+                plan = {}
+            target_mhz = plan.get("target_mhz")
         if b.family not in ("ecp5", "ice40"):
             raise SynthError(f"--timing needs an ECP5 or iCE40 board (nextpnr); {b.name} is {b.family}, "
                              "which has no open place-and-route: `streamfold synth` without --timing "

@@ -161,7 +161,7 @@ def _sum_shape(a: tuple, b: tuple) -> tuple:
 
 
 def lane_register_bits(terms: list, stages: int, keys: list | None = None, seen: set | None = None,
-                       depth: int | None = None) -> int:
+                       depth: int | None = None, split_only: bool = False) -> int:
     """Flip-flops of ``stages`` registers in one lane's balanced adder tree whose layer-0 terms
     are ``terms``, each ``(width, signed)`` or ``None`` for a term that is constant zero, as
     :func:`streamfold.hw.elements.staged_tree_sum` places them: pairs added in order, every sum
@@ -171,7 +171,8 @@ def lane_register_bits(terms: list, stages: int, keys: list | None = None, seen:
     shared across calls), a register that holds the same sum as another lane's is counted once,
     as synthesis merges them (lanes that read the same input and have the same weights).
     ``depth``: the adder levels of the unit's deepest lane, where the hardware cuts every lane
-    (default: this lane's own)."""
+    (default: this lane's own). ``split_only``: only the registers of cuts below the tree's top,
+    the partial sums that split it into separate adders (:func:`tree_split_bits`)."""
     terms = list(terms) or [None]
     keys = list(keys) if keys is not None else None
     depth = tree_levels(len(terms)) if depth is None else depth
@@ -186,7 +187,7 @@ def lane_register_bits(terms: list, stages: int, keys: list | None = None, seen:
                 if keys is not None:
                     nkeys.append(hash((keys[j], keys[j + 1] if j + 1 < len(terms) else None)))
             terms, keys = nxt, (nkeys if keys is not None else None)
-        if layer in cuts:
+        if layer in cuts and not (split_only and len(terms) <= 1):
             for j, t in enumerate(terms):
                 if t is None:
                     continue
@@ -196,8 +197,31 @@ def lane_register_bits(terms: list, stages: int, keys: list | None = None, seen:
                         continue
                     seen.add(k)
                 bits += t[0]
-    if terms[0] is not None:
+    if terms[0] is not None and not split_only:
         bits += (int(stages) - len(cuts)) * terms[0][0]
+    return bits
+
+
+def tree_split_bits(lane_terms: list, stages: int, lane_keys: list | None = None) -> int:
+    """Bits of the registered partial sums where register stages split each lane's adder tree
+    (cuts below its top), counted as :func:`stage_flipflops` counts them. Unstaged, synthesis
+    builds a lane's tree as one multi-operand adder: compressors in LUTs and one carry chain at
+    the end. A cut leaves that many separate sums, each finished by its own carry chain, so on
+    ECP5 a staged tree costs about one LUT more per bit of them (measured on the demo's conv1)."""
+    if not stages:
+        return 0
+    depth = max((tree_levels(len(t)) for t in lane_terms), default=0)
+    seen: set = set()
+    counted: dict = {}
+    bits = 0
+    for p, t in enumerate(lane_terms):
+        if lane_keys is not None:
+            bits += lane_register_bits(t, stages, lane_keys[p], seen, depth, split_only=True)
+        elif id(t) not in counted:
+            counted[id(t)] = lane_register_bits(t, stages, depth=depth, split_only=True)
+            bits += counted[id(t)]
+        else:
+            bits += counted[id(t)]
     return bits
 
 

@@ -19,7 +19,8 @@ from ..rom_images import mvau_threshold_image, mvau_weight_image
 from ..schedule import BIG, chain, rchain, unbounded_tail
 from .base import FoldError, UnitKind, divisors
 from .dot_product import (DECOUPLED_LATENCY, DotProductUnit, activate, for_strip, pixel_step, product_columns,
-                          products_in_dsp, signed_digits, stage_flipflops, add_decoupled_buffer)
+                          products_in_dsp, signed_digits, stage_flipflops, add_decoupled_buffer,
+                          tree_split_bits)
 
 #: cycles from the step that ends a neuron fold to the output handshake (hw.mvau: LATENCY 3 + 1),
 #: before the unit's register stages (:func:`latency`)
@@ -253,6 +254,13 @@ def lane_terms(u) -> tuple[list, list | None]:
     return terms, (col if shared else None)
 
 
+#: LUTs per bit of the partial sums a tree stage registers below the tree's top
+#: (:func:`~streamfold.compiler.units.dot_product.tree_split_bits`): measured on ECP5 with the
+#: digits demo staged for 100 MHz (conv0, conv1 and conv2 staged, 7,247 such bits: 2,358 more
+#: CCU2C than unstaged, 4,186 LUTs over the estimate without it). Not measured on other families.
+TREE_SPLIT_LUT_PER_BIT = {"ecp5": 0.58}
+
+
 def features(u, family: str) -> dict:
     pe, simd = u.pe, u.simd
     NF, SF = u.neuron_fold, u.synapse_fold
@@ -331,7 +339,11 @@ def features(u, family: str) -> dict:
     out = {"LUT": lut, "FF": ff, "exact": exact(mem, dsp), "memories": mem["maps"]}
     if u.tree_stages or u.out_stages or u.input_copies > 1 or u.weight_register:
         abits = clog2(NF * SF) if mvau_weight_image(u).in_rom else 0  # the delayed ROM address
-        out["fixed"] = {"FF": stage_flipflops(u, 0, 0, NF, abits, *lane_terms(u))}
+        terms, keys = lane_terms(u)
+        out["fixed"] = {"FF": stage_flipflops(u, 0, 0, NF, abits, terms, keys)}
+        if u.tree_stages:  # the separate adders a cut leaves, each with its own carry chain
+            out["fixed"]["LUT"] = TREE_SPLIT_LUT_PER_BIT.get(family, 0.0) * tree_split_bits(
+                terms, u.tree_stages, keys)
     if u.local_weights and mvau_weight_image(u).in_rom:
         # every varying weight bit its own register (the ROM's registers count distinct columns)
         regs, _ = rom_columns(mvau_weight_image(u).bit_matrix())
