@@ -62,6 +62,7 @@ from amaranth.lib.wiring import In, Out
 
 from streamfold.compiler.ir import WholeWindowUnit
 from streamfold.compiler.memory import ParallelWindowGeometry, parallel_geometry
+from streamfold.compiler.units.whole_window import SKID_FANOUT
 
 from .sliding_window import check_window
 
@@ -237,17 +238,33 @@ class ParallelWindowHW(wiring.Component):
                 m.d.sync += pending.eq(0)
         else:
             # a window formed while the output register is held goes to the skid register (empty
-            # then: an emitting step waits for it); it moves on when the output register frees
-            skid = Signal(self.unit.out_stream.beat_bits, name="skid_window")
-            with m.If(~pending | self.o.ready):
-                with m.If(skid_valid):
-                    m.d.sync += [out.eq(skid), pending.eq(1), skid_valid.eq(0)]
-                with m.Elif(fire & emit):
-                    m.d.sync += [out.eq(formed), pending.eq(1)]
-                with m.Else():
-                    m.d.sync += pending.eq(0)
-            with m.Elif(fire & emit):
-                m.d.sync += [skid.eq(formed), skid_valid.eq(1)]
+            # then: an emitting step waits for it); it moves on when the output register frees.
+            # The two flags are copied once per SKID_FANOUT window bits, each copy kept apart in
+            # synthesis ("fanout_copy"), so no one flip-flop drives the whole window's
+            # multiplexers and enables; the copies hold the same values as the flags
+            bits = self.unit.out_stream.beat_bits
+            skid = Signal(bits, name="skid_window")
+            groups = range(-(-bits // SKID_FANOUT))
+            sv = [Signal(name=f"skid_valid_fanout_copy_{k}", attrs={"keep": 1}) for k in groups]
+            pv = [Signal(name=f"out_valid_fanout_copy_{k}", attrs={"keep": 1}) for k in groups]
+            new = Signal(name="window_new")  # an emitting step that fires once the skid is empty
+            m.d.comb += new.eq(emit & (self.i.valid | ~wait_in))
+            for p_, s_ in [(pending, skid_valid)] + list(zip(pv, sv)):
+                with m.If(~p_ | self.o.ready):
+                    with m.If(s_):
+                        m.d.sync += [p_.eq(1), s_.eq(0)]
+                    with m.Elif(new):
+                        m.d.sync += p_.eq(1)
+                    with m.Else():
+                        m.d.sync += p_.eq(0)
+                with m.Elif(new & ~s_):
+                    m.d.sync += s_.eq(1)
+            for k in groups:
+                sl = slice(k * SKID_FANOUT, min(bits, (k + 1) * SKID_FANOUT))
+                with m.If((~pv[k] | self.o.ready) & (sv[k] | new)):
+                    m.d.sync += out[sl].eq(Mux(sv[k], skid[sl], formed[sl]))
+                with m.If(~sv[k]):  # an empty skid register follows the window (read once full)
+                    m.d.sync += skid[sl].eq(formed[sl])
 
         # ------------------------------------------------------------------ scan
         with m.If(fire):
