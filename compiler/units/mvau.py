@@ -324,7 +324,10 @@ def features(u, family: str) -> dict:
                 mul = pe * simd * wd.bits * xd.bits
         tree = operands * pbits
     lut = {"const": 1, "pop": pop, "popc": popc, "neg": neg, "mul": mul, "lmul": lmul, "tree": tree, "acc": pe * ab,
-           "cmp": pe * n_thr * ab, "rom": mem["rom_lut"] - tmem["rom_lut"],
+           # a threshold compare: against a constant (one output fold) or against a threshold
+           # word read per fold, which synthesis cannot fold into the compare
+           "cmp": pe * n_thr * ab * (NF == 1), "cmpv": pe * n_thr * ab * (NF > 1),
+           "rom": mem["rom_lut"] - tmem["rom_lut"],
            "romd": mem["rom_deep"] - tmem["rom_deep"], "trom": tmem["rom_lut"],
            "tromd": tmem["rom_deep"], "xmux": (NF > 1) * simd * ib, "ctr": ctr,
            "ram": mem["ram_bits"], "dsp": dsp, "lutmux": mem["lutram_mux"],
@@ -362,12 +365,12 @@ KIND = UnitKind(
     name="mvau", ir=MatrixVectorUnit, reference=reference, cycles=cycles,
     hardware="streamfold.hw.mvau:MatrixVectorUnitHW",
     timeline=timeline, latest=latest, paced=True, memories=memories, features=features,
-    feature_names={"LUT": ["const", "pop", "popc", "neg", "mul", "tree", "acc", "cmp", "rom", "xmux", "ctr",
+    feature_names={"LUT": ["const", "pop", "popc", "neg", "mul", "tree", "acc", "cmp", "cmpv", "rom", "xmux", "ctr",
                            "ram", "dsp", "lutmux", "treelog", "wlogic", "romd", "wfun", "wfuns",
                            "soft", "trom", "tromd", "lmul", "wfunw"],
                    "FF": ["const", "x", "dot", "acc", "out", "mem", "ctr", "ram"]},
     default_coef={"LUT": {"const": 20, "pop": 1.2, "popc": 1.0, "neg": 0.6, "mul": 1.0, "tree": 1.0, "acc": 1.0,
-                          "cmp": 0.5, "rom": 1.3, "xmux": 1.0, "ctr": 2.0, "ram": 0.3, "dsp": 1.0,
+                          "cmp": 0.5, "cmpv": 1.0, "rom": 1.3, "xmux": 1.0, "ctr": 2.0, "ram": 0.3, "dsp": 1.0,
                           "lutmux": 1.0, "treelog": 0.2, "wlogic": 0.0, "romd": 2.0, "wfun": 1.0, "wfuns": 1.5,
                           "soft": 2.5, "trom": 1.3, "tromd": 2.0, "lmul": 1.0, "wfunw": 3.0},
                   "FF": {"const": 8, "x": 1, "dot": 1, "acc": 1, "out": 1, "mem": 1, "ctr": 1, "ram": 1}},
