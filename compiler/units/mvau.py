@@ -336,7 +336,9 @@ def features(u, family: str) -> dict:
            "wlogic": pe * simd * wd.bits * (mem["where"].get("weights") == "logic") * (not wfun),
            # few-word products of signed inputs: sign extension into the tree costs more
            "wfun": wfun * (not xd.signed) * (not wide), "wfuns": wfun * xd.signed * (not wide),
-           "wfunw": wfun * wide, "soft": soft}
+           # partial products of a signed input: its sign bit's row is negated and sign-extended
+           # into the tree (calibration points INT4 x INT4, INT2N x INT2N: 20% over unsigned ones)
+           "wfunw": wfun * wide, "soft": soft * (not xd.signed), "softs": soft * xd.signed}
     ff = {"const": 1, "x": simd * ib, "dot": pe * min(dot_bits, ab), "acc": pe * ab, "out": pe * ob,
           "mem": mem["mem_reg"], "ctr": ctr, "ram": mem["ram_bits"]}
     out = {"LUT": lut, "FF": ff, "exact": exact(mem, dsp), "memories": mem["maps"]}
@@ -367,12 +369,12 @@ KIND = UnitKind(
     timeline=timeline, latest=latest, paced=True, memories=memories, features=features,
     feature_names={"LUT": ["const", "pop", "popc", "neg", "mul", "tree", "acc", "cmp", "cmpv", "rom", "xmux", "ctr",
                            "ram", "dsp", "lutmux", "treelog", "wlogic", "romd", "wfun", "wfuns",
-                           "soft", "trom", "tromd", "lmul", "wfunw"],
+                           "soft", "softs", "trom", "tromd", "lmul", "wfunw"],
                    "FF": ["const", "x", "dot", "acc", "out", "mem", "ctr", "ram"]},
     default_coef={"LUT": {"const": 20, "pop": 1.2, "popc": 1.0, "neg": 0.6, "mul": 1.0, "tree": 1.0, "acc": 1.0,
                           "cmp": 0.5, "cmpv": 1.0, "rom": 1.3, "xmux": 1.0, "ctr": 2.0, "ram": 0.3, "dsp": 1.0,
                           "lutmux": 1.0, "treelog": 0.2, "wlogic": 0.0, "romd": 2.0, "wfun": 1.0, "wfuns": 1.5,
-                          "soft": 2.5, "trom": 1.3, "tromd": 2.0, "lmul": 1.0, "wfunw": 3.0},
+                          "soft": 2.5, "softs": 3.0, "trom": 1.3, "tromd": 2.0, "lmul": 1.0, "wfunw": 3.0},
                   "FF": {"const": 8, "x": 1, "dot": 1, "acc": 1, "out": 1, "mem": 1, "ctr": 1, "ram": 1}},
     column_step=pixel_step, for_strip=for_strip,
 )
