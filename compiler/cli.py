@@ -283,7 +283,7 @@ def _fold_options(p) -> None:
                                                     "frames/s (at --clock-mhz)")
     p.add_argument("--ceiling", type=float, help="utilisation ceiling per resource when fitting a board "
                                                  "(default 0.8); LUTs also stay under the board's measured "
-                                                 "routing limit, where it has one (ULX3S-85F: 55%%)")
+                                                 "routing limit, where it has one (ULX3S-85F: 50%%)")
     p.add_argument("--clock-mhz", type=float, help="clock for frames/s figures (default: the board's, else 100)")
     p.add_argument("--topk", type=int, metavar="K",
                    help="end a classifier in an on-chip top-K unit: the board returns the indices of the "
