@@ -235,7 +235,8 @@ def synth_verilog(verilog: str, family: str, top: str, *, use_cache: bool = True
     Returns ``{"cells": {type: n}, "resources": {class: n}, "other_cells": {...}, "seconds": s,
     "cached": bool}``. With ``netlist`` (a path) the JSON netlist is written there too, for
     :func:`place_and_route` (such a run is not served from the cache, and fills it). With
-    ``depth`` the result carries ``ltp``, the text of Yosys' ``ltp -noff`` (see :func:`streamfold.compiler.timing.parse_ltp`).
+    ``depth`` the result carries ``ltp``, the text of Yosys' ``ltp -noff`` (see
+    :func:`streamfold.compiler.timing.parse_ltp`).
     """
     script = synth_script(family, top, "net.json" if netlist else None, defer=bool(files), depth=depth,
                           keep_copies="fanout_copy" in verilog)

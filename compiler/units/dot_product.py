@@ -202,27 +202,32 @@ def lane_register_bits(terms: list, stages: int, keys: list | None = None, seen:
     return bits
 
 
-def tree_split_bits(lane_terms: list, stages: int, lane_keys: list | None = None) -> int:
-    """Bits of the registered partial sums where register stages split each lane's adder tree
-    (cuts below its top), counted as :func:`stage_flipflops` counts them. Unstaged, synthesis
-    builds a lane's tree as one multi-operand adder: compressors in LUTs and one carry chain at
-    the end. A cut leaves that many separate sums, each finished by its own carry chain, so on
-    ECP5 a staged tree costs about one LUT more per bit of them (measured on the demo's conv1)."""
-    if not stages:
-        return 0
+def lanes_register_bits(lane_terms: list, stages: int, lane_keys: list | None = None,
+                        split_only: bool = False) -> int:
+    """:func:`lane_register_bits` over every PE lane, all cut at the deepest lane's levels; with
+    ``lane_keys`` a register two lanes share is counted once, and lanes that are one list (binary
+    units) are walked once."""
     depth = max((tree_levels(len(t)) for t in lane_terms), default=0)
     seen: set = set()
     counted: dict = {}
     bits = 0
     for p, t in enumerate(lane_terms):
         if lane_keys is not None:
-            bits += lane_register_bits(t, stages, lane_keys[p], seen, depth, split_only=True)
-        elif id(t) not in counted:
-            counted[id(t)] = lane_register_bits(t, stages, depth=depth, split_only=True)
-            bits += counted[id(t)]
-        else:
-            bits += counted[id(t)]
+            bits += lane_register_bits(t, stages, lane_keys[p], seen, depth, split_only)
+            continue
+        if id(t) not in counted:
+            counted[id(t)] = lane_register_bits(t, stages, depth=depth, split_only=split_only)
+        bits += counted[id(t)]
     return bits
+
+
+def tree_split_bits(lane_terms: list, stages: int, lane_keys: list | None = None) -> int:
+    """Bits of the registered partial sums where register stages split each lane's adder tree
+    (cuts below its top), counted as :func:`stage_flipflops` counts them. Unstaged, synthesis
+    builds a lane's tree as one multi-operand adder: compressors in LUTs and one carry chain at
+    the end. A cut leaves that many separate sums, each finished by its own carry chain, which on
+    ECP5 costs LUTs in proportion to their bits (``units.mvau.TREE_SPLIT_LUT_PER_BIT``)."""
+    return lanes_register_bits(lane_terms, stages, lane_keys, split_only=True) if stages else 0
 
 
 def stage_flipflops(u: DotProductUnit, terms: int, term_bits: int, folds: int, weight_bits: int = 0,
@@ -239,17 +244,7 @@ def stage_flipflops(u: DotProductUnit, terms: int, term_bits: int, folds: int, w
     wreg = getattr(u, "weight_register", 0)
     copy = int(copies > 1 or wreg)
     if lane_terms is not None:
-        counted: dict = {}  # lanes that are one list (binary units) are counted once
-        seen: set = set()
-        depth = max((tree_levels(len(t)) for t in lane_terms), default=0)
-        ff = 0
-        for p, t in enumerate(lane_terms):
-            if lane_keys is not None:
-                ff += lane_register_bits(t, u.tree_stages, lane_keys[p], seen, depth)
-                continue
-            if id(t) not in counted:
-                counted[id(t)] = lane_register_bits(t, u.tree_stages, depth=depth)
-            ff += counted[id(t)]
+        ff = lanes_register_bits(lane_terms, u.tree_stages, lane_keys)
     else:
         ff = tree_register_bits(pe, terms, term_bits, u.tree_stages)
     flag_bits = 3 + max(0, (folds - 1).bit_length()) if folds > 1 else 3
